@@ -1,0 +1,337 @@
+"""The warehouse: a PostgreSQL engine, idempotent DDL, and the COPY-then-merge loader.
+
+A load streams rows into a temporary staging table with psycopg's COPY, merges them into the
+target with one `INSERT ... ON CONFLICT DO UPDATE`, advances the source cursor and writes the
+load log, all in one transaction: a crash anywhere leaves either the old state or the new one.
+Loads never go through pandas (pandas 3 turns None in string columns into NaN, written as 'nan').
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import dagster as dg
+import orjson
+import psycopg
+from psycopg import sql
+from sqlalchemy import Engine, create_engine
+
+from resources.embedded_pg import sqlalchemy_uri
+from resources.sql_files import load_sql, migrations
+
+MIGRATIONS_LOCK = 7_300_001  # advisory lock id held while DDL is applied
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A raw target table: its typed columns in COPY order and its merge key."""
+
+    schema: str
+    name: str
+    columns: tuple[str, ...]
+    key: tuple[str, ...] = ("id",)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass
+class LoadResult:
+    rows_in: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    cursor_before: Any = None
+    cursor_after: Any = None
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Rejected:
+    """A record that failed validation: it goes to ops.quarantine with its reason."""
+
+    key: str | None
+    reason: str
+    record: dict[str, Any]
+
+
+class NulStripper:
+    """PostgreSQL text cannot hold NUL; we drop it and say how often we did."""
+
+    def __init__(self) -> None:
+        self.values = 0
+
+    def clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            if "\x00" in value:
+                self.values += 1
+                return value.replace("\x00", "")
+            return value
+        if isinstance(value, dict):
+            return {self.clean(k): self.clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.clean(v) for v in value]
+        return value
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    return create_engine(sqlalchemy_uri(url, "psycopg"), pool_pre_ping=True, pool_size=5)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """PostgreSQL warehouse (WAREHOUSE_URL)."""
+
+    url: str
+
+    @property
+    def engine(self) -> Engine:
+        return engine_for(self.url)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A psycopg connection inside one transaction: committed on exit, rolled back on error."""
+        with self.engine.begin() as conn:
+            driver = conn.connection.driver_connection
+            assert isinstance(driver, psycopg.Connection)
+            yield driver
+
+    def apply_ddl(self) -> list[str]:
+        """Apply every not-yet-applied file of `sql/ddl`; return the versions applied now."""
+        applied_now = []
+        with self.connection() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATIONS_LOCK,))
+            conn.execute("CREATE SCHEMA IF NOT EXISTS ops")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS ops.schema_migrations (version text PRIMARY KEY,"
+                " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = dict(conn.execute("SELECT version, checksum FROM ops.schema_migrations"))
+            for version, ddl in migrations():
+                checksum = hashlib.sha256(ddl.encode()).hexdigest()
+                if version in done:
+                    if done[version] != checksum:
+                        raise RuntimeError(
+                            f"sql/ddl/{version}.sql changed after it was applied; "
+                            "add a new migration file instead of editing an applied one"
+                        )
+                    continue
+                conn.execute(ddl.encode())
+                conn.execute(
+                    "INSERT INTO ops.schema_migrations (version, checksum) VALUES (%s, %s)",
+                    (version, checksum),
+                )
+                applied_now.append(version)
+        return applied_now
+
+    def get_cursor(self, source: str, entity: str) -> Any:
+        with self.connection() as conn:
+            row = conn.execute(
+                "SELECT cursor FROM ops.cursors WHERE source = %s AND entity = %s",
+                (source, entity),
+            ).fetchone()
+        return row[0] if row else None
+
+    def fetch_all(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple]:
+        with self.connection() as conn:
+            return conn.execute(query.encode(), params).fetchall()
+
+    def load(
+        self,
+        spec: TableSpec,
+        rows: Iterable[Sequence[Any] | Rejected],
+        *,
+        source: str,
+        entity: str,
+        new_cursor: Callable[[Any], Any] | None = None,
+    ) -> LoadResult:
+        """Stream `rows` (tuples in `spec.columns` order, or `Rejected`) into `spec`'s table.
+
+        `new_cursor(old)` is called after the stream is consumed and its value is stored in
+        `ops.cursors` in the same transaction as the rows; None keeps the old cursor.
+        """
+        started = datetime.now().astimezone()
+        t0 = time.perf_counter()
+        result = LoadResult()
+        nul = NulStripper()
+        with self.connection() as conn:
+            lock_key = f"load:{spec.qualified}"
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock_key,))
+            result.cursor_before = _read_cursor(conn, source, entity, lock=True)
+            rejected = _stage(conn, spec, rows, result, nul)
+            _quarantine(conn, source, entity, rejected, nul)
+            result.quarantined = len(rejected)
+            distinct, result.inserted, result.updated = _merge(conn, spec)
+            # duplicates of a key inside one stream collapse into one row before the merge
+            result.unchanged = distinct - result.inserted - result.updated
+            if nul.values:
+                result.notes.append(f"removed NUL characters from {nul.values} values")
+            result.cursor_after = result.cursor_before
+            if new_cursor is not None:
+                result.cursor_after = new_cursor(result.cursor_before)
+                _write_cursor(conn, source, entity, result.cursor_after)
+            result.seconds = time.perf_counter() - t0
+            _log_load(conn, source, entity, started, result)
+        return result
+
+    def run_model(self, table: str) -> int:
+        """Rebuild `table` (e.g. "core.leads") from `sql/<schema>/<name>.sql` in one transaction.
+
+        Readers keep seeing the old rows until the commit (MVCC), so the swap is atomic.
+        """
+        schema, name = table.split(".")
+        model = load_sql(f"{schema}/{name}")
+        with self.connection() as conn:
+            columns = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+                    (schema, name),
+                )
+            ]
+            target = sql.Identifier(schema, name)
+            cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+            conn.execute(sql.SQL("DELETE FROM {}").format(target))
+            cur = conn.execute(
+                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ({}) AS model").format(
+                    target,
+                    cols,
+                    cols,
+                    sql.SQL(model.strip().rstrip(";")),  # type: ignore[arg-type]
+                )
+            )
+            return cur.rowcount
+
+
+def _read_cursor(conn: psycopg.Connection, source: str, entity: str, lock: bool) -> Any:
+    query = "SELECT cursor FROM ops.cursors WHERE source = %s AND entity = %s"
+    row = conn.execute((query + (" FOR UPDATE" if lock else "")).encode(), (source, entity))
+    found = row.fetchone()
+    return found[0] if found else None
+
+
+def _write_cursor(conn: psycopg.Connection, source: str, entity: str, value: Any) -> None:
+    conn.execute(
+        "INSERT INTO ops.cursors (source, entity, cursor) VALUES (%s, %s, %s)"
+        " ON CONFLICT (source, entity) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()",
+        (source, entity, json.dumps(value)),
+    )
+
+
+def _stage(
+    conn: psycopg.Connection,
+    spec: TableSpec,
+    rows: Iterable[Sequence[Any] | Rejected],
+    result: LoadResult,
+    nul: NulStripper,
+) -> list[Rejected]:
+    """COPY rows into a temp table shaped like the target; `_seq` lets the last copy win."""
+    target = sql.Identifier(spec.schema, spec.name)
+    conn.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE _staging ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
+        ).format(sql.SQL(", ").join(map(sql.Identifier, spec.columns)), target)
+    )
+    conn.execute("ALTER TABLE _staging ADD COLUMN _seq bigint")
+    rejected: list[Rejected] = []
+    columns = sql.SQL(", ").join(map(sql.Identifier, (*spec.columns, "_seq")))
+    with conn.cursor().copy(sql.SQL("COPY _staging ({}) FROM STDIN").format(columns)) as copy:
+        for row in rows:
+            if isinstance(row, Rejected):
+                rejected.append(row)
+                continue
+            result.rows_in += 1
+            copy.write_row([nul.clean(v) for v in row] + [result.rows_in])
+    return rejected
+
+
+def _merge(conn: psycopg.Connection, spec: TableSpec) -> tuple[int, int, int]:
+    """Upsert the staged rows; a row equal to the stored one is left alone (not 'updated').
+
+    Returns (distinct keys staged, inserted, updated).
+    """
+    target = sql.Identifier(spec.schema, spec.name)
+    key = sql.SQL(", ").join(map(sql.Identifier, spec.key))
+    cols = sql.SQL(", ").join(map(sql.Identifier, spec.columns))
+    non_key = [c for c in spec.columns if c not in spec.key]
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in non_key
+    )
+    old = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in non_key)
+    new = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in non_key)
+    distinct = conn.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE _staging_keys ON COMMIT DROP AS"
+            " SELECT DISTINCT ON ({key}) {cols} FROM _staging ORDER BY {key}, _seq DESC"
+        ).format(key=key, cols=cols)
+    ).rowcount
+    merged = conn.execute(
+        sql.SQL(
+            "INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM _staging_keys"
+            " ON CONFLICT ({key}) DO UPDATE SET {assignments}, _loaded_at = now(),"
+            " _deleted_at = NULL"
+            " WHERE ({old}, t._deleted_at) IS DISTINCT FROM ({new}, NULL)"
+            " RETURNING (xmax = 0) AS inserted"
+        ).format(target=target, cols=cols, key=key, assignments=assignments, old=old, new=new)
+    ).fetchall()
+    inserted = sum(1 for (was_insert,) in merged if was_insert)
+    return distinct, inserted, len(merged) - inserted
+
+
+def _quarantine(
+    conn: psycopg.Connection, source: str, entity: str, rejected: list[Rejected], nul: NulStripper
+) -> None:
+    if not rejected:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO ops.quarantine (source, entity, record_key, reason, record)"
+            " VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (source, entity, (coalesce(record_key, '')), reason)"
+            " DO UPDATE SET record = EXCLUDED.record, quarantined_at = now()",
+            [
+                (
+                    source,
+                    entity,
+                    r.key,
+                    nul.clean(r.reason),
+                    orjson.dumps(nul.clean(r.record)).decode(),
+                )
+                for r in rejected
+            ],
+        )
+
+
+def _log_load(
+    conn: psycopg.Connection, source: str, entity: str, started: datetime, result: LoadResult
+) -> None:
+    conn.execute(
+        "INSERT INTO ops.load_log (source, entity, started_at, rows_in, rows_inserted,"
+        " rows_updated, rows_unchanged, rows_quarantined, cursor_before, cursor_after, notes)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            source,
+            entity,
+            started,
+            result.rows_in,
+            result.inserted,
+            result.updated,
+            result.unchanged,
+            result.quarantined,
+            json.dumps(result.cursor_before),
+            json.dumps(result.cursor_after),
+            "; ".join(result.notes) or None,
+        ),
+    )
