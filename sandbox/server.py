@@ -172,7 +172,9 @@ def _half_body_then_reset(send: Send) -> Callable[[Message], Any]:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.body":
             body = message.get("body", b"")
-            await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+            await send(
+                {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
+            )
             raise _ConnectionReset("sandbox fault: connection reset mid-body")
         await send(message)
 
@@ -199,7 +201,10 @@ class SimServer:
         config = uvicorn.Config(self._app, log_level="critical", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name=f"sim-{self.name}", daemon=True
+            target=self._server.run,
+            kwargs={"sockets": [sock]},
+            name=f"sim-{self.name}",
+            daemon=True,
         )
         self._thread.start()
         deadline = time.monotonic() + 10

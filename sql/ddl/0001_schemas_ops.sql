@@ -46,3 +46,15 @@ CREATE TABLE ops.quarantine (
 -- a re-run that meets the same bad record again refreshes its row instead of adding one
 CREATE UNIQUE INDEX quarantine_record_uidx
     ON ops.quarantine (source, entity, (coalesce(record_key, '')), reason);
+
+-- One row per load attempt of a source entity, failed or not: what source_freshness reads.
+CREATE TABLE ops.source_attempts (
+    id            bigserial   PRIMARY KEY,
+    source        text        NOT NULL,
+    entity        text        NOT NULL,
+    attempted_at  timestamptz NOT NULL DEFAULT now(),
+    succeeded     boolean     NOT NULL,
+    error         text,
+    run_id        text
+);
+CREATE INDEX source_attempts_idx ON ops.source_attempts (source, entity, attempted_at DESC);

@@ -1,0 +1,49 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Nothing else is needed but
+# Python 3.11+ and make: uv is bootstrapped into .local/, the venv is .venv/, state is .local/.
+PY ?= python3
+UV_VERSION := 0.13.9
+UV := .local/uv/bin/uv
+PYTHON := .venv/bin/python
+export DAGSTER_HOME := $(CURDIR)/.local/dagster_home
+
+.PHONY: install demo ui run test bench lint diagnose clean stop
+
+$(UV):
+	@mkdir -p .local
+	$(PY) -m venv .local/uv
+	.local/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.installed: pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=.venv $(UV) sync --frozen --compile-bytecode --python $(PY)
+	@touch $@
+
+install: .venv/.installed
+
+demo:
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory install && \
+	$(PYTHON) -m sandbox demo; status=$$?; \
+	echo "make demo took $$(( $$(date +%s) - start )) s, install included"; exit $$status
+
+ui: install
+	$(PYTHON) -m sandbox ui
+
+run: install
+	$(PYTHON) refresh.py
+
+test: install
+	$(PYTHON) -m pytest
+
+bench: install
+	$(PYTHON) -m bench
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy resources checks
+
+stop:
+	-$(PYTHON) -m resources.embedded_pg stop
+
+clean: stop
+	rm -rf .local .venv

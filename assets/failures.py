@@ -1,0 +1,41 @@
+"""How a source step succeeds or fails: every attempt is recorded, errors reach the UI as one line.
+
+Transient errors (after the client's own retries) may be retried by Dagster with backoff; terminal
+ones (bad key, missing variable, unpaid subscription) are not, because only a person can fix them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dagster as dg
+
+from resources.errors import SourceError
+from resources.warehouse import WarehouseResource
+
+OWNERS = ["team:data"]
+TRANSIENT_RETRY = dg.RetryPolicy(
+    max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+
+def run_source_step(
+    context: dg.AssetExecutionContext,
+    source: str,
+    entity: str,
+    step: Callable[[], dg.MaterializeResult],
+) -> dg.MaterializeResult:
+    warehouse: WarehouseResource = context.resources.warehouse
+    try:
+        result = step()
+    except SourceError as exc:
+        warehouse.record_attempt(source, entity, error=exc.message, run_id=context.run_id)
+        context.log.error(exc.message)
+        # `from None`: the client library's traceback says nothing the message doesn't
+        raise dg.Failure(
+            description=exc.message,
+            metadata={"source": source, "entity": entity, "transient": exc.transient},
+            allow_retries=exc.transient,
+        ) from None
+    warehouse.record_attempt(source, entity, run_id=context.run_id)
+    return result

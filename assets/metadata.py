@@ -1,0 +1,72 @@
+"""Uniform asset metadata: row count, column schema, a PII-free markdown preview, domain counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import dagster as dg
+from psycopg import sql
+from tabulate import tabulate
+
+from resources.warehouse import WarehouseResource
+
+PREVIEW_ROWS = 5
+
+
+def table_metadata(
+    warehouse: WarehouseResource,
+    schema: str,
+    table: str,
+    *,
+    hide: Iterable[str] = (),
+    order_by: str = "1",
+    counts: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`dagster/row_count`, `dagster/column_schema` and `preview` of a warehouse table."""
+    hidden = set(hide) | {"_raw"}
+    columns = warehouse.fetch_all(
+        "SELECT column_name, data_type FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        (schema, table),
+    )
+    shown = [name for name, _ in columns if name not in hidden]
+    target = sql.Identifier(schema, table)
+    live = (
+        sql.SQL(" WHERE _deleted_at IS NULL")
+        if any(c == "_deleted_at" for c, _ in columns)
+        else sql.SQL("")
+    )
+    with warehouse.connection() as conn:
+        row_count = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}{}").format(target, live)
+        ).fetchone()
+        preview = conn.execute(
+            sql.SQL("SELECT {} FROM {}{} ORDER BY {} DESC LIMIT {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, shown)),
+                target,
+                live,
+                sql.SQL(order_by),  # a literal from our own code, never user input
+                sql.Literal(PREVIEW_ROWS),
+            )
+        ).fetchall()
+    metadata: dict[str, Any] = {
+        "dagster/row_count": dg.MetadataValue.int(row_count[0] if row_count else 0),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name, type_) for name, type_ in columns]
+        ),
+        "preview": dg.MetadataValue.md(
+            tabulate(
+                [[_short(v) for v in row] for row in preview], headers=shown, tablefmt="github"
+            )
+        ),
+    }
+    for key, value in (counts or {}).items():
+        metadata[key] = value if not isinstance(value, dict) else dg.MetadataValue.json(value)
+    return metadata
+
+
+def _short(value: Any, limit: int = 40) -> Any:
+    text = str(value) if value is not None else ""
+    text = text.replace("\n", " ").replace("|", "/")
+    return text if len(text) <= limit else text[: limit - 1] + "…"

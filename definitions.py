@@ -1,0 +1,30 @@
+"""The Dagster definitions: assets, checks, jobs, schedule, sensors, and the one place where
+environment variables are bound to resources. Nothing here touches a network or a database."""
+
+import dagster as dg
+
+from assets.jobs import automation_sensor, hourly_refresh, models_job, source_jobs
+from assets.models import model_assets
+from assets.supabase import supabase_assets
+from assets.supabase_tables import PROJECTS
+from resources.supabase import SupabaseResource
+from resources.warehouse import WarehouseResource
+
+resources = {
+    "warehouse": WarehouseResource(url=dg.EnvVar("WAREHOUSE_URL")),
+    **{
+        f"supabase_{project}": SupabaseResource(
+            project=display, env_prefix=f"SUPABASE_{project.upper()}"
+        )
+        for project, display in PROJECTS.items()
+    },
+}
+
+defs = dg.Definitions(
+    assets=[*supabase_assets, *model_assets],
+    jobs=[*source_jobs, models_job],
+    schedules=[hourly_refresh],
+    sensors=[automation_sensor],
+    resources=resources,
+    executor=dg.in_process_executor,
+)

@@ -1,0 +1,99 @@
+"""One full refresh, as `make run` does it: every source in its own run, then core and marts.
+
+The warehouse is WAREHOUSE_URL or else the embedded server; vendors are whatever the environment
+and `.env` configure. Prints the dashboard tables and each source's state; exits 1 when a source
+failed (its branch stays stale; the marts are still rebuilt from the last good rows).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+from dotenv import load_dotenv
+from psycopg import sql
+from tabulate import tabulate
+
+from resources import embedded_pg
+from resources.warehouse import WarehouseResource
+
+ROOT = Path(__file__).resolve().parent
+DAGSTER_HOME = ROOT / ".local" / "dagster_home"
+DASHBOARD_TABLES = ("marts.leads_total",)
+
+
+def prepare_environment() -> None:
+    """Load `.env`, resolve the database URLs, and point DAGSTER_HOME at our instance config."""
+    load_dotenv(ROOT / ".env", override=False)
+    os.environ.update(embedded_pg.resolve_urls())
+    DAGSTER_HOME.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / "dagster.yaml", DAGSTER_HOME / "dagster.yaml")
+    os.environ.setdefault("DAGSTER_HOME", str(DAGSTER_HOME))
+
+
+def run_all(instance: dg.DagsterInstance) -> dict[str, bool]:
+    """Each source job, then the model rebuild; {job name: succeeded}."""
+    from assets.jobs import SOURCES, models_job, source_job_name
+    from definitions import defs
+
+    outcome = {}
+    for name in [*(source_job_name(s) for s in SOURCES), models_job.name]:
+        started = time.perf_counter()
+        result = defs.resolve_job_def(name).execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+        outcome[name] = result.success
+        state = "ok" if result.success else "FAILED"
+        print(f"  {name:<28} {state:<6} {time.perf_counter() - started:5.1f} s", flush=True)
+        for event in result.all_events:
+            if event.is_step_failure and event.step_failure_data:
+                print(f"      {event.step_key}: {event.step_failure_data.error.message.strip()}")
+    return outcome
+
+
+def dashboard(warehouse: WarehouseResource, limit: int = 10) -> str:
+    """The marts the dashboard reads (latest days first) and each source's last attempt."""
+    parts = []
+    for table in DASHBOARD_TABLES:
+        schema, name = table.split(".")
+        rows = warehouse.fetch_all(
+            sql.SQL("SELECT * FROM {} ORDER BY 1 DESC LIMIT %s").format(
+                sql.Identifier(schema, name)
+            ),
+            (limit,),
+        )
+        columns = warehouse.fetch_all(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s"
+            " AND table_name = %s ORDER BY ordinal_position",
+            (schema, name),
+        )
+        parts.append(f"{table} (latest {limit} days)\n" + tabulate(rows, [c[0] for c in columns]))
+    attempts = warehouse.fetch_all(
+        "SELECT DISTINCT ON (source, entity) source, entity, attempted_at, succeeded,"
+        " left(error, 100) FROM ops.source_attempts ORDER BY source, entity, attempted_at DESC"
+    )
+    parts.append(
+        "source attempts\n"
+        + tabulate(attempts, ["source", "entity", "last attempt", "ok", "error"])
+    )
+    return "\n\n".join(parts)
+
+
+def main() -> int:
+    with embedded_pg.owned_server():
+        prepare_environment()
+        warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+        warehouse.apply_ddl()
+        with dg.DagsterInstance.get() as instance:
+            outcome = run_all(instance)
+        print()
+        print(dashboard(warehouse))
+    return 0 if all(outcome.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

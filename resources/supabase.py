@@ -1,0 +1,242 @@
+"""Supabase projects (PostgREST through supabase-py): keyset scans with our own retry policy.
+
+One injected `httpx.Client` per project (timeouts, pooling, keep-alive); supabase-py's own retry is
+off because it also sleeps on errors we classify as terminal and never backs off with jitter.
+API facts: ../shared/apis/supabase.md.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import dagster as dg
+import httpx
+from postgrest.exceptions import APIError
+from supabase import ClientOptions, create_client
+
+from resources.errors import ConfigError, SourceError, require_setting
+
+# Retry policy: transient only. 401 and PGRST errors are a person's job, never retried.
+RETRY_STATUSES = frozenset({502, 503, 504, 520})
+INVALID_KEY_MESSAGE = "Invalid API key"
+# PostgREST error codes: https://docs.postgrest.org/en/stable/references/errors.html
+PGRST_JWT_MALFORMED = "PGRST301"
+PGRST_JWT_EXPIRED = "PGRST303"
+TABLE_MISSING_CODES = frozenset({"PGRST205", "42P01"})
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """How a table is scanned: by (updated_at, id) when rows change, by id when append-only."""
+
+    columns: tuple[str, ...]
+
+    @property
+    def mutable(self) -> bool:
+        return self.columns[0] != "id"
+
+
+BY_UPDATED_AT = Keyset(("updated_at", "id"))
+BY_ID = Keyset(("id",))
+
+
+@dataclass
+class ScanStats:
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    rows: int = 0
+
+
+@dataclass
+class _LastResponse:
+    """Filled by an httpx hook: postgrest-py's APIError carries no HTTP status."""
+
+    status: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class SupabaseResource(dg.ConfigurableResource):
+    """One Supabase project, read through PostgREST.
+
+    Its settings come from `<env_prefix>_URL` and `<env_prefix>_SERVICE_ROLE_KEY` (falling back to
+    `<env_prefix>_ANON_KEY`), read through `dg.EnvVar` when a run starts, so a missing variable
+    fails only this project's assets with a message that names it, and no key ever sits in the
+    run's config.
+    """
+
+    project: str  # display name: Main, Tripwire, Traffic
+    env_prefix: str  # SUPABASE_MAIN ...
+    timeout_seconds: float = 30.0
+    max_attempts: int = 5
+    backoff_seconds: float = 0.5
+    backoff_cap_seconds: float = 8.0
+    page_size: int = 1000
+
+    @property
+    def source(self) -> str:
+        return f"Supabase {self.project}"
+
+    def _env(self, suffix: str) -> tuple[str, str | None]:
+        name = f"{self.env_prefix}_{suffix}"
+        return name, dg.EnvVar(name).get_value()
+
+    def _key(self) -> tuple[str, str]:
+        """(variable it came from, key); the service role key is preferred over the anon key."""
+        for suffix in ("SERVICE_ROLE_KEY", "ANON_KEY"):
+            name, value = self._env(suffix)
+            if value and value.strip():
+                return name, value.strip()
+        raise ConfigError(
+            self.source,
+            f"{self.source}: no API key is set (set {self.env_prefix}_SERVICE_ROLE_KEY, or "
+            f"{self.env_prefix}_ANON_KEY for read-only access; both are in the project's "
+            "Settings → API).",
+        )
+
+    @contextmanager
+    def open(self) -> Iterator[SupabaseProject]:
+        url_var, url = self._env("URL")
+        url = require_setting(
+            self.source, url_var, url, "set it to the project URL, https://<ref>.supabase.co"
+        )
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(
+                self.source,
+                f"{self.source}: {url_var} must start with https:// (got {url[:60]!r}).",
+            )
+        key_var, key = self._key()
+        last = _LastResponse()
+
+        def remember(response: httpx.Response) -> None:
+            last.status = response.status_code
+            last.headers = dict(response.headers)
+
+        http = httpx.Client(
+            timeout=httpx.Timeout(self.timeout_seconds, connect=10.0),
+            limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
+            event_hooks={"response": [remember]},
+        )
+        try:
+            client = create_client(
+                url, key, options=ClientOptions(httpx_client=http, postgrest_client_retry=False)
+            )
+            yield SupabaseProject(self, client, url_var, key_var, last)
+        finally:
+            http.close()
+
+
+class SupabaseProject:
+    """An open project: scans tables page by page, retrying transient failures only."""
+
+    def __init__(
+        self,
+        config: SupabaseResource,
+        client: Any,
+        url_var: str,
+        key_var: str,
+        last: _LastResponse,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.url_var = url_var
+        self.key_var = key_var
+        self._last = last
+        self.stats = ScanStats()
+
+    def scan(
+        self, table: str, keyset: Keyset, after: dict[str, Any] | None, columns: str = "*"
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of rows ordered by the keyset, strictly after `after` (a row's keyset values).
+
+        PostgREST silently caps a response at max-rows, so a short page is not the end: only an
+        empty one is. Offsets are never used: they shift under concurrent writes.
+        """
+        position = dict(after) if after else None
+        while True:
+            page = self._request(
+                table, partial(_keyset_page, keyset=keyset, after=position, columns=columns)
+            )
+            if not page:
+                return
+            self.stats.pages += 1
+            self.stats.rows += len(page)
+            yield page
+            position = {c: page[-1][c] for c in keyset.columns}
+
+    def _request(self, table: str, build: Callable[[Any], Any]) -> list[dict[str, Any]]:
+        cfg = self.config
+        for attempt in range(1, cfg.max_attempts + 1):
+            self.stats.requests += 1
+            try:
+                query = build(self.client.table(table).select)
+                return list(query.limit(cfg.page_size).execute().data)
+            except httpx.TransportError as exc:
+                if attempt == cfg.max_attempts:
+                    raise SourceError(
+                        cfg.source,
+                        f"{cfg.source}: cannot read table {table} at {self.url_var} after "
+                        f"{attempt} attempts ({type(exc).__name__}). Check the URL and network.",
+                        transient=True,
+                    ) from None
+            except APIError as exc:
+                status = self._last.status
+                if status not in RETRY_STATUSES:
+                    raise self._terminal(table, exc) from None
+                if attempt == cfg.max_attempts:
+                    raise SourceError(
+                        cfg.source,
+                        f"{cfg.source}: table {table} still answers HTTP {status} after "
+                        f"{attempt} attempts: {exc.message}",
+                        transient=True,
+                    ) from None
+            self.stats.retries += 1
+            time.sleep(_backoff(attempt, cfg.backoff_seconds, cfg.backoff_cap_seconds))
+        raise AssertionError("unreachable")
+
+    def _terminal(self, table: str, exc: APIError) -> SourceError:
+        """One clear sentence per vendor error: what happened, which variable, what to do."""
+        src, code, message, hint = self.config.source, exc.code, exc.message or "", exc.hint
+        keys = f"{self.config.env_prefix}_SERVICE_ROLE_KEY or {self.config.env_prefix}_ANON_KEY"
+        if message == INVALID_KEY_MESSAGE or message.startswith("No API key"):
+            text = f"{src}: {message} (check {keys})."
+        elif code == PGRST_JWT_EXPIRED:
+            text = (
+                f"{src}: {message} ({code}): the key in {self.key_var} has expired; "
+                "issue a new one in the project's Settings → API."
+            )
+        elif code == PGRST_JWT_MALFORMED:
+            text = (
+                f"{src}: the key in {self.key_var} is not a valid JWT for this project "
+                f"({code}: {message}); copy it again from the project's Settings → API."
+            )
+        elif code in TABLE_MISSING_CODES:
+            text = f"{src}: table {table} not found ({code}: {message})."
+        else:
+            text = f"{src}: table {table}: HTTP {self._last.status} {code or ''} {message}".strip()
+        if hint:
+            text += f" Hint: {hint}"
+        return SourceError(src, text)
+
+
+def _keyset_page(query: Any, keyset: Keyset, after: dict[str, Any] | None, columns: str) -> Any:
+    query = query(columns)
+    for column in keyset.columns:
+        query = query.order(column)
+    if after is None:
+        return query
+    if not keyset.mutable:
+        return query.gt("id", after["id"])
+    ts, last_id = after["updated_at"], after["id"]
+    return query.or_(f"updated_at.gt.{ts},and(updated_at.eq.{ts},id.gt.{last_id})")
+
+
+def _backoff(attempt: int, base: float, cap: float) -> float:
+    """Capped exponential backoff with full jitter, so parallel runs don't retry in step."""
+    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))

@@ -1,0 +1,114 @@
+"""`python -m sandbox serve|demo|ui`: the simulated vendors, on their own or around a run.
+
+- serve: start the embedded PostgreSQL and every simulator, write `.local/sandbox.env`, wait.
+- demo:  serve, run one full refresh, print the dashboard tables and compare them with the
+         world's ground truth, then stop everything (exit 1 on a mismatch or failed source).
+- ui:    serve, then run `dagster dev` on the same state until interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_FILE = ROOT / ".local" / "sandbox.env"
+
+
+def _start(args: argparse.Namespace):  # -> Sandbox
+    import refresh
+    from resources import embedded_pg
+    from sandbox.stack import Sandbox
+
+    refresh.prepare_environment()
+    server_uri = embedded_pg.start()
+    sandbox = Sandbox(server_uri, seed=args.seed, scale=args.scale).start()
+    env = sandbox.env()
+    os.environ.update(env)
+    ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
+    return sandbox
+
+
+def serve(args: argparse.Namespace) -> int:
+    sandbox = _start(args)
+    print(f"sandbox serving; settings in {ENV_FILE.relative_to(ROOT)}", flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    sandbox.stop()
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    import refresh
+    from resources.warehouse import WarehouseResource
+    from sandbox.truth import compare_marts
+
+    started = time.perf_counter()
+    sandbox = _start(args)
+    try:
+        import dagster as dg
+
+        warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+        warehouse.apply_ddl()
+        print("hourly refresh, one run per source:", flush=True)
+        with dg.DagsterInstance.get() as instance:
+            outcome = refresh.run_all(instance)
+        print()
+        print(refresh.dashboard(warehouse))
+        print()
+        mismatches = compare_marts(warehouse, sandbox.world)
+        for line in mismatches or ["every mart equals the sandbox's ground truth"]:
+            print(line)
+    finally:
+        sandbox.stop()
+    print(f"\ndemo finished in {time.perf_counter() - started:.1f} s (servers stopped)")
+    return 0 if all(outcome.values()) and not mismatches else 1
+
+
+def ui(args: argparse.Namespace) -> int:
+    sandbox = _start(args)
+
+    def default_signals() -> None:
+        # started from a script, dagster dev inherits SIGINT as ignored and copies that onto
+        # SIGTERM, so it could never be stopped: give it the default handlers back
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    dagster = ROOT / ".venv" / "bin" / "dagster"
+    child = subprocess.Popen(
+        [str(dagster), "dev", "-w", "workspace.yaml", "-p", str(args.port)],
+        cwd=ROOT,
+        preexec_fn=default_signals,
+    )
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: child.terminate())
+    try:
+        child.wait()
+    finally:
+        sandbox.stop()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox")
+    parser.add_argument("command", choices=["serve", "demo", "ui"])
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--port", type=int, default=3000)
+    args = parser.parse_args()
+    from resources import embedded_pg
+
+    with embedded_pg.owned_server():
+        return {"serve": serve, "demo": demo, "ui": ui}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

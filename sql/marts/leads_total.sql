@@ -1,0 +1,6 @@
+-- marts.leads_total: leads per reporting day; test (ProofTest) leads counted apart.
+SELECT report_day                          AS day,
+       count(*) FILTER (WHERE NOT is_test) AS leads,
+       count(*) FILTER (WHERE is_test)     AS test_leads
+FROM core.leads
+GROUP BY report_day

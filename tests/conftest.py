@@ -1,0 +1,102 @@
+"""Shared fixtures: one embedded PostgreSQL per test session, a fresh warehouse database per test
+(copied from a template that has the DDL), the sandbox's simulators on 127.0.0.1, and a Dagster
+instance whose storage is PostgreSQL, configured by the project's own dagster.yaml."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from resources import embedded_pg
+from resources.warehouse import WarehouseResource, engine_for
+from sandbox.stack import Sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_PGDATA = ROOT / ".local" / "test-pgdata"
+TEMPLATE_DB = "warehouse_template"
+SEED, SCALE = 7, 0.3
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    uri = embedded_pg.start(TEST_PGDATA, databases=())
+    yield uri
+    embedded_pg.stop(TEST_PGDATA)
+
+
+@pytest.fixture(scope="session")
+def warehouse_template(pg_server: str) -> str:
+    embedded_pg.drop_database(pg_server, TEMPLATE_DB)
+    embedded_pg.create_database(pg_server, TEMPLATE_DB)
+    url = embedded_pg.database_uri(pg_server, TEMPLATE_DB)
+    WarehouseResource(url=url).apply_ddl()
+    engine_for(url).dispose()  # a template must have no open connections to be copied
+    return TEMPLATE_DB
+
+
+@pytest.fixture
+def warehouse(pg_server: str, warehouse_template: str) -> Iterator[WarehouseResource]:
+    name = f"warehouse_test_{next(_counter)}"
+    embedded_pg.drop_database(pg_server, name)
+    embedded_pg.create_database(pg_server, name, template=warehouse_template)
+    url = embedded_pg.database_uri(pg_server, name)
+    yield WarehouseResource(url=url)
+    engine_for(url).dispose()
+    embedded_pg.drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="session")
+def shared_sandbox(pg_server: str) -> Iterator[Sandbox]:
+    """The sandbox at its initial state; tests must not advance it (use `fresh_sandbox`)."""
+    with Sandbox(pg_server, seed=SEED, scale=SCALE, prefix="shared") as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def fresh_sandbox(pg_server: str) -> Iterator[Sandbox]:
+    """A sandbox of this test's own, free to advance or to break."""
+    with Sandbox(pg_server, seed=SEED, scale=SCALE, prefix=f"fresh{next(_counter)}") as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="session")
+def dagster_instance(pg_server: str, tmp_path_factory: pytest.TempPathFactory):
+    embedded_pg.create_database(pg_server, "dagster")
+    home = tmp_path_factory.mktemp("dagster_home")
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    mp = pytest.MonkeyPatch()
+    mp.setenv(
+        "DAGSTER_PG_URL",
+        embedded_pg.sqlalchemy_uri(embedded_pg.database_uri(pg_server, "dagster"), "psycopg2"),
+    )
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance
+    mp.undo()
+
+
+def point_env_at(
+    monkeypatch: pytest.MonkeyPatch, warehouse: WarehouseResource, sandbox: Sandbox
+) -> None:
+    monkeypatch.setenv("WAREHOUSE_URL", warehouse.url)
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+
+
+def run_job(instance: dg.DagsterInstance, name: str) -> dg.ExecuteInProcessResult:
+    from definitions import defs
+
+    return defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False)
+
+
+def step_failures(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    return {
+        e.step_key or "": e.step_failure_data.error.message.strip()
+        for e in result.all_events
+        if e.is_step_failure and e.step_failure_data and e.step_failure_data.error
+    }

@@ -1,0 +1,143 @@
+"""The warehouse loader against a real PostgreSQL: COPY into staging, one merge, the cursor in the
+same transaction, quarantine, deletion marks, DDL versioning, and hostile strings byte-exact."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from resources.warehouse import Rejected, TableSpec, WarehouseResource
+
+SPEC = TableSpec(
+    "raw_supabase_main",
+    "prooftest_leads",
+    ("id", "created_at", "updated_at", "name", "utm_source", "_raw"),
+)
+T0 = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
+HOSTILE = [
+    'O\'Brien "quoted"',
+    "tab\there",
+    "new\nline\r\nand CR",
+    "back\\slash \\N \\. end",
+    "emoji 👩‍💻🚀 中文",
+    "x" * 10_000,
+    "",
+    "comma, semicolon; | pipe",
+]
+
+
+def rows(ids: range, name: str = "n") -> list[tuple[Any, ...]]:
+    return [(i, T0, T0, f"{name}{i}", None, f'{{"id": {i}}}') for i in ids]
+
+
+def load(warehouse: WarehouseResource, data: Any, cursor: Any = None):
+    return warehouse.load(
+        SPEC,
+        iter(data),
+        source="test",
+        entity="prooftest_leads",
+        new_cursor=(lambda old: cursor) if cursor is not None else None,
+    )
+
+
+def stored(warehouse: WarehouseResource) -> list[tuple]:
+    return warehouse.fetch_all(
+        "SELECT id, name, _deleted_at IS NOT NULL"
+        " FROM raw_supabase_main.prooftest_leads ORDER BY id"
+    )
+
+
+def test_given_same_window_twice_when_loaded_then_same_rows_and_second_is_all_unchanged(warehouse):
+    first = load(warehouse, rows(range(1, 101)), cursor={"id": 100})
+    second = load(warehouse, rows(range(1, 101)), cursor={"id": 100})
+    assert (first.inserted, first.updated, first.unchanged) == (100, 0, 0)
+    assert (second.inserted, second.updated, second.unchanged) == (0, 0, 100)
+    assert len(stored(warehouse)) == 100
+    assert warehouse.get_cursor("test", "prooftest_leads") == {"id": 100}
+
+
+def test_given_changed_rows_when_loaded_then_updated_counted_and_last_copy_of_a_key_wins(warehouse):
+    load(warehouse, rows(range(1, 11)))
+    result = load(warehouse, rows(range(5, 8), name="changed") + rows(range(7, 8), name="last"))
+    assert (result.rows_in, result.inserted, result.updated, result.unchanged) == (4, 0, 3, 0)
+    names = dict((i, n) for i, n, _ in stored(warehouse))
+    assert names[5] == "changed5" and names[7] == "last7" and names[8] == "n8"
+
+
+def test_given_exception_mid_stream_when_loading_then_no_rows_and_cursor_not_advanced(warehouse):
+    load(warehouse, rows(range(1, 4)), cursor={"id": 3})
+
+    def failing() -> Iterator[tuple]:
+        yield from rows(range(4, 50))
+        raise ConnectionError("vendor went away mid-scan")
+
+    with pytest.raises(ConnectionError):
+        load(warehouse, failing(), cursor={"id": 49})
+    assert [r[0] for r in stored(warehouse)] == [1, 2, 3]
+    assert warehouse.get_cursor("test", "prooftest_leads") == {"id": 3}
+    assert warehouse.fetch_all("SELECT count(*) FROM ops.load_log")[0][0] == 1
+
+
+def test_given_hostile_strings_when_loaded_then_byte_exact_and_nul_removed_with_note(warehouse):
+    data = [(i, T0, T0, text, None, "{}") for i, text in enumerate(HOSTILE, start=1)]
+    data.append((99, T0, T0, "nul\x00inside", None, "{}"))
+    result = load(warehouse, data)
+    got = dict((i, n) for i, n, _ in stored(warehouse))
+    assert [got[i] for i in range(1, len(HOSTILE) + 1)] == HOSTILE
+    assert got[99] == "nulinside"
+    assert result.notes == ["removed NUL characters from 1 values"]
+    note = warehouse.fetch_all("SELECT notes FROM ops.load_log")[0][0]
+    assert note == "removed NUL characters from 1 values"
+
+
+def test_given_rejected_records_when_loaded_then_quarantined_once_and_good_rows_kept(warehouse):
+    bad = Rejected(
+        "7", "created_at: Input should be a valid datetime", {"id": 7, "created_at": "x"}
+    )
+    result = load(warehouse, [*rows(range(1, 4)), bad])
+    load(warehouse, [*rows(range(1, 4)), bad])  # the same bad record met again
+    assert result.quarantined == 1 and result.rows_in == 3
+    assert len(stored(warehouse)) == 3
+    assert warehouse.fetch_all("SELECT record_key, reason, record FROM ops.quarantine") == [
+        ("7", "created_at: Input should be a valid datetime", {"id": 7, "created_at": "x"})
+    ]
+
+
+def test_given_keys_gone_from_source_when_deletions_marked_then_flagged_and_revived_on_return(
+    warehouse,
+):
+    load(warehouse, rows(range(1, 6)))
+    assert warehouse.mark_deleted(SPEC, [[1, 2], [4]]) == 2
+    assert [r for r in stored(warehouse) if r[2]] == [(3, "n3", True), (5, "n5", True)]
+    assert warehouse.mark_deleted(SPEC, [[1, 2], [4]]) == 0
+    result = load(warehouse, rows(range(3, 4)))
+    assert result.updated == 1
+    assert (3, "n3", False) in stored(warehouse)
+
+
+def test_given_failing_scan_when_marking_deletions_then_nothing_marked(warehouse):
+    load(warehouse, rows(range(1, 6)))
+
+    def broken() -> Iterator[list[int]]:
+        yield [1]
+        raise TimeoutError("scan cut short")
+
+    with pytest.raises(TimeoutError):
+        warehouse.mark_deleted(SPEC, broken())
+    assert not any(deleted for *_, deleted in stored(warehouse))
+
+
+def test_given_applied_ddl_when_applied_again_then_noop(warehouse):
+    before = warehouse.fetch_all("SELECT version, applied_at FROM ops.schema_migrations")
+    assert warehouse.apply_ddl() == []
+    assert warehouse.fetch_all("SELECT version, applied_at FROM ops.schema_migrations") == before
+    assert len(before) >= 3
+
+
+def test_given_applied_migration_edited_when_applied_then_clear_error(warehouse):
+    warehouse.fetch_all("UPDATE ops.schema_migrations SET checksum = 'x' RETURNING 1")
+    with pytest.raises(RuntimeError, match="changed after it was applied"):
+        warehouse.apply_ddl()
