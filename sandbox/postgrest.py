@@ -103,8 +103,12 @@ def _pg_status(sqlstate: str, message: str) -> int:
 
 
 def _from_psycopg(exc: psycopg.Error) -> ApiError:
-    if exc.sqlstate is None:  # no server answer: the connection itself failed
-        return pgrst_error(503, "PGRST000", "Database connection error. Retrying the connection.")
+    if exc.sqlstate is None and isinstance(exc, psycopg.OperationalError):
+        # No server answer: the connection itself failed.
+        message = "Database connection error. Retrying the connection."
+        return pgrst_error(503, "PGRST000", message, str(exc))
+    if exc.sqlstate is None:
+        return pgrst_error(500, "PGRSTX00", str(exc))
     diag = exc.diag
     message = diag.message_primary or str(exc)
     status = _pg_status(exc.sqlstate, message)
@@ -137,7 +141,8 @@ def make_jwt(secret: str, role: str, exp: int) -> str:
     header = {"alg": "HS256", "typ": "JWT"}
     claims = {"iss": "supabase", "role": role, "iat": min(int(time.time()), exp), "exp": exp}
     signing_input = ".".join(
-        _b64url_encode(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+        _b64url_encode(json.dumps(part, separators=(",", ":")).encode())
+        for part in (header, claims)
     )
     signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{_b64url_encode(signature)}"
@@ -169,7 +174,9 @@ def _check_signature(parts: list[str], header: dict[str, Any], secret: str) -> N
         if hmac.compare_digest(expected, signature):
             return
     raise _jwt_error(
-        "PGRST301", "No suitable key or wrong key type", "None of the keys was able to decode the JWT"
+        "PGRST301",
+        "No suitable key or wrong key type",
+        "None of the keys was able to decode the JWT",
     )
 
 
@@ -201,7 +208,9 @@ def _check_time_claims(claims: dict[str, Any], now: float) -> None:
         if not valid(int(claims[claim])):
             raise _jwt_error("PGRST303", message)
     aud = claims.get("aud")
-    if not (aud is None or isinstance(aud, str) or (isinstance(aud, list) and all(isinstance(a, str) for a in aud))):
+    aud_ok = aud is None or isinstance(aud, str)
+    aud_ok = aud_ok or (isinstance(aud, list) and all(isinstance(a, str) for a in aud))
+    if not aud_ok:
         raise _jwt_error("PGRST303", "The JWT 'aud' claim must be a string or an array of strings")
 
 
@@ -351,9 +360,8 @@ _JSON_INDEX = re.compile(r"-?\d+(?=->|::|\.|,|\Z)")
 def _json_path(c: _Cursor) -> tuple[tuple[str, str | int], ...]:
     path: list[tuple[str, str | int]] = []
     while c.peek(2) == "->":
-        arrow = "->>" if c.accept("->>") else "->"
-        if arrow == "->":
-            c.pos += 2
+        arrow = "->>" if c.peek(3) == "->>" else "->"
+        c.pos += len(arrow)
         index = _JSON_INDEX.match(c.text, c.pos)
         if index:
             c.pos = index.end()
@@ -580,7 +588,8 @@ def _run_parser(what: str, text: str, parse: Callable[[_Cursor], Any]) -> Any:
     except _ParseFail as fail:
         source = json.dumps(f"failed to parse {what} ({text})", ensure_ascii=False)
         message = f"{source} (line 1, column {fail.pos + 1})"
-        raise pgrst_error(400, "PGRST100", message, f"{fail.unexpected} expecting {fail.expecting}")
+        details = f"{fail.unexpected} expecting {fail.expecting}"
+        raise pgrst_error(400, "PGRST100", message, details) from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -754,7 +763,9 @@ _CAST = re.compile(r"[\w $]+")
 def _field_sql(field: Field, params: _Params) -> sql.Composable:
     expr: sql.Composable = sql.Identifier(field.name)
     for arrow, key in field.path:
-        operand = params.add(str(key)) + sql.SQL("::int") if isinstance(key, int) else params.add(key)
+        operand = (
+            params.add(str(key)) + sql.SQL("::int") if isinstance(key, int) else params.add(key)
+        )
         expr = sql.Composed([expr, sql.SQL(arrow), operand])
     return expr
 
@@ -795,7 +806,8 @@ def _filter_sql(flt: Filter, params: _Params) -> sql.Composable:
         literal = "{}" if value == [""] else _array_literal(value)
         cond = sql.SQL("{} = ANY({})").format(target, params.add(literal))
     elif flt.op == "is":
-        cond = sql.SQL("{} IS {}").format(target, sql.SQL(IS_VALUES[str(value).lower()] if False else value))  # noqa: E501
+        # `value` is one of IS_VALUES' keywords: `IS` takes no parameter.
+        cond = sql.SQL("{} IS {}").format(target, sql.SQL(str(value)))
     elif flt.op == "isdistinct":
         cond = sql.SQL("{} IS DISTINCT FROM {}").format(target, params.add(value))
     elif flt.op in FTS_OPS:
@@ -1018,13 +1030,15 @@ class PostgrestSimulator:
             raise pgrst_error(405, "25006", message)
         negotiated = self._check_profile(request.headers.get("accept-profile"))
         media = _negotiate(request.headers.get("accept"))
-        pairs = [kv for kv in query_pairs(request.url.query) if kv[0] != "apikey"]
-        range_header = request.headers.get("range") if request.method == "GET" else None
-        read = _parse_or_refuse(
-            request.path_params["table"], self.cache.schema, pairs, range_header,
-            request.headers.get("prefer"), self.max_rows,
-        )  # fmt: skip
         table = request.path_params["table"]
+        # The gateway hides the key (`hide_credentials`), so it never reads as a filter.
+        pairs = [kv for kv in query_pairs(request.url.query) if kv[0] != "apikey"]
+        # RFC 9110: the Range header only applies to GET.
+        range_header = request.headers.get("range") if request.method == "GET" else None
+        prefer = request.headers.get("prefer")
+        read = _parse_or_refuse(
+            table, self.cache.schema, pairs, range_header, prefer, self.max_rows
+        )
         result = await self._query(table, read, media)
         return self._respond(request.method, table, read, media, result, negotiated)
 
@@ -1063,17 +1077,17 @@ class PostgrestSimulator:
         return True
 
     async def _query(self, table: str, read: ReadRequest, media: str) -> _Result:
-        async with self.pool.connection() as conn:
-            try:
+        try:
+            async with self.pool.connection() as conn:
                 columns = await self.cache.columns(conn, table)
                 if not _fields_of(read) <= columns:
                     columns = await self.cache.refreshed_columns(conn, table)
                     await self._reject_unknown_columns(conn, table, _fields_of(read) - columns)
                 return await self._execute(conn, table, read, media)
-            except psycopg.Error as exc:
-                if exc.sqlstate == "42P01":  # dropped since cached: the next request says 404
-                    self.cache.forget(table)
-                raise _from_psycopg(exc) from exc
+        except psycopg.Error as exc:
+            if exc.sqlstate == "42P01":  # dropped since cached: the next request says 404
+                self.cache.forget(table)
+            raise _from_psycopg(exc) from exc
 
     async def _reject_unknown_columns(
         self, conn: psycopg.AsyncConnection[Any], table: str, unknown: set[str]
@@ -1130,9 +1144,9 @@ class PostgrestSimulator:
         probe = sql.SQL("(SELECT count(*) FROM (SELECT 1 FROM {}{} LIMIT {}) pgrst_c)").format(
             rel, where, params.add(self.max_rows + 1)
         )
-        return sql.SQL("(SELECT CASE WHEN n > {} THEN greatest(n, {}) ELSE n END FROM {} c(n))").format(
-            params.add(self.max_rows), params.add(planned), probe
-        )
+        return sql.SQL(
+            "(SELECT CASE WHEN n > {} THEN greatest(n, {}) ELSE n END FROM {} c(n))"
+        ).format(params.add(self.max_rows), params.add(planned), probe)
 
     def _respond(
         self,
@@ -1180,7 +1194,9 @@ def _parse_or_refuse(
         return parse_read(pairs, range_header, prefer, max_rows)
     except _Unsupported as unsupported:
         if unsupported.kind == "aggregate":
-            raise pgrst_error(400, "PGRST123", "Use of aggregate functions is not allowed") from None
+            raise pgrst_error(
+                400, "PGRST123", "Use of aggregate functions is not allowed"
+            ) from None
         name = unsupported.name
         raise pgrst_error(
             400,

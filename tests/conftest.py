@@ -66,7 +66,8 @@ def fresh_sandbox(pg_server: str) -> Iterator[Sandbox]:
 
 
 @pytest.fixture(scope="session")
-def dagster_instance(pg_server: str, tmp_path_factory: pytest.TempPathFactory):
+def dagster_home(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A DAGSTER_HOME with the project's dagster.yaml, its storage in the test server."""
     embedded_pg.create_database(pg_server, "dagster")
     home = tmp_path_factory.mktemp("dagster_home")
     shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
@@ -75,9 +76,14 @@ def dagster_instance(pg_server: str, tmp_path_factory: pytest.TempPathFactory):
         "DAGSTER_PG_URL",
         embedded_pg.sqlalchemy_uri(embedded_pg.database_uri(pg_server, "dagster"), "psycopg2"),
     )
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        yield instance
+    yield home
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def dagster_instance(dagster_home: Path) -> Iterator[dg.DagsterInstance]:
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        yield instance
 
 
 def point_env_at(
