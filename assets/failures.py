@@ -29,7 +29,7 @@ def run_source_step(
     try:
         result = step()
     except SourceError as exc:
-        warehouse.record_attempt(source, entity, error=exc.message, run_id=context.run_id)
+        warehouse.record_attempt(source, entity, error=exc.message, run_id=context.run.run_id)
         context.log.error(exc.message)
         # `from None`: the client library's traceback says nothing the message doesn't
         raise dg.Failure(
@@ -37,5 +37,5 @@ def run_source_step(
             metadata={"source": source, "entity": entity, "transient": exc.transient},
             allow_retries=exc.transient,
         ) from None
-    warehouse.record_attempt(source, entity, run_id=context.run_id)
+    warehouse.record_attempt(source, entity, run_id=context.run.run_id)
     return result
