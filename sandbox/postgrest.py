@@ -163,7 +163,7 @@ def _jwt_header(encoded: str) -> dict[str, Any]:
 
 
 def _check_signature(parts: list[str], header: dict[str, Any], secret: str) -> None:
-    digest = _HMAC_HASHES.get(header.get("alg"))  # type: ignore[arg-type]
+    digest = _HMAC_HASHES.get(header.get("alg", ""))
     try:
         signature = _b64url_decode(parts[2])
     except (ValueError, binascii.Error):
@@ -449,9 +449,10 @@ def _op_expr(c: _Cursor, field: Field, value: Callable[[_Cursor], str]) -> Filte
     negate = c.accept("not.")
     start = c.pos
     op = c.take_while(str.isalpha)
-    if op in ("in", "is", "isdistinct") and c.accept("."):
-        parsed = {"in": _list_value, "is": _is_value, "isdistinct": value}[op](c)
-        return Filter(field, negate, op, parsed)
+    if op == "in" and c.accept("."):
+        return Filter(field, negate, op, _list_value(c))
+    if op in ("is", "isdistinct") and c.accept("."):
+        return Filter(field, negate, op, _is_value(c) if op == "is" else value(c))
     modifier = None
     if op in FTS_OPS and c.accept("("):
         modifier = _identifier(c)
@@ -497,16 +498,15 @@ def _logic_expr(c: _Cursor) -> Logic:
     return Logic(negate, op, tuple(children))
 
 
+def _accept_one(c: _Cursor, choices: dict[str, str]) -> str | None:
+    """The value of the first token of `choices` found at the cursor, consumed."""
+    return next((value for token, value in choices.items() if c.accept(token)), None)
+
+
 def _order_term(c: _Cursor) -> OrderTerm:
     field = _field(c)
-    direction = "ASC" if c.accept(".asc") else "DESC" if c.accept(".desc") else None
-    nulls = (
-        "NULLS FIRST"
-        if c.accept(".nullsfirst")
-        else "NULLS LAST"
-        if c.accept(".nullslast")
-        else None
-    )
+    direction = _accept_one(c, {".asc": "ASC", ".desc": "DESC"})
+    nulls = _accept_one(c, {".nullsfirst": "NULLS FIRST", ".nullslast": "NULLS LAST"})
     c.skip_ws()
     if not (c.at_end() or c.peek() == ","):
         c.fail('"," or end of input')
@@ -757,9 +757,6 @@ class _Params:
         return sql.SQL("$" + str(len(self.values)))
 
 
-_CAST = re.compile(r"[\w $]+")
-
-
 def _field_sql(field: Field, params: _Params) -> sql.Composable:
     expr: sql.Composable = sql.Identifier(field.name)
     for arrow, key in field.path:
@@ -786,8 +783,8 @@ def _select_sql(items: list[SelectItem], params: _Params) -> sql.Composable:
             continue
         expr = _field_sql(item.field, params)
         if item.cast:
-            # _CAST admits letters, digits, `_`, `$` and spaces only: a type name or a syntax
-            # error inside CAST(...), never a way out of it.
+            # The grammar admits only letters, digits, `_`, `$` and spaces in a cast, as
+            # PostgREST's does: a type name or a syntax error inside CAST(...), no way out.
             expr = sql.SQL("CAST({} AS {})").format(expr, sql.SQL(item.cast))
         parts.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(_output_name(item))))
     return sql.SQL(", ").join(parts)
@@ -801,6 +798,7 @@ def _array_literal(values: list[str]) -> str:
 def _filter_sql(flt: Filter, params: _Params) -> sql.Composable:
     target = _field_sql(flt.field, params)
     value = flt.value
+    cond: sql.Composable
     if flt.op == "in":
         assert isinstance(value, list)
         literal = "{}" if value == [""] else _array_literal(value)
@@ -1059,10 +1057,12 @@ class PostgrestSimulator:
             return "anon"  # no bearer token: PostgREST's anonymous role
         claims = verify_jwt(token.strip(), self.jwt_secret)
         role = claims.get("role", "anon")
-        if role not in SUPABASE_ROLES:
-            message = f'role "{role}" does not exist'
+        if not isinstance(role, str) or role not in SUPABASE_ROLES:
+            # Row-level security is not simulated, but a role the database lacks still fails.
+            name = role if isinstance(role, str) else json.dumps(role)
+            message = f'role "{name}" does not exist'
             raise pgrst_error(401, "22023", message, headers={"WWW-Authenticate": "Bearer"})
-        return str(role)
+        return role
 
     def _check_profile(self, profile: str | None) -> bool:
         if profile is None:
