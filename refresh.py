@@ -51,10 +51,23 @@ def run_all(instance: dg.DagsterInstance) -> dict[str, bool]:
         outcome[name] = result.success
         state = "ok" if result.success else "FAILED"
         print(f"  {name:<28} {state:<6} {time.perf_counter() - started:5.1f} s", flush=True)
-        for event in result.all_events:
-            if event.is_step_failure and event.step_failure_data:
-                print(f"      {event.step_key}: {event.step_failure_data.error.message.strip()}")
+        for step, message in failure_messages(result).items():
+            print(f"      {step}: {message}")
     return outcome
+
+
+def failure_messages(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    """{step: the failure's own sentence}, without Dagster's exception class prefix."""
+    messages = {}
+    for event in result.all_events:
+        data = event.step_failure_data if event.is_step_failure else None
+        if data is None:
+            continue
+        if data.user_failure_data and data.user_failure_data.description:
+            messages[event.step_key or ""] = data.user_failure_data.description
+        elif data.error:
+            messages[event.step_key or ""] = data.error.message.strip()
+    return messages
 
 
 def dashboard(warehouse: WarehouseResource, limit: int = 10) -> str:

@@ -40,7 +40,10 @@ class Sandbox:
             self.keys[project] = {
                 "service_role": make_jwt(secret, "service_role", now + TEN_YEARS),
                 "anon": make_jwt(secret, "anon", now + TEN_YEARS),
+                # keys the gateway accepts but PostgREST refuses, as a rotated secret would leave
                 "expired": make_jwt(secret, "service_role", now - 3600),
+                "wrong_secret": make_jwt(f"{secret}-rotated", "service_role", now + TEN_YEARS),
+                "not_a_jwt": f"sb_secret_{project}_sandbox",
             }
 
     def dsn(self, project: str) -> str:

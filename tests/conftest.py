@@ -101,8 +101,6 @@ def run_job(instance: dg.DagsterInstance, name: str) -> dg.ExecuteInProcessResul
 
 
 def step_failures(result: dg.ExecuteInProcessResult) -> dict[str, str]:
-    return {
-        e.step_key or "": e.step_failure_data.error.message.strip()
-        for e in result.all_events
-        if e.is_step_failure and e.step_failure_data and e.step_failure_data.error
-    }
+    from refresh import failure_messages
+
+    return failure_messages(result)

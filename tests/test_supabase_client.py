@@ -1,0 +1,273 @@
+"""The Supabase client and raw assets under the vendor's failure modes, against the sandbox's
+PostgREST servers: real error bodies → one clear message; transient faults retried; the 1000-row
+cap, updates in the middle of a scan, hard deletes; the direct-database path gives the same rows;
+one project failing leaves the other two loading; keys never reach the event log."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from assets.supabase import RecordStream
+from assets.supabase_tables import SUPABASE_TABLES
+from resources.errors import SourceError
+from resources.supabase import BY_UPDATED_AT, SupabaseResource
+from tests.conftest import point_env_at, run_job, step_failures
+
+TRAFFIC = SupabaseResource(project="Traffic", env_prefix="SUPABASE_TRAFFIC", backoff_seconds=0.01)
+MAIN = SupabaseResource(project="Main", env_prefix="SUPABASE_MAIN", backoff_seconds=0.01)
+KEYS = "SUPABASE_TRAFFIC_SERVICE_ROLE_KEY or SUPABASE_TRAFFIC_ANON_KEY"
+INVALID_KEY = (
+    f"Supabase Traffic: Invalid API key (check {KEYS}). "
+    "Hint: Double check your Supabase `anon` or `service_role` API key."
+)
+
+
+@pytest.fixture
+def sandbox_env(monkeypatch, warehouse, fresh_sandbox):
+    point_env_at(monkeypatch, warehouse, fresh_sandbox)
+    return fresh_sandbox
+
+
+def first_page(resource: SupabaseResource, table: str = "all_sales_tracking") -> list[dict]:
+    with resource.open() as api:
+        return next(iter(api.scan(table, BY_UPDATED_AT, None)))
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("garbage-key", INVALID_KEY),
+        (
+            "expired",
+            "Supabase Traffic: JWT expired (PGRST303): the key in "
+            "SUPABASE_TRAFFIC_SERVICE_ROLE_KEY has expired; issue a new one in the project's "
+            "Settings → API.",
+        ),
+        (
+            "wrong_secret",
+            "Supabase Traffic: the key in SUPABASE_TRAFFIC_SERVICE_ROLE_KEY is not a valid JWT for "
+            "this project (PGRST301: No suitable key or wrong key type); copy it again from the "
+            "project's Settings → API.",
+        ),
+        (
+            "not_a_jwt",
+            "Supabase Traffic: the key in SUPABASE_TRAFFIC_SERVICE_ROLE_KEY is not a valid JWT for "
+            "this project (PGRST301: Expected 3 parts in JWT; got 1); copy it again from the "
+            "project's Settings → API.",
+        ),
+    ],
+)
+def test_given_bad_key_when_reading_then_one_clear_message_and_no_retry(
+    sandbox_env, monkeypatch, key, expected
+):
+    value = sandbox_env.keys["traffic"].get(key, key)
+    monkeypatch.setenv("SUPABASE_TRAFFIC_SERVICE_ROLE_KEY", value)
+    server = sandbox_env.servers["supabase_traffic"]
+    before = len(server.requests)
+    with pytest.raises(SourceError) as caught:
+        first_page(TRAFFIC)
+    assert caught.value.message == expected
+    assert not caught.value.transient
+    assert len(server.requests) - before == 1
+    assert value not in str(caught.value)
+
+
+def test_given_missing_table_then_message_names_project_and_table(sandbox_env):
+    with pytest.raises(SourceError) as caught:
+        first_page(TRAFFIC, "all_sales_trackin")
+    assert caught.value.message.startswith(
+        "Supabase Traffic: table all_sales_trackin not found (PGRST205: Could not find the table "
+        "'public.all_sales_trackin' in the schema cache). Hint: Perhaps you meant the table "
+        "'public.all_sales_tracking'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("unset", "expected"),
+    [
+        (
+            ("SUPABASE_TRAFFIC_SERVICE_ROLE_KEY", "SUPABASE_TRAFFIC_ANON_KEY"),
+            "Supabase Traffic: no API key is set (set SUPABASE_TRAFFIC_SERVICE_ROLE_KEY, or "
+            "SUPABASE_TRAFFIC_ANON_KEY for read-only access; both are in the project's "
+            "Settings → API).",
+        ),
+        (
+            ("SUPABASE_TRAFFIC_URL",),
+            "Supabase Traffic: SUPABASE_TRAFFIC_URL is not set (set it to the project URL, "
+            "https://<ref>.supabase.co).",
+        ),
+    ],
+)
+def test_given_missing_setting_then_message_names_the_variable(
+    sandbox_env, monkeypatch, unset, expected
+):
+    for name in unset:
+        monkeypatch.delenv(name)
+    with pytest.raises(SourceError, match="^Supabase Traffic") as caught:
+        first_page(TRAFFIC)
+    assert caught.value.message == expected
+
+
+def test_given_only_anon_key_then_it_is_used(sandbox_env, monkeypatch):
+    monkeypatch.delenv("SUPABASE_TRAFFIC_SERVICE_ROLE_KEY")
+    assert len(first_page(TRAFFIC)) > 0
+    sent = sandbox_env.servers["supabase_traffic"].requests[-1].headers["apikey"]
+    assert sent == sandbox_env.keys["traffic"]["anon"]
+
+
+def test_given_503_twice_then_success_loads_everything(sandbox_env, dagster_instance, warehouse):
+    server = sandbox_env.servers["supabase_traffic"]
+    server.faults.add(r"/rest/v1/all_sales_tracking", status=503, body={"message": "down"}, times=2)
+    result = run_job(dagster_instance, "refresh_supabase_traffic")
+    assert result.success, step_failures(result)
+    statuses = [r.status for r in server.requests if r.path.endswith("all_sales_tracking")]
+    assert statuses[:3] == [503, 503, 200]
+    expected = len(sandbox_env.world.supabase["traffic"]["all_sales_tracking"].rows)
+    count = warehouse.fetch_all("SELECT count(*) FROM raw_supabase_traffic.all_sales_tracking")
+    assert count[0][0] == expected
+
+
+def test_given_connection_reset_mid_page_then_retried_and_rows_exact(sandbox_env):
+    server = sandbox_env.servers["supabase_traffic"]
+    server.faults.add(r"/rest/v1/all_sales_tracking", reset=True, times=1)
+    with TRAFFIC.open() as api:
+        rows = [r for page in api.scan("all_sales_tracking", BY_UPDATED_AT, None) for r in page]
+        assert api.stats.retries == 1
+    assert sorted(r["id"] for r in rows) == sorted(
+        sandbox_env.world.supabase["traffic"]["all_sales_tracking"].rows
+    )
+
+
+def test_given_transient_errors_persist_then_transient_failure_message(sandbox_env):
+    server = sandbox_env.servers["supabase_traffic"]
+    server.faults.add(r"/rest/v1/.*", status=520, body="<html>origin error</html>", times=-1)
+    with pytest.raises(SourceError) as caught:
+        first_page(TRAFFIC)
+    assert caught.value.transient
+    assert caught.value.message.startswith(
+        "Supabase Traffic: table all_sales_tracking still answers HTTP 520 after 5 attempts"
+    )
+
+
+def test_given_5000_rows_past_the_cap_then_each_loads_exactly_once(
+    sandbox_env, dagster_instance, warehouse
+):
+    table = sandbox_env.world.supabase["main"]["prooftest_leads"]
+    template = next(iter(table.rows.values()))
+    for i in range(1, 5001):
+        table.put({**template, "id": 900_000 + i, "updated_at": template["updated_at"]})
+    sandbox_env.sync()
+    result = run_job(dagster_instance, "refresh_supabase_main")
+    assert result.success, step_failures(result)
+    rows = warehouse.fetch_all(
+        "SELECT count(*), count(DISTINCT id) FROM raw_supabase_main.prooftest_leads"
+    )
+    assert rows == [(len(table.rows), len(table.rows))]
+    log = warehouse.fetch_all(
+        "SELECT rows_in FROM ops.load_log WHERE entity = 'prooftest_leads' ORDER BY id DESC LIMIT 1"
+    )
+    assert log == [(len(table.rows),)]
+
+
+def test_given_rows_updated_mid_scan_then_none_lost_none_duplicated(sandbox_env, warehouse):
+    spec_table = next(t for t in SUPABASE_TABLES if t.name == "landing_leads")
+    dsn = sandbox_env.dsn("main")
+    world_rows = sandbox_env.world.supabase["main"]["landing_leads"].rows
+    later = max(r["updated_at"] for r in world_rows.values()) + timedelta(hours=1)
+
+    def pages_with_writes_between():
+        with MAIN.open() as api:
+            for number, page in enumerate(api.scan("landing_leads", BY_UPDATED_AT, None)):
+                yield page
+                if number == 0:  # move a row already read and one not yet read to the end
+                    with psycopg.connect(dsn, autocommit=True) as conn:
+                        conn.execute(
+                            "UPDATE landing_leads SET updated_at = %s, name = 'moved'"
+                            " WHERE id IN (%s, %s)",
+                            (later, page[0]["id"], max(world_rows)),
+                        )
+
+    stream = RecordStream(spec_table, pages_with_writes_between())
+    result = warehouse.load(spec_table.spec, stream, source="supabase_main", entity="landing_leads")
+    stored = warehouse.fetch_all("SELECT id, name FROM raw_supabase_main.landing_leads")
+    assert sorted(i for i, _ in stored) == sorted(world_rows)
+    assert sum(1 for _, name in stored if name == "moved") == 2
+    assert result.rows_in == len(world_rows) + 1  # the row moved after it was read, twice
+
+
+def test_given_hard_deletes_in_source_then_marked_not_kept_live(
+    sandbox_env, dagster_instance, warehouse
+):
+    assert run_job(dagster_instance, "refresh_supabase_tripwire").success
+    users = sandbox_env.world.supabase["tripwire"]["tripwire_users"]
+    gone = sorted(users.rows)[:3]
+    for key in gone:
+        users.delete(key)
+    sandbox_env.sync()
+    result = run_job(dagster_instance, "refresh_supabase_tripwire")
+    assert result.success
+    marked = warehouse.fetch_all(
+        "SELECT id FROM raw_supabase_tripwire.tripwire_users WHERE _deleted_at IS NOT NULL"
+        " ORDER BY id"
+    )
+    assert [r[0] for r in marked] == gone
+
+
+def test_given_traffic_key_invalid_when_all_sources_run_then_other_two_load_and_marts_build(
+    sandbox_env, dagster_instance, warehouse, monkeypatch
+):
+    monkeypatch.setenv("SUPABASE_TRAFFIC_SERVICE_ROLE_KEY", "leaked-secret-value")
+    outcomes = {
+        job: run_job(dagster_instance, job)
+        for job in (
+            "refresh_supabase_main",
+            "refresh_supabase_tripwire",
+            "refresh_supabase_traffic",
+            "rebuild_models",
+        )
+    }
+    assert {job: r.success for job, r in outcomes.items()} == {
+        "refresh_supabase_main": True,
+        "refresh_supabase_tripwire": True,
+        "refresh_supabase_traffic": False,
+        "rebuild_models": True,
+    }
+    failures = step_failures(outcomes["refresh_supabase_traffic"])
+    assert set(failures.values()) == {INVALID_KEY}
+    attempts = warehouse.fetch_all(
+        "SELECT DISTINCT error FROM ops.source_attempts WHERE source = 'supabase_traffic'"
+    )
+    assert attempts == [(INVALID_KEY,)]
+    run_id = outcomes["refresh_supabase_traffic"].run_id
+    for record in dagster_instance.all_logs(run_id):
+        assert "leaked-secret-value" not in str(record)
+
+
+def test_given_direct_database_url_then_same_rows_as_rest(
+    sandbox_env, dagster_instance, warehouse, pg_server, monkeypatch
+):
+    from resources import embedded_pg
+    from resources.warehouse import WarehouseResource, engine_for
+
+    assert run_job(dagster_instance, "refresh_supabase_main").success
+    embedded_pg.drop_database(pg_server, "direct_copy")
+    embedded_pg.create_database(pg_server, "direct_copy", template="warehouse_template")
+    direct = WarehouseResource(url=embedded_pg.database_uri(pg_server, "direct_copy"))
+    monkeypatch.setenv("WAREHOUSE_URL", direct.url)
+    monkeypatch.setenv("SUPABASE_MAIN_DB_URL", sandbox_env.dsn("main"))
+    server = sandbox_env.servers["supabase_main"]
+    before = len(server.requests)
+    assert run_job(dagster_instance, "refresh_supabase_main").success
+    assert len(server.requests) == before  # no REST call on the direct path
+    for table in [t for t in SUPABASE_TABLES if t.project == "main"]:
+        query = sql.SQL("SELECT {} FROM {} ORDER BY id").format(
+            sql.SQL(", ").join(map(sql.Identifier, [*table.field_names, "_raw", "_deleted_at"])),
+            sql.Identifier(table.spec.schema, table.spec.name),
+        )
+        assert direct.fetch_all(query) == warehouse.fetch_all(query), table.name
+    engine_for(direct.url).dispose()
+    embedded_pg.drop_database(pg_server, "direct_copy")
