@@ -40,7 +40,7 @@ bench: install
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy resources checks
+	.venv/bin/mypy resources checks assets sandbox bench refresh.py definitions.py
 
 stop:
 	-$(PYTHON) -m resources.embedded_pg stop

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from assets.failures import OWNERS, TRANSIENT_RETRY, run_source_step
 from assets.metadata import table_metadata
 from assets.supabase_tables import PII_COLUMNS, PROJECTS, SUPABASE_TABLES, SupabaseTable
-from resources.supabase import BY_ID, Keyset, SupabaseProject, SupabaseResource
+from resources.supabase import BY_ID, Keyset, SupabaseResource, TableReader
 from resources.warehouse import Rejected, WarehouseResource
 
 # Rows re-read behind the stored cursor on every run: a source transaction that commits late
@@ -54,30 +54,30 @@ class RecordStream:
                 f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors()
             )
             return Rejected(str(record.get("id")), reason, record)
-        values = [getattr(parsed, name) for name in self.table.field_names]
-        values = [orjson.dumps(v).decode() if isinstance(v, dict | list) else v for v in values]
+        # a model's __dict__ holds its fields in declaration order: the spec's column order
+        values = [
+            orjson.dumps(v).decode() if isinstance(v, dict | list) else v
+            for v in parsed.__dict__.values()
+        ]
         return (*values, orjson.dumps(record).decode())
 
     def cursor(self, old: dict[str, Any] | None) -> dict[str, Any] | None:
         return self.last or old
 
 
-def load_supabase_table(
-    context: dg.AssetExecutionContext, table: SupabaseTable
-) -> dg.MaterializeResult:
-    warehouse: WarehouseResource = context.resources.warehouse
-    resource: SupabaseResource = getattr(context.resources, table.source)
+def sync_table(
+    warehouse: WarehouseResource, resource: SupabaseResource, table: SupabaseTable
+) -> dict[str, Any]:
+    """Load what changed since the cursor, then mark hard deletes; return the domain counts."""
     spec = table.spec
-    cursor = warehouse.get_cursor(table.source, table.name)
-    start = start_position(table.keyset, cursor)
-    context.log.info(f"{table.source}.{table.name}: reading after {start or 'the beginning'}")
+    start = start_position(table.keyset, warehouse.get_cursor(table.source, table.name))
     with resource.open() as api:
         stream = RecordStream(table, api.scan(table.name, table.keyset, start))
         result = warehouse.load(
             spec, stream, source=table.source, entity=table.name, new_cursor=stream.cursor
         )
         deleted = warehouse.mark_deleted(spec, _live_ids(api, table))
-    counts = {
+    counts: dict[str, Any] = {
         "rows_read": result.rows_in + result.quarantined,
         "rows_inserted": result.inserted,
         "rows_updated": result.updated,
@@ -93,11 +93,24 @@ def load_supabase_table(
     }
     if result.notes:
         counts["notes"] = "; ".join(result.notes)
+    return counts
+
+
+def load_supabase_table(
+    context: dg.AssetExecutionContext, table: SupabaseTable
+) -> dg.MaterializeResult:
+    warehouse: WarehouseResource = context.resources.warehouse
+    counts = sync_table(warehouse, getattr(context.resources, table.source), table)
+    context.log.info(
+        f"{table.source}.{table.name}: {counts['rows_read']} rows read, "
+        f"{counts['rows_inserted']} new, {counts['rows_updated']} updated, "
+        f"{counts['rows_deleted']} deleted, cursor {counts['cursor_after']}"
+    )
     return dg.MaterializeResult(
         metadata=table_metadata(
             warehouse,
-            spec.schema,
-            spec.name,
+            table.spec.schema,
+            table.spec.name,
             hide=PII_COLUMNS,
             order_by=", ".join(table.keyset.columns[::-1]),
             counts=counts,
@@ -105,7 +118,7 @@ def load_supabase_table(
     )
 
 
-def _live_ids(api: SupabaseProject, table: SupabaseTable) -> Iterator[list[int]]:
+def _live_ids(api: TableReader, table: SupabaseTable) -> Iterator[list[int]]:
     for page in api.scan(table.name, BY_ID, None, columns="id"):
         yield [row["id"] for row in page]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -112,7 +113,7 @@ class SupabaseTable:
         columns = tuple(field.alias or name for name, field in self.model.model_fields.items())
         return TableSpec(f"raw_{self.source}", self.name, (*columns, "_raw"))
 
-    @property
+    @cached_property
     def field_names(self) -> tuple[str, ...]:
         return tuple(self.model.model_fields)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import dagster as dg
 import httpx
@@ -55,6 +55,16 @@ class ScanStats:
     requests: int = 0
     retries: int = 0
     rows: int = 0
+
+
+class TableReader(Protocol):
+    """What a raw asset reads through: the REST API or the project's database."""
+
+    stats: ScanStats
+
+    def scan(
+        self, table: str, keyset: Keyset, after: dict[str, Any] | None, columns: str = "*"
+    ) -> Iterator[list[dict[str, Any]]]: ...
 
 
 @dataclass
@@ -104,7 +114,7 @@ class SupabaseResource(dg.ConfigurableResource):
         )
 
     @contextmanager
-    def open(self) -> Iterator[SupabaseProject | DirectProject]:
+    def open(self) -> Iterator[TableReader]:
         """The project's REST API, or its PostgreSQL directly when `<prefix>_DB_URL` is set."""
         db_var, db_url = self._env("DB_URL")
         if db_url and db_url.strip():

@@ -84,6 +84,12 @@ class NulStripper:
             return [self.clean(v) for v in value]
         return value
 
+    def clean_row(self, row: Sequence[Any]) -> Sequence[Any]:
+        # the hot path of every load: one scan of the row's strings when none holds a NUL
+        if "\x00" not in "".join([v for v in row if type(v) is str]):
+            return row
+        return [self.clean(v) for v in row]
+
 
 @cache
 def engine_for(url: str) -> Engine:
@@ -148,7 +154,7 @@ class WarehouseResource(dg.ConfigurableResource):
         return row[0] if row else None
 
     def fetch_all(
-        self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] = ()
+        self, query: str | sql.Composed, params: Sequence[Any] | dict[str, Any] = ()
     ) -> list[tuple]:
         with self.connection() as conn:
             statement = query.encode() if isinstance(query, str) else query
@@ -301,7 +307,7 @@ def _stage(
                 rejected.append(row)
                 continue
             result.rows_in += 1
-            copy.write_row([nul.clean(v) for v in row] + [result.rows_in])
+            copy.write_row((*nul.clean_row(row), result.rows_in))
     return rejected
 
 

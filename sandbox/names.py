@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 FIRST = ("Айгерим", "Нурлан", "Dana", "Ерлан", "Madina", "Тимур", "Aruzhan", "Олжас", "Zarina")
@@ -18,14 +19,14 @@ HOSTILE = (
 )
 OTHER_PIPELINES = (7_001_900, 7_001_901)  # pipelines a misconfigured webhook writes instead
 
-TARGETOLOGISTS = (
+TARGETOLOGISTS: tuple[dict[str, Any], ...] = (
     {"id": 1, "name": "Aida"},
     {"id": 2, "name": "Bekzat"},
     {"id": 3, "name": "Dana"},
     {"id": 4, "name": "Erlan"},
 )
 # The old targetologist-mapper's rules: lowest priority number wins; no match → unattributed.
-UTM_RULES = (
+UTM_RULES: tuple[dict[str, Any], ...] = (
     {"id": 1, "targetologist_id": 1, "utm_field": "utm_campaign", "match_type": "prefix",
      "pattern": "aida_", "priority": 10},
     {"id": 2, "targetologist_id": 2, "utm_field": "utm_campaign", "match_type": "prefix",

@@ -102,7 +102,7 @@ class World:
         self.rates = rates or Rates()
         self.rng = random.Random(seed)
         self.now = START
-        self._queue: list[tuple[datetime, int, Callable[[], None]]] = []
+        self._queue: list[tuple[datetime, int, Callable[[], object]]] = []
         self._seq = itertools.count()
         self._ids: dict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
         self.supabase: dict[str, dict[str, Table]] = {
@@ -140,7 +140,7 @@ class World:
             self.now = hour_end
         return self
 
-    def _at(self, when: datetime, action: Callable[[], None]) -> None:
+    def _at(self, when: datetime, action: Callable[[], object]) -> None:
         heapq.heappush(self._queue, (when, next(self._seq), action))
 
     def _run_scheduled(self, until: datetime) -> None:
@@ -192,7 +192,7 @@ class World:
     def _new_landing_lead(self, ts: datetime) -> None:
         r = self.rates
         funnel = "flagship" if self.rng.random() < r.flagship_share else "express"
-        lead = {
+        lead: dict[str, Any] = {
             "id": self._next_id("landing_leads"),
             "created_at": ts,
             "updated_at": ts,
