@@ -39,6 +39,7 @@ PIPELINE_STAGES = {  # the open stages a deal walks through before won/lost
 PRICES = {"express": Decimal("49990.00"), "flagship": Decimal("249990.00")}
 TRIPWIRE_PRICE = Decimal("990.00")
 CURRENCY = "KZT"
+CENT = Decimal("0.01")
 FUNNELS = ("express", "flagship", "tripwire", "prooftest")
 
 # Hourly lead intake shape over the reporting day (index = local hour): quiet nights, busy evenings.
@@ -127,6 +128,7 @@ class World:
         self.amocrm_events: list[dict[str, Any]] = []
         self.campaigns = names.campaigns(self.rng, scale)
         self._seed_targetologists()
+        self._seed_facebook()
         self.advance(HISTORY_DAYS * 24)
 
     # ---- time -------------------------------------------------------------------------------
@@ -167,6 +169,9 @@ class World:
 
     def _simulate_hour(self, hour: datetime) -> None:
         weight = HOUR_WEIGHTS[hour.astimezone(REPORTING_TZ).hour]
+        self._spend_hour(hour, weight)
+        if hour.hour == 0:
+            self._restate(hour)
         for _ in range(self._poisson(self.rates.landing_leads_per_hour * self.scale * weight)):
             self._new_landing_lead(self._moment(hour))
         for _ in range(self._poisson(self.rates.prooftest_per_hour * self.scale * weight)):
@@ -204,6 +209,7 @@ class World:
             "synced_at": None,
         }
         self.supabase["main"]["landing_leads"].put(lead)
+        self._pixel_lead(lead, ts)
         roll = self.rng.random()
         if roll >= r.sync_never:
             delay = self.rng.randrange(3, 72) * 3600 if roll < r.sync_never + r.sync_late else 0
@@ -387,6 +393,101 @@ class World:
                 "updated_at": ts + timedelta(seconds=5),
             }
         )
+
+    # ---- Facebook ----------------------------------------------------------------------------
+
+    def _seed_facebook(self) -> None:
+        self.fb_accounts: dict[str, dict[str, Any]] = {}
+        for account_id, currency, tz in names.AD_ACCOUNTS:
+            self.fb_accounts[account_id] = {
+                "id": account_id,
+                "account_id": account_id.removeprefix("act_"),
+                "name": f"Online school {account_id}",
+                "currency": currency,
+                "timezone_name": tz,
+                "account_status": 1,
+            }
+        self.fb_campaigns: dict[str, dict[str, Any]] = {}
+        self.fb_adsets: dict[str, dict[str, Any]] = {}
+        self.fb_ads: dict[str, dict[str, Any]] = {}
+        for c in self.campaigns:
+            base = {"status": "ACTIVE", "effective_status": "ACTIVE", "updated_time": START}
+            campaign_id, adset_id = str(c.campaign_id), str(c.campaign_id * 10 + 1)
+            self.fb_campaigns[campaign_id] = {
+                "id": campaign_id,
+                "name": c.name,
+                "account_id": c.account_id,
+                **base,
+            }
+            self.fb_adsets[adset_id] = {
+                "id": adset_id,
+                "name": f"{c.name} / broad",
+                "campaign_id": campaign_id,
+                "account_id": c.account_id,
+                **base,
+            }
+            for number, ad in enumerate(c.ad_ids, start=1):
+                self.fb_ads[str(ad)] = {
+                    "id": str(ad),
+                    "name": f"{c.name} / ad {number}",
+                    "adset_id": adset_id,
+                    "campaign_id": campaign_id,
+                    "account_id": c.account_id,
+                    **base,
+                }
+        self._ad_zone = {
+            ad_id: ZoneInfo(self.fb_accounts[ad["account_id"]]["timezone_name"])
+            for ad_id, ad in self.fb_ads.items()
+        }
+        self.fb_insights: dict[tuple[str, date], dict[str, Any]] = {}
+        self.fb_restatements: list[dict[str, Any]] = []
+        # the report's case: a long-lived user token 54 days from expiry at the world's start
+        self.fb_token: dict[str, Any] = {
+            "app_id": "1234567890",
+            "type": "USER",
+            "application": "Traffic Dashboard",
+            "is_valid": True,
+            "expires_at": START + timedelta(days=HISTORY_DAYS + 54),
+            "data_access_expires_at": START + timedelta(days=HISTORY_DAYS + 80),
+            "scopes": ["ads_read", "ads_management", "business_management", "read_insights"],
+            "user_id": "10150000000000001",
+        }
+
+    def _insight(self, ad_id: str, ts: datetime) -> dict[str, Any]:
+        day = ts.astimezone(self._ad_zone[ad_id]).date()
+        return self.fb_insights.setdefault(
+            (ad_id, day), {"spend": Decimal("0.00"), "impressions": 0, "clicks": 0, "leads": 0}
+        )
+
+    def _spend_hour(self, hour: datetime, weight: float) -> None:
+        for ad_id, ad in self.fb_ads.items():
+            currency = self.fb_accounts[ad["account_id"]]["currency"]
+            impressions = int(self.rng.uniform(40, 160) * weight * self.scale)
+            clicks = sum(1 for _ in range(impressions // 20) if self.rng.random() < 0.3)
+            cpm = Decimal("4.20") if currency == "USD" else Decimal("2016")
+            row = self._insight(ad_id, hour)
+            row["impressions"] += impressions
+            row["clicks"] += clicks
+            row["spend"] += (cpm * impressions / 1000).quantize(CENT)
+
+    def _pixel_lead(self, lead: dict[str, Any], ts: datetime) -> None:
+        """The pixel reports most landing leads from an ad to Facebook, not all (ad blockers)."""
+        ad_id = lead["utm_content"]
+        if ad_id in self.fb_ads and self.rng.random() < 0.85:
+            self._insight(ad_id, ts)["leads"] += 1
+
+    def _restate(self, hour: datetime) -> None:
+        """Once a day Facebook revises spend of past days within its 28-day attribution window."""
+        for (ad_id, day), row in self.fb_insights.items():
+            today = hour.astimezone(self._ad_zone[ad_id]).date()
+            if not (today - timedelta(days=28) <= day < today) or self.rng.random() >= 0.05:
+                continue
+            before = row["spend"]
+            row["spend"] = (before * Decimal(str(1 + self.rng.uniform(-0.03, 0.03)))).quantize(CENT)
+            self.fb_restatements.append(
+                {"ad_id": ad_id, "date": day, "spend_before": before,
+                 "spend_after": row["spend"], "at": hour}
+            )  # fmt: skip
 
     # ---- ground truth -------------------------------------------------------------------------
 
