@@ -3,15 +3,18 @@ environment variables are bound to resources. Nothing here touches a network or 
 
 import dagster as dg
 
+from assets.amocrm import amocrm_assets
 from assets.jobs import automation_sensor, hourly_refresh, models_job, source_jobs
 from assets.models import model_assets
 from assets.supabase import supabase_assets
 from assets.supabase_tables import PROJECTS
+from resources.amocrm import AmoCrmResource
 from resources.supabase import SupabaseResource
 from resources.warehouse import WarehouseResource
 
 resources = {
     "warehouse": WarehouseResource(url=dg.EnvVar("WAREHOUSE_URL")),
+    "amocrm": AmoCrmResource(),
     **{
         f"supabase_{project}": SupabaseResource(
             project=display, env_prefix=f"SUPABASE_{project.upper()}"
@@ -21,7 +24,7 @@ resources = {
 }
 
 defs = dg.Definitions(
-    assets=[*supabase_assets, *model_assets],
+    assets=[*supabase_assets, *amocrm_assets, *model_assets],
     jobs=[*source_jobs, models_job],
     schedules=[hourly_refresh],
     sensors=[automation_sensor],

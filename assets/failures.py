@@ -7,12 +7,14 @@ ones (bad key, missing variable, unpaid subscription) are not, because only a pe
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import dagster as dg
 
 from resources.errors import SourceError
 from resources.warehouse import WarehouseResource
 
+T = TypeVar("T")
 OWNERS = ["team:data"]
 TRANSIENT_RETRY = dg.RetryPolicy(
     max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
@@ -20,11 +22,8 @@ TRANSIENT_RETRY = dg.RetryPolicy(
 
 
 def run_source_step(
-    context: dg.AssetExecutionContext,
-    source: str,
-    entity: str,
-    step: Callable[[], dg.MaterializeResult],
-) -> dg.MaterializeResult:
+    context: dg.AssetExecutionContext, source: str, entity: str, step: Callable[[], T]
+) -> T:
     warehouse: WarehouseResource = context.resources.warehouse
     try:
         result = step()

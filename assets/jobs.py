@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.supabase_tables import SUPABASE_TABLES
+from assets.amocrm import amocrm_assets
+from assets.supabase import supabase_assets
 from resources.settings import DEFAULT_REPORTING_TZ
 
-SOURCES: tuple[str, ...] = tuple(dict.fromkeys(t.source for t in SUPABASE_TABLES))
+# Each source's raw assets form its own group; the group name is the source's name.
+SOURCE_ASSETS: dict[str, list[dg.AssetKey]] = {}
+for _definition in [*supabase_assets, *amocrm_assets]:
+    for _key in _definition.keys:
+        SOURCE_ASSETS.setdefault(_definition.group_names_by_key[_key], []).append(_key)
+SOURCES: tuple[str, ...] = tuple(SOURCE_ASSETS)
 MODEL_GROUPS = ("core", "marts")
 
 
@@ -47,9 +53,7 @@ def hourly_refresh(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]
     return [
         dg.RunRequest(
             run_key=f"{source}:{stamp}",
-            asset_selection=[
-                dg.AssetKey([t.spec.schema, t.name]) for t in SUPABASE_TABLES if t.source == source
-            ],
+            asset_selection=SOURCE_ASSETS[source],
             tags={"source": source},
         )
         for source in SOURCES

@@ -11,6 +11,16 @@ from resources.errors import ConfigError
 DEFAULT_REPORTING_TZ = "Asia/Almaty"
 
 
+def env(name: str) -> str | None:
+    """A setting read through `dg.EnvVar` when a run needs it; blank counts as unset.
+
+    Resources read their variables this way rather than binding them as required config, so a
+    missing one fails only the assets that need it, with our message naming it.
+    """
+    value = dg.EnvVar(name).get_value()
+    return value.strip() if value and value.strip() else None
+
+
 def reporting_tz() -> str:
     """REPORTING_TZ: the zone whose calendar days the dashboard reports in."""
     name = dg.EnvVar("REPORTING_TZ").get_value(DEFAULT_REPORTING_TZ) or DEFAULT_REPORTING_TZ

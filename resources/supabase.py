@@ -24,6 +24,7 @@ from psycopg import sql
 from supabase import ClientOptions, create_client
 
 from resources.errors import ConfigError, SourceError, require_setting
+from resources.settings import env
 
 # Retry policy: transient only. 401 and PGRST errors are a person's job, never retried.
 RETRY_STATUSES = frozenset({502, 503, 504, 520})
@@ -98,14 +99,14 @@ class SupabaseResource(dg.ConfigurableResource):
 
     def _env(self, suffix: str) -> tuple[str, str | None]:
         name = f"{self.env_prefix}_{suffix}"
-        return name, dg.EnvVar(name).get_value()
+        return name, env(name)
 
     def _key(self) -> tuple[str, str]:
         """(variable it came from, key); the service role key is preferred over the anon key."""
         for suffix in ("SERVICE_ROLE_KEY", "ANON_KEY"):
             name, value = self._env(suffix)
-            if value and value.strip():
-                return name, value.strip()
+            if value:
+                return name, value
         raise ConfigError(
             self.source,
             f"{self.source}: no API key is set (set {self.env_prefix}_SERVICE_ROLE_KEY, or "
@@ -117,8 +118,8 @@ class SupabaseResource(dg.ConfigurableResource):
     def open(self) -> Iterator[TableReader]:
         """The project's REST API, or its PostgreSQL directly when `<prefix>_DB_URL` is set."""
         db_var, db_url = self._env("DB_URL")
-        if db_url and db_url.strip():
-            with DirectProject.connect(self, db_var, db_url.strip()) as direct:
+        if db_url:
+            with DirectProject.connect(self, db_var, db_url) as direct:
                 yield direct
             return
         url_var, url = self._env("URL")

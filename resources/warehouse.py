@@ -51,6 +51,7 @@ class LoadResult:
     updated: int = 0
     unchanged: int = 0
     quarantined: int = 0
+    deleted: int = 0
     cursor_before: Any = None
     cursor_after: Any = None
     notes: list[str] = field(default_factory=list)
@@ -168,11 +169,14 @@ class WarehouseResource(dg.ConfigurableResource):
         source: str,
         entity: str,
         new_cursor: Callable[[Any], Any] | None = None,
+        snapshot: bool = False,
     ) -> LoadResult:
         """Stream `rows` (tuples in `spec.columns` order, or `Rejected`) into `spec`'s table.
 
         `new_cursor(old)` is called after the stream is consumed and its value is stored in
         `ops.cursors` in the same transaction as the rows; None keeps the old cursor.
+        `snapshot=True` says the stream is the whole table: stored rows missing from it are
+        marked deleted, in the same transaction.
         """
         started = datetime.now().astimezone()
         t0 = time.perf_counter()
@@ -188,6 +192,8 @@ class WarehouseResource(dg.ConfigurableResource):
             distinct, result.inserted, result.updated = _merge(conn, spec)
             # duplicates of a key inside one stream collapse into one row before the merge
             result.unchanged = distinct - result.inserted - result.updated
+            if snapshot:
+                result.deleted = _mark_absent(conn, spec)
             if nul.values:
                 result.notes.append(f"removed NUL characters from {nul.values} values")
             result.cursor_after = result.cursor_before
@@ -224,6 +230,14 @@ class WarehouseResource(dg.ConfigurableResource):
                     " AND NOT EXISTS (SELECT 1 FROM _live l WHERE l.{k} = t.{k})"
                 ).format(t=target, k=key)
             ).rowcount
+
+    def last_success(self, source: str) -> datetime | None:
+        """When any entity of `source` last loaded successfully (None: never)."""
+        rows = self.fetch_all(
+            "SELECT max(attempted_at) FROM ops.source_attempts WHERE source = %s AND succeeded",
+            (source,),
+        )
+        return rows[0][0] if rows else None
 
     def record_attempt(
         self, source: str, entity: str, *, error: str | None = None, run_id: str | None = None
@@ -342,6 +356,20 @@ def _merge(conn: psycopg.Connection, spec: TableSpec) -> tuple[int, int, int]:
     ).fetchall()
     inserted = sum(1 for (was_insert,) in merged if was_insert)
     return distinct, inserted, len(merged) - inserted
+
+
+def _mark_absent(conn: psycopg.Connection, spec: TableSpec) -> int:
+    key = sql.SQL(", ").join(map(sql.Identifier, spec.key))
+    return conn.execute(
+        sql.SQL(
+            "UPDATE {} AS t SET _deleted_at = now() WHERE t._deleted_at IS NULL"
+            " AND ({}) NOT IN (SELECT {} FROM _staging_keys)"
+        ).format(
+            sql.Identifier(spec.schema, spec.name),
+            sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(k)) for k in spec.key),
+            key,
+        )
+    ).rowcount
 
 
 def _quarantine(

@@ -1,0 +1,325 @@
+"""Raw AmoCRM assets: account settings, pipelines and statuses (reloaded whole each run), lead
+events (status moves, deletions) and leads (incremental by updated_at).
+
+Leads are read in the window [cursor − overlap, now − lag]: the overlap re-reads leads whose
+update landed late, the lag leaves the current second alone; both re-reads merge by id, so a
+re-run changes nothing. Deleted leads vanish from /leads; the `lead_deleted` events mark them.
+"""
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import dagster as dg
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from assets.amocrm_records import (
+    AmoAccount,
+    AmoEvent,
+    AmoLead,
+    AmoPipeline,
+    AmoStatus,
+    from_unix,
+    utm_values,
+)
+from assets.failures import OWNERS, TRANSIENT_RETRY, run_source_step
+from assets.metadata import table_metadata
+from resources.amocrm import EVENTS_LIMIT, AmoCrmClient, AmoCrmResource
+from resources.warehouse import LoadResult, Rejected, TableSpec, WarehouseResource
+
+SOURCE = "amocrm"
+OVERLAP_SECONDS = 15 * 60
+LAG_SECONDS = 60
+
+LEADS = TableSpec(
+    "raw_amocrm",
+    "leads",
+    ("id", "name", "price", "pipeline_id", "status_id", "responsible_user_id", "loss_reason_id",
+     "created_at", "updated_at", "closed_at", "is_deleted", "utm_source", "utm_medium",
+     "utm_campaign", "utm_content", "utm_term", "custom_fields", "_raw"),
+)  # fmt: skip
+EVENTS = TableSpec(
+    "raw_amocrm",
+    "lead_events",
+    ("id", "type", "entity_id", "created_at", "value_before", "value_after", "_raw"),
+)
+PIPELINES = TableSpec(
+    "raw_amocrm", "pipelines", ("id", "name", "sort", "is_main", "is_archive", "_raw")
+)
+STATUSES = TableSpec(
+    "raw_amocrm",
+    "statuses",
+    ("pipeline_id", "id", "name", "sort", "type", "is_editable", "_raw"),
+    key=("pipeline_id", "id"),
+)
+ACCOUNT = TableSpec(
+    "raw_amocrm", "account", ("id", "name", "subdomain", "timezone", "currency", "_raw")
+)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _parse(model: type[BaseModel], record: dict[str, Any]) -> BaseModel | Rejected:
+    try:
+        return model.model_validate(record)
+    except ValidationError as exc:
+        reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return Rejected(str(record.get("id")), reason, record)
+
+
+class LeadRows:
+    """Lead pages → loader rows; remembers the largest updated_at seen (the next cursor)."""
+
+    def __init__(self, pages: Iterable[list[dict[str, Any]]], overrides: dict[str, str]) -> None:
+        self.pages = pages
+        self.overrides = overrides
+        self.max_updated: int | None = None
+
+    def __iter__(self) -> Iterator[tuple[Any, ...] | Rejected]:
+        for page in self.pages:
+            for record in page:
+                lead = _parse(AmoLead, record)
+                if isinstance(lead, Rejected):
+                    yield lead
+                    continue
+                assert isinstance(lead, AmoLead)
+                self.max_updated = max(self.max_updated or 0, lead.updated_at)
+                custom = [f.model_dump() for f in lead.custom_fields_values or []] or None
+                yield (
+                    lead.id, lead.name, lead.price, lead.pipeline_id, lead.status_id,
+                    lead.responsible_user_id, lead.loss_reason_id, from_unix(lead.created_at),
+                    from_unix(lead.updated_at), from_unix(lead.closed_at), lead.is_deleted,
+                    *utm_values(lead.custom_fields_values, self.overrides),
+                    _json(custom), _json(record),
+                )  # fmt: skip
+
+    def cursor(self, old: dict[str, Any] | None) -> dict[str, Any] | None:
+        return {"updated_at": self.max_updated} if self.max_updated else old
+
+
+def _event_rows(
+    pages: Iterable[list[dict[str, Any]]], seen: list[int]
+) -> Iterator[tuple[Any, ...] | Rejected]:
+    for page in pages:
+        for record in page:
+            event = _parse(AmoEvent, record)
+            if isinstance(event, Rejected):
+                yield event
+                continue
+            assert isinstance(event, AmoEvent)
+            seen.append(event.created_at)
+            yield (
+                event.id, event.type, event.entity_id, from_unix(event.created_at),
+                _json(event.value_before), _json(event.value_after), _json(record),
+            )  # fmt: skip
+
+
+def _counts(result: LoadResult, client: AmoCrmClient) -> dict[str, Any]:
+    return {
+        "rows_read": result.rows_in + result.quarantined,
+        "rows_inserted": result.inserted,
+        "rows_updated": result.updated,
+        "rows_unchanged": result.unchanged,
+        "rows_quarantined": result.quarantined,
+        "rows_deleted": result.deleted,
+        "requests": client.stats.requests,
+        "pages": client.stats.pages,
+        "throttled_429": client.stats.throttled,
+        "retries": client.stats.retries,
+        "token_refreshes": client.stats.refreshes,
+        "cursor_before": result.cursor_before or {},
+        "cursor_after": result.cursor_after or {},
+    }
+
+
+def _client(context: dg.AssetExecutionContext) -> AmoCrmClient:
+    warehouse: WarehouseResource = context.resources.warehouse
+    resource: AmoCrmResource = context.resources.amocrm
+    return resource.open(warehouse, warehouse.last_success(SOURCE))
+
+
+def sync_reference(warehouse: WarehouseResource, client: AmoCrmClient) -> dict[str, LoadResult]:
+    """Account settings, pipelines and statuses: small, so reloaded whole every run."""
+    account = client.get("/api/v4/account", {"with": "datetime_settings"}) or {}
+    tz = account.get("_embedded", {}).get("datetime_settings", {}).get("timezone")
+    parsed = _parse(AmoAccount, account)
+    account_rows: list[Any] = [parsed]
+    if isinstance(parsed, AmoAccount):
+        account_rows = [
+            (parsed.id, parsed.name, parsed.subdomain, tz, parsed.currency, _json(account))
+        ]
+    body = client.get("/api/v4/leads/pipelines") or {}
+    pipelines = body.get("_embedded", {}).get("pipelines", [])
+    pipeline_rows: list[Any] = []
+    status_rows: list[Any] = []
+    for record in pipelines:
+        pipeline = _parse(AmoPipeline, record)
+        if isinstance(pipeline, AmoPipeline):
+            raw = {k: v for k, v in record.items() if k != "_embedded"}
+            pipeline_rows.append(
+                (pipeline.id, pipeline.name, pipeline.sort, pipeline.is_main,
+                 pipeline.is_archive, _json(raw))
+            )  # fmt: skip
+        else:
+            pipeline_rows.append(pipeline)
+        for status_record in record.get("_embedded", {}).get("statuses", []):
+            status = _parse(AmoStatus, {"pipeline_id": record.get("id"), **status_record})
+            status_rows.append(
+                status
+                if not isinstance(status, AmoStatus)
+                else (status.pipeline_id, status.id, status.name, status.sort, status.type,
+                      status.is_editable, _json(status_record))
+            )  # fmt: skip
+    return {
+        spec.name: warehouse.load(spec, rows, source=SOURCE, entity=spec.name, snapshot=True)
+        for spec, rows in (
+            (ACCOUNT, account_rows),
+            (PIPELINES, pipeline_rows),
+            (STATUSES, status_rows),
+        )
+    }
+
+
+def sync_events(warehouse: WarehouseResource, client: AmoCrmClient) -> LoadResult:
+    cursor = warehouse.get_cursor(SOURCE, "lead_events") or {}
+    since = max(0, int(cursor.get("created_at", 0)) - OVERLAP_SECONDS)
+    seen: list[int] = []
+    pages = client.pages(
+        "/api/v4/events",
+        "events",
+        {
+            "filter[type][]": ["lead_status_changed", "lead_deleted"],
+            "filter[created_at][from]": since,
+            "limit": EVENTS_LIMIT,
+        },
+    )
+    return warehouse.load(
+        EVENTS,
+        _event_rows(pages, seen),
+        source=SOURCE,
+        entity="lead_events",
+        new_cursor=lambda old: {"created_at": max(seen)} if seen else old,
+    )
+
+
+def sync_leads(
+    warehouse: WarehouseResource, client: AmoCrmClient, overrides: dict[str, str]
+) -> tuple[LoadResult, int]:
+    cursor = warehouse.get_cursor(SOURCE, "leads") or {}
+    since = max(0, int(cursor.get("updated_at", 0)) - OVERLAP_SECONDS)
+    until = int(time.time()) - LAG_SECONDS
+    rows = LeadRows(client.leads_updated(since, until), overrides)
+    result = warehouse.load(LEADS, rows, source=SOURCE, entity="leads", new_cursor=rows.cursor)
+    deleted = warehouse.fetch_all(
+        "UPDATE raw_amocrm.leads l SET _deleted_at = e.created_at FROM raw_amocrm.lead_events e"
+        " WHERE e.type = 'lead_deleted' AND e.entity_id = l.id AND l._deleted_at IS NULL"
+        " RETURNING l.id"
+    )
+    return result, len(deleted)
+
+
+REFERENCE_SPECS = [
+    dg.AssetSpec(
+        key=["raw_amocrm", spec.name],
+        group_name=SOURCE,
+        kinds={"amocrm", "postgres"},
+        owners=OWNERS,
+        tags={"source": SOURCE},
+        description=description,
+    )
+    for spec, description in (
+        (ACCOUNT, "AmoCRM account settings, its time zone included. Reloaded whole each run."),
+        (PIPELINES, "AmoCRM pipelines. Reloaded whole each run; removed ones are marked."),
+        (STATUSES, "AmoCRM statuses per pipeline (142 won, 143 lost). Reloaded whole each run."),
+    )
+]
+
+
+@dg.multi_asset(
+    specs=REFERENCE_SPECS,
+    required_resource_keys={"warehouse", "amocrm"},
+    retry_policy=TRANSIENT_RETRY,
+    name="raw_amocrm_reference",
+)
+def amocrm_reference(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+    warehouse: WarehouseResource = context.resources.warehouse
+
+    def step() -> dict[str, dict[str, Any]]:
+        with _client(context) as client:
+            results = sync_reference(warehouse, client)
+            return {name: _counts(result, client) for name, result in results.items()}
+
+    counts = run_source_step(context, SOURCE, "reference", step)
+    for spec in (ACCOUNT, PIPELINES, STATUSES):
+        yield dg.MaterializeResult(
+            asset_key=["raw_amocrm", spec.name],
+            metadata=table_metadata(warehouse, spec.schema, spec.name, counts=counts[spec.name]),
+        )
+
+
+@dg.asset(
+    key=["raw_amocrm", "lead_events"],
+    group_name=SOURCE,
+    kinds={"amocrm", "postgres"},
+    owners=OWNERS,
+    tags={"source": SOURCE},
+    required_resource_keys={"warehouse", "amocrm"},
+    retry_policy=TRANSIENT_RETRY,
+    description=(
+        "AmoCRM lead events: status changes and deletions, incremental by created_at with an "
+        "overlap; events merge by id, so a re-run changes nothing."
+    ),
+)
+def amocrm_lead_events(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    warehouse: WarehouseResource = context.resources.warehouse
+
+    def step() -> dict[str, Any]:
+        with _client(context) as client:
+            return _counts(sync_events(warehouse, client), client)
+
+    counts = run_source_step(context, SOURCE, "lead_events", step)
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            warehouse, EVENTS.schema, EVENTS.name, order_by="created_at", counts=counts
+        )
+    )
+
+
+@dg.asset(
+    key=["raw_amocrm", "leads"],
+    deps=[amocrm_lead_events],
+    group_name=SOURCE,
+    kinds={"amocrm", "postgres"},
+    owners=OWNERS,
+    tags={"source": SOURCE},
+    required_resource_keys={"warehouse", "amocrm"},
+    retry_policy=TRANSIENT_RETRY,
+    description=(
+        "AmoCRM leads with UTM from custom fields, incremental by updated_at in the window "
+        "[cursor − 15 min, now − 1 min]; leads merge by id, so a re-run changes nothing. "
+        "Deleted leads are marked from the lead_deleted events."
+    ),
+)
+def amocrm_leads(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    warehouse: WarehouseResource = context.resources.warehouse
+    resource: AmoCrmResource = context.resources.amocrm
+
+    def step() -> dict[str, Any]:
+        with _client(context) as client:
+            result, deleted = sync_leads(warehouse, client, resource.utm_field_overrides)
+            counts = _counts(result, client)
+            counts["rows_deleted"] = deleted
+            return counts
+
+    counts = run_source_step(context, SOURCE, "leads", step)
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            warehouse, LEADS.schema, LEADS.name, order_by="updated_at", counts=counts
+        )
+    )
+
+
+amocrm_assets = [amocrm_reference, amocrm_lead_events, amocrm_leads]

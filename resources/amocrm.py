@@ -1,0 +1,426 @@
+"""AmoCRM REST v4: OAuth with rotating refresh tokens, a client-side rate limiter, honest errors.
+
+API facts: ../shared/apis/amocrm.md. The token pair lives in `ops.oauth_tokens`; a refresh writes
+the new pair in its own committed transaction before the new access token is used, under a row
+lock, so a crash never loses the only valid refresh token and two runs never refresh at once.
+
+`python -m resources.amocrm authorize CODE` exchanges an authorization code for the first pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import httpx
+import orjson
+
+from resources.errors import ConfigError, SourceError, require_setting
+from resources.settings import env
+from resources.warehouse import WarehouseResource
+
+SOURCE = "AmoCRM"
+INTEGRATION = "amocrm"
+# 7 requests/s per integration is the vendor's limit; 6.5 keeps any 1 s window at 7 or fewer
+# even when request arrival jitters, and still sustains more than 6/s.
+DEFAULT_RATE = 6.5
+PAGE_LIMIT = 250  # the vendor's maximum for /leads
+EVENTS_LIMIT = 100  # the vendor's maximum for /events
+RETRY_LIMIT_STATUSES = frozenset({500, 502, 503})
+MAX_ATTEMPTS = 6
+
+
+class RateLimiter:
+    """Spaces request starts at least 1/rate apart. Our own: the limit is per integration and
+    the vendor punishes bursts (429, then a 403 block), so smoothing beats a token bucket here."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+@dataclass
+class RequestStats:
+    requests: int = 0
+    pages: int = 0
+    throttled: int = 0  # 429s seen
+    retries: int = 0
+    refreshes: int = 0
+
+
+class AmoCrmResource(dg.ConfigurableResource):
+    """AmoCRM account (AMOCRM_BASE_URL) through its v4 API and OAuth 2."""
+
+    requests_per_second: float = DEFAULT_RATE
+    timeout_seconds: float = 30.0
+    default_retry_after_seconds: float = 2.0
+    # UTM field per name, when an account names its fields its own way: {"utm_source": "Источник"}
+    utm_field_overrides: dict[str, str] = {}
+
+    def open(self, warehouse: WarehouseResource, last_success: datetime | None) -> AmoCrmClient:
+        base_url = require_setting(
+            SOURCE, "AMOCRM_BASE_URL", env("AMOCRM_BASE_URL"), "https://SUBDOMAIN.amocrm.ru"
+        )
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                SOURCE, f"{SOURCE}: AMOCRM_BASE_URL must start with https:// (got {base_url!r})."
+            )
+        return AmoCrmClient(self, base_url.rstrip("/"), TokenStore(warehouse), last_success)
+
+
+class TokenStore:
+    """The current token pair in ops.oauth_tokens, seeded from the environment the first time."""
+
+    def __init__(self, warehouse: WarehouseResource) -> None:
+        self.warehouse = warehouse
+
+    def current(self) -> tuple[str, str | None, datetime | None]:
+        """(access token, refresh token, access expiry); seeds the row from env if absent."""
+        with self.warehouse.connection() as conn:
+            row = conn.execute(
+                "SELECT access_token, refresh_token, access_expires_at FROM ops.oauth_tokens"
+                " WHERE integration = %s",
+                (INTEGRATION,),
+            ).fetchone()
+            if row:
+                return row[0], row[1], row[2]
+            access = require_setting(
+                SOURCE,
+                "AMOCRM_ACCESS_TOKEN",
+                env("AMOCRM_ACCESS_TOKEN"),
+                "set the first access token, or run `python -m resources.amocrm authorize CODE`",
+            )
+            refresh = env("AMOCRM_REFRESH_TOKEN")
+            conn.execute(
+                "INSERT INTO ops.oauth_tokens (integration, access_token, refresh_token,"
+                " refresh_issued_at) VALUES (%s, %s, %s, now()) ON CONFLICT DO NOTHING",
+                (INTEGRATION, access, refresh),
+            )
+        return self.current()
+
+    def rotate(self, failed_access: str, exchange: Any) -> str:
+        """Refresh under a row lock and commit the new pair before returning its access token.
+
+        If another run refreshed since `failed_access` was read, its new token is returned as it
+        is: refreshing again would spend the refresh token that run just stored.
+        """
+        with self.warehouse.connection() as conn:
+            row = conn.execute(
+                "SELECT access_token, refresh_token FROM ops.oauth_tokens"
+                " WHERE integration = %s FOR UPDATE",
+                (INTEGRATION,),
+            ).fetchone()
+            if row is None:
+                raise ConfigError(SOURCE, f"{SOURCE}: no token pair stored; authorize first.")
+            access, refresh = row
+            if access != failed_access:
+                return str(access)
+            if not refresh:
+                raise SourceError(
+                    SOURCE,
+                    f"{SOURCE} answered 401 Unauthorized and there is no refresh token (a "
+                    "long-lived token has expired or was revoked): put a new token in "
+                    "AMOCRM_ACCESS_TOKEN and clear ops.oauth_tokens, or authorize again with "
+                    "`python -m resources.amocrm authorize CODE`.",
+                )
+            pair = exchange({"grant_type": "refresh_token", "refresh_token": refresh})
+            conn.execute(
+                "UPDATE ops.oauth_tokens SET access_token = %s, refresh_token = %s,"
+                " access_expires_at = now() + make_interval(secs => %s),"
+                " refresh_issued_at = now(), refreshes = refreshes + 1, updated_at = now()"
+                " WHERE integration = %s",
+                (pair["access_token"], pair["refresh_token"], pair["expires_in"], INTEGRATION),
+            )
+        return str(pair["access_token"])
+
+    def store(self, pair: dict[str, Any]) -> None:
+        with self.warehouse.connection() as conn:
+            conn.execute(
+                "INSERT INTO ops.oauth_tokens (integration, access_token, refresh_token,"
+                " access_expires_at, refresh_issued_at) VALUES"
+                " (%s, %s, %s, now() + make_interval(secs => %s), now())"
+                " ON CONFLICT (integration) DO UPDATE SET access_token = EXCLUDED.access_token,"
+                " refresh_token = EXCLUDED.refresh_token,"
+                " access_expires_at = EXCLUDED.access_expires_at,"
+                " refresh_issued_at = now(), updated_at = now()",
+                (INTEGRATION, pair["access_token"], pair.get("refresh_token"), pair["expires_in"]),
+            )
+
+
+class AmoCrmClient:
+    def __init__(
+        self,
+        config: AmoCrmResource,
+        base_url: str,
+        tokens: TokenStore,
+        last_success: datetime | None,
+    ) -> None:
+        self.config = config
+        self.base_url = base_url
+        self.tokens = tokens
+        self.last_success = last_success
+        self.stats = RequestStats()
+        self.limiter = RateLimiter(config.requests_per_second)
+        self.http = httpx.Client(
+            base_url=base_url,
+            timeout=httpx.Timeout(config.timeout_seconds, connect=10.0),
+            headers={"User-Agent": "traffic-warehouse/1.0"},
+        )
+        self._access: str | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> AmoCrmClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- reads --------------------------------------------------------------------------------
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """One API call with our retry policy; None for 204 (no rows: not an error)."""
+        params = dict(params or {})
+        refreshed = False
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            access = self._access_token()
+            self.limiter.wait()
+            self.stats.requests += 1
+            try:
+                response = self.http.get(
+                    path, params=params, headers={"Authorization": f"Bearer {access}"}
+                )
+            except httpx.TransportError as exc:
+                self._retry_or_fail(attempt, f"{type(exc).__name__} on {path}")
+                continue
+            status = response.status_code
+            if status == 204:
+                return None
+            if status == 200:
+                return dict(orjson.loads(response.content))
+            if status == 401 and not refreshed:
+                refreshed = True
+                self._access = self.tokens.rotate(access, self._exchange)
+                self.stats.refreshes += 1
+                continue
+            if status == 429:
+                self.stats.throttled += 1
+                self._sleep_retry_after(response, attempt)
+                continue
+            if status == 504 and "limit" in params:
+                # a gateway timeout on a big page: ask for less
+                params["limit"] = max(25, int(params["limit"]) // 2)
+                self._retry_or_fail(attempt, f"HTTP 504 on {path}")
+                continue
+            if status in RETRY_LIMIT_STATUSES or status == 504:
+                self._retry_or_fail(attempt, f"HTTP {status} on {path}")
+                continue
+            raise self._terminal(status, response)
+        raise AssertionError("unreachable")
+
+    def pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """Every page of `_embedded[key]`, following page numbers until no `_links.next`."""
+        page = 1
+        while True:
+            body = self.get(path, {**params, "page": page})
+            if body is None:
+                return
+            rows = body.get("_embedded", {}).get(key) or []
+            self.stats.pages += 1
+            if rows:
+                yield rows
+            if not body.get("_links", {}).get("next") or not rows:
+                return
+            page += 1
+
+    def leads_updated(self, since: int, until: int) -> Iterator[list[dict[str, Any]]]:
+        """Leads with updated_at in [since, until], ascending, as pages.
+
+        Page numbers shift when leads are updated during a scan (an updated lead leaves the
+        window and everything after it moves up a place, so a plain page walk skips a lead).
+        So each request starts from the largest updated_at seen, with page 1; leads on that
+        same second are seen twice and deduplicated by the loader. Only when a whole page shares
+        one second do we step the page number within it.
+        """
+        lower, page, last_ids = since, 1, set[int]()
+        while True:
+            params = {
+                "filter[updated_at][from]": lower,
+                "filter[updated_at][to]": until,
+                "order[updated_at]": "asc",
+                "limit": PAGE_LIMIT,
+                "with": "contacts",
+                "page": page,
+            }
+            body = self.get("/api/v4/leads", params)
+            rows = (body or {}).get("_embedded", {}).get("leads") or []
+            if not rows:
+                return
+            self.stats.pages += 1
+            fresh = [r for r in rows if r["id"] not in last_ids]
+            if fresh:
+                yield fresh
+            if not (body or {}).get("_links", {}).get("next"):
+                return
+            top = max(r["updated_at"] for r in rows)
+            if top == lower:
+                page += 1
+                last_ids |= {r["id"] for r in rows}
+            else:
+                lower, page, last_ids = top, 1, {r["id"] for r in rows if r["updated_at"] == top}
+
+    # ---- errors and tokens ---------------------------------------------------------------------
+
+    def _access_token(self) -> str:
+        if self._access is None:
+            access, refresh, expires = self.tokens.current()
+            soon = datetime.now(UTC) + timedelta(minutes=1)
+            if refresh and expires is not None and expires < soon:
+                access = self.tokens.rotate(access, self._exchange)
+                self.stats.refreshes += 1
+            self._access = access
+        return self._access
+
+    def _exchange(self, grant: dict[str, Any]) -> dict[str, Any]:
+        """POST /oauth2/access_token; the answer is stored by the caller before it is used."""
+        body = {
+            "client_id": require_setting(
+                SOURCE, "AMOCRM_CLIENT_ID", env("AMOCRM_CLIENT_ID"), "the integration's ID"
+            ),
+            "client_secret": require_setting(
+                SOURCE,
+                "AMOCRM_CLIENT_SECRET",
+                env("AMOCRM_CLIENT_SECRET"),
+                "the integration's secret key",
+            ),
+            "redirect_uri": require_setting(
+                SOURCE,
+                "AMOCRM_REDIRECT_URI",
+                env("AMOCRM_REDIRECT_URI"),
+                "the redirect URI registered for the integration",
+            ),
+            **grant,
+        }
+        self.limiter.wait()
+        self.stats.requests += 1
+        response = self.http.post("/oauth2/access_token", json=body)
+        if response.status_code == 200:
+            return dict(orjson.loads(response.content))
+        problem = _json_or_empty(response)
+        hint = problem.get("hint") or problem.get("detail") or response.reason_phrase
+        raise SourceError(
+            SOURCE,
+            f"{SOURCE} refused the OAuth {grant['grant_type']} grant (HTTP {response.status_code}:"
+            f" {hint}). The stored refresh token can no longer be used; authorize the integration"
+            " again with `python -m resources.amocrm authorize CODE` (a new code from the"
+            " integration's settings in AmoCRM), or check AMOCRM_CLIENT_ID, AMOCRM_CLIENT_SECRET"
+            " and AMOCRM_REDIRECT_URI.",
+        )
+
+    def _retry_or_fail(self, attempt: int, what: str) -> None:
+        if attempt == MAX_ATTEMPTS:
+            raise SourceError(
+                SOURCE,
+                f"{SOURCE}: still failing after {attempt} attempts ({what}). {self._stale()}",
+                transient=True,
+            )
+        self.stats.retries += 1
+        time.sleep(random.uniform(0, min(8.0, 0.25 * 2**attempt)))
+
+    def _sleep_retry_after(self, response: httpx.Response, attempt: int) -> None:
+        if attempt == MAX_ATTEMPTS:
+            raise SourceError(
+                SOURCE,
+                f"{SOURCE}: still rate limited (HTTP 429) after {attempt} attempts. "
+                f"{self._stale()}",
+                transient=True,
+            )
+        header = response.headers.get("Retry-After", "")
+        wait = float(header) if header.replace(".", "", 1).isdigit() else None
+        time.sleep(wait if wait is not None else self.config.default_retry_after_seconds * attempt)
+
+    def _stale(self) -> str:
+        when = (
+            self.last_success.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            if self.last_success
+            else "never loaded"
+        )
+        return f"Data from AmoCRM stays as of {when}."
+
+    def _terminal(self, status: int, response: httpx.Response) -> SourceError:
+        """402 and 403 are a person's job: no retries, one sentence on what to do."""
+        if status == 402:
+            text = (
+                f"{SOURCE} answered 402 Payment Required: the account's subscription has "
+                "expired; renew it."
+            )
+        elif status == 403:
+            text = (
+                f"{SOURCE} answered 403 Forbidden: the account or this server's IP address is "
+                "blocked (usually after repeated 429s); ask AmoCRM support to lift the block."
+            )
+        elif status == 401:
+            text = (
+                f"{SOURCE} answered 401 Unauthorized again right after a token refresh: the "
+                "integration was disabled or its access revoked; authorize again with "
+                "`python -m resources.amocrm authorize CODE`."
+            )
+        else:
+            detail = _json_or_empty(response).get("detail") or response.reason_phrase
+            text = f"{SOURCE} answered HTTP {status}: {detail}."
+        return SourceError(SOURCE, f"{text} {self._stale()}")
+
+
+def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def main() -> None:
+    """`python -m resources.amocrm authorize CODE`: store the first token pair."""
+    from dotenv import load_dotenv
+
+    from resources import embedded_pg
+
+    parser = argparse.ArgumentParser(prog="python -m resources.amocrm")
+    parser.add_argument("action", choices=["authorize"])
+    parser.add_argument("code", help="authorization code from the integration's settings")
+    args = parser.parse_args()
+    load_dotenv(".env", override=False)
+    with embedded_pg.owned_server():
+        url = env("WAREHOUSE_URL") or embedded_pg.resolve_urls()["WAREHOUSE_URL"]
+        warehouse = WarehouseResource(url=url)
+        warehouse.apply_ddl()
+        client = AmoCrmResource().open(warehouse, None)
+        try:
+            pair = client._exchange({"grant_type": "authorization_code", "code": args.code})
+        except SourceError as exc:
+            raise SystemExit(exc.message) from None
+        finally:
+            client.close()
+        TokenStore(warehouse).store(pair)
+    print("AmoCRM authorized: the token pair is stored in ops.oauth_tokens.")
+
+
+if __name__ == "__main__":
+    main()
