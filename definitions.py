@@ -4,17 +4,27 @@ environment variables are bound to resources. Nothing here touches a network or 
 import dagster as dg
 
 from assets.amocrm import amocrm_assets
-from assets.jobs import automation_sensor, hourly_refresh, models_job, source_jobs
+from assets.facebook import facebook_assets
+from assets.jobs import (
+    automation_sensor,
+    daily_facebook_restatement,
+    facebook_restatement_job,
+    hourly_refresh,
+    models_job,
+    source_jobs,
+)
 from assets.models import model_assets
 from assets.supabase import supabase_assets
 from assets.supabase_tables import PROJECTS
 from resources.amocrm import AmoCrmResource
+from resources.facebook import FacebookResource
 from resources.supabase import SupabaseResource
 from resources.warehouse import WarehouseResource
 
 resources = {
     "warehouse": WarehouseResource(url=dg.EnvVar("WAREHOUSE_URL")),
     "amocrm": AmoCrmResource(),
+    "facebook": FacebookResource(),
     **{
         f"supabase_{project}": SupabaseResource(
             project=display, env_prefix=f"SUPABASE_{project.upper()}"
@@ -24,9 +34,9 @@ resources = {
 }
 
 defs = dg.Definitions(
-    assets=[*supabase_assets, *amocrm_assets, *model_assets],
-    jobs=[*source_jobs, models_job],
-    schedules=[hourly_refresh],
+    assets=[*supabase_assets, *amocrm_assets, *facebook_assets, *model_assets],
+    jobs=[*source_jobs, models_job, facebook_restatement_job],
+    schedules=[hourly_refresh, daily_facebook_restatement],
     sensors=[automation_sensor],
     resources=resources,
     executor=dg.in_process_executor,

@@ -6,13 +6,11 @@ update landed late, the lag leaves the current second alone; both re-reads merge
 re-run changes nothing. Deleted leads vanish from /leads; the `lead_deleted` events mark them.
 """
 
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import dagster as dg
 import orjson
-from pydantic import BaseModel, ValidationError
 
 from assets.amocrm_records import (
     AmoAccount,
@@ -20,11 +18,11 @@ from assets.amocrm_records import (
     AmoLead,
     AmoPipeline,
     AmoStatus,
-    from_unix,
     utm_values,
 )
 from assets.failures import OWNERS, TRANSIENT_RETRY, run_source_step
 from assets.metadata import table_metadata
+from assets.records import from_unix, parse
 from resources.amocrm import EVENTS_LIMIT, AmoCrmClient, AmoCrmResource
 from resources.warehouse import LoadResult, Rejected, TableSpec, WarehouseResource
 
@@ -62,14 +60,6 @@ def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def _parse(model: type[BaseModel], record: dict[str, Any]) -> BaseModel | Rejected:
-    try:
-        return model.model_validate(record)
-    except ValidationError as exc:
-        reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        return Rejected(str(record.get("id")), reason, record)
-
-
 class LeadRows:
     """Lead pages → loader rows; remembers the largest updated_at seen (the next cursor)."""
 
@@ -81,11 +71,10 @@ class LeadRows:
     def __iter__(self) -> Iterator[tuple[Any, ...] | Rejected]:
         for page in self.pages:
             for record in page:
-                lead = _parse(AmoLead, record)
+                lead = parse(AmoLead, record)
                 if isinstance(lead, Rejected):
                     yield lead
                     continue
-                assert isinstance(lead, AmoLead)
                 self.max_updated = max(self.max_updated or 0, lead.updated_at)
                 custom = [f.model_dump() for f in lead.custom_fields_values or []] or None
                 yield (
@@ -105,11 +94,10 @@ def _event_rows(
 ) -> Iterator[tuple[Any, ...] | Rejected]:
     for page in pages:
         for record in page:
-            event = _parse(AmoEvent, record)
+            event = parse(AmoEvent, record)
             if isinstance(event, Rejected):
                 yield event
                 continue
-            assert isinstance(event, AmoEvent)
             seen.append(event.created_at)
             yield (
                 event.id, event.type, event.entity_id, from_unix(event.created_at),
@@ -145,7 +133,7 @@ def sync_reference(warehouse: WarehouseResource, client: AmoCrmClient) -> dict[s
     """Account settings, pipelines and statuses: small, so reloaded whole every run."""
     account = client.get("/api/v4/account", {"with": "datetime_settings"}) or {}
     tz = account.get("_embedded", {}).get("datetime_settings", {}).get("timezone")
-    parsed = _parse(AmoAccount, account)
+    parsed = parse(AmoAccount, account)
     account_rows: list[Any] = [parsed]
     if isinstance(parsed, AmoAccount):
         account_rows = [
@@ -156,7 +144,7 @@ def sync_reference(warehouse: WarehouseResource, client: AmoCrmClient) -> dict[s
     pipeline_rows: list[Any] = []
     status_rows: list[Any] = []
     for record in pipelines:
-        pipeline = _parse(AmoPipeline, record)
+        pipeline = parse(AmoPipeline, record)
         if isinstance(pipeline, AmoPipeline):
             raw = {k: v for k, v in record.items() if k != "_embedded"}
             pipeline_rows.append(
@@ -166,7 +154,7 @@ def sync_reference(warehouse: WarehouseResource, client: AmoCrmClient) -> dict[s
         else:
             pipeline_rows.append(pipeline)
         for status_record in record.get("_embedded", {}).get("statuses", []):
-            status = _parse(AmoStatus, {"pipeline_id": record.get("id"), **status_record})
+            status = parse(AmoStatus, {"pipeline_id": record.get("id"), **status_record})
             status_rows.append(
                 status
                 if not isinstance(status, AmoStatus)
@@ -210,7 +198,7 @@ def sync_leads(
 ) -> tuple[LoadResult, int]:
     cursor = warehouse.get_cursor(SOURCE, "leads") or {}
     since = max(0, int(cursor.get("updated_at", 0)) - OVERLAP_SECONDS)
-    until = int(time.time()) - LAG_SECONDS
+    until = int(client.server_now().timestamp()) - LAG_SECONDS
     rows = LeadRows(client.leads_updated(since, until), overrides)
     result = warehouse.load(LEADS, rows, source=SOURCE, entity="leads", new_cursor=rows.cursor)
     deleted = warehouse.fetch_all(

@@ -3,7 +3,6 @@ events, account. A record that fails validation is quarantined with pydantic's r
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -74,10 +73,6 @@ class AmoAccount(AmoRecord):
     name: str | None = None
     subdomain: str | None = None
     currency: str | None = None
-
-
-def from_unix(seconds: int | None) -> datetime | None:
-    return datetime.fromtimestamp(seconds, UTC) if seconds is not None else None
 
 
 def utm_values(fields: list[CustomField] | None, overrides: dict[str, str]) -> list[str | None]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.amocrm import amocrm_assets
+from assets.facebook import facebook_assets, facebook_insights
 from assets.supabase import supabase_assets
 from resources.settings import DEFAULT_REPORTING_TZ
 
 # Each source's raw assets form its own group; the group name is the source's name.
 SOURCE_ASSETS: dict[str, list[dg.AssetKey]] = {}
-for _definition in [*supabase_assets, *amocrm_assets]:
+for _definition in [*supabase_assets, *amocrm_assets, *facebook_assets]:
     for _key in _definition.keys:
         SOURCE_ASSETS.setdefault(_definition.group_names_by_key[_key], []).append(_key)
 SOURCES: tuple[str, ...] = tuple(SOURCE_ASSETS)
@@ -58,6 +59,28 @@ def hourly_refresh(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]
         )
         for source in SOURCES
     ]
+
+
+# Facebook revises spend for up to 28 days (attribution): once a day, re-pull that window.
+facebook_restatement_job = dg.define_asset_job(
+    "facebook_restatement",
+    selection=dg.AssetSelection.assets(facebook_insights),
+    tags={"source": "facebook"},
+    config={"ops": {"raw_facebook__ad_insights_daily": {"config": {"window": "restatement"}}}},
+    description="Re-pull the last 28 days of Facebook insights; restated days replace old ones.",
+)
+
+
+# 04:30 in the reporting zone: after Facebook's overnight attribution updates, before work starts.
+@dg.schedule(
+    name="daily_facebook_restatement",
+    cron_schedule="30 4 * * *",
+    execution_timezone=DEFAULT_REPORTING_TZ,
+    job=facebook_restatement_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def daily_facebook_restatement(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    return dg.RunRequest(run_key=context.scheduled_execution_time.isoformat())
 
 
 automation_sensor = dg.AutomationConditionSensorDefinition(

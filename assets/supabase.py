@@ -10,10 +10,10 @@ from typing import Any
 
 import dagster as dg
 import orjson
-from pydantic import ValidationError
 
 from assets.failures import OWNERS, TRANSIENT_RETRY, run_source_step
 from assets.metadata import table_metadata
+from assets.records import parse
 from assets.supabase_tables import PII_COLUMNS, PROJECTS, SUPABASE_TABLES, SupabaseTable
 from resources.supabase import BY_ID, Keyset, SupabaseResource, TableReader
 from resources.warehouse import Rejected, WarehouseResource
@@ -47,13 +47,9 @@ class RecordStream:
             self.last = {c: page[-1].get(c) for c in self.table.keyset.columns}
 
     def _row(self, record: dict[str, Any]) -> tuple[Any, ...] | Rejected:
-        try:
-            parsed = self.table.model.model_validate(record)
-        except ValidationError as exc:
-            reason = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors()
-            )
-            return Rejected(str(record.get("id")), reason, record)
+        parsed = parse(self.table.model, record)
+        if isinstance(parsed, Rejected):
+            return parsed
         # a model's __dict__ holds its fields in declaration order: the spec's column order
         values = [
             orjson.dumps(v).decode() if isinstance(v, dict | list) else v

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import dagster as dg
@@ -183,6 +184,7 @@ class AmoCrmClient:
             headers={"User-Agent": "traffic-warehouse/1.0"},
         )
         self._access: str | None = None
+        self.server_time: datetime | None = None
 
     def close(self) -> None:
         self.http.close()
@@ -210,6 +212,7 @@ class AmoCrmClient:
             except httpx.TransportError as exc:
                 self._retry_or_fail(attempt, f"{type(exc).__name__} on {path}")
                 continue
+            self._note_server_time(response)
             status = response.status_code
             if status == 204:
                 return None
@@ -285,6 +288,23 @@ class AmoCrmClient:
                 last_ids |= {r["id"] for r in rows}
             else:
                 lower, page, last_ids = top, 1, {r["id"] for r in rows if r["updated_at"] == top}
+
+    def server_now(self) -> datetime:
+        """The vendor's clock (its `Date` header) as of the last response, else ours.
+
+        Windows end at the vendor's "now", not ours: a skewed local clock must not move them.
+        """
+        if self.server_time is None:
+            self.get("/api/v4/account")
+        return self.server_time or datetime.now(UTC)
+
+    def _note_server_time(self, response: httpx.Response) -> None:
+        header = response.headers.get("date")
+        if header:
+            try:
+                self.server_time = parsedate_to_datetime(header)
+            except (TypeError, ValueError):
+                pass
 
     # ---- errors and tokens ---------------------------------------------------------------------
 

@@ -170,13 +170,15 @@ class WarehouseResource(dg.ConfigurableResource):
         entity: str,
         new_cursor: Callable[[Any], Any] | None = None,
         snapshot: bool = False,
+        before_merge: str | None = None,
     ) -> LoadResult:
         """Stream `rows` (tuples in `spec.columns` order, or `Rejected`) into `spec`'s table.
 
         `new_cursor(old)` is called after the stream is consumed and its value is stored in
         `ops.cursors` in the same transaction as the rows; None keeps the old cursor.
         `snapshot=True` says the stream is the whole table: stored rows missing from it are
-        marked deleted, in the same transaction.
+        marked deleted, in the same transaction. `before_merge` names a SQL file run after
+        staging and before the merge (it may compare `_staging` with the stored rows).
         """
         started = datetime.now().astimezone()
         t0 = time.perf_counter()
@@ -189,6 +191,8 @@ class WarehouseResource(dg.ConfigurableResource):
             rejected = _stage(conn, spec, rows, result, nul)
             _quarantine(conn, source, entity, rejected, nul)
             result.quarantined = len(rejected)
+            if before_merge:
+                conn.execute(load_sql(before_merge).encode())
             distinct, result.inserted, result.updated = _merge(conn, spec)
             # duplicates of a key inside one stream collapse into one row before the merge
             result.unchanged = distinct - result.inserted - result.updated

@@ -52,6 +52,7 @@ HTML = "text/html; charset=utf-8"
 MAX_LEADS_LIMIT, DEFAULT_LEADS_LIMIT = 250, 50
 MAX_EVENTS_LIMIT, DEFAULT_EVENTS_LIMIT = 100, 100
 BLOCK_WINDOW_SECONDS = 60.0
+MIN_UNIX, MAX_UNIX = 0, 253_402_300_000  # what a filter bound is clamped to (year 9999)
 OAUTH_PROBLEM_TYPE = "https://developers.amocrm.ru/v3/errors/OAuthProblemJson"
 OAUTH_DETAIL = "В запросе отсутствует ряд параметров или параметры невалидны"
 
@@ -116,24 +117,27 @@ class Pipeline:
     stages: tuple[tuple[int, str], ...]  # the open stages, in order
 
 
-_STAGE_NAMES = {
-    EXPRESS_PIPELINE: ("Новая заявка", "Связались", "Счёт выставлен"),
-    FLAGSHIP_PIPELINE: ("Новая заявка", "Консультация", "Договор", "Ожидает оплату"),
-}
-_OTHER_NAMES = ("Старая воронка", "Тест")
+def _stages(pipeline: int, *labels: str) -> tuple[tuple[int, str], ...]:
+    return tuple(zip(PIPELINE_STAGES[pipeline], labels, strict=True))
+
+
+_OLD, _TEST = names.OTHER_PIPELINES
 PIPELINES = (
     Pipeline(
-        EXPRESS_PIPELINE, "Express", 61_000, tuple(zip(PIPELINE_STAGES[EXPRESS_PIPELINE], _STAGE_NAMES[EXPRESS_PIPELINE], strict=True))
+        EXPRESS_PIPELINE,
+        "Express",
+        61_000,
+        _stages(EXPRESS_PIPELINE, "Новая заявка", "Связались", "Счёт выставлен"),
     ),
     Pipeline(
-        FLAGSHIP_PIPELINE, "Flagship", 62_000, tuple(zip(PIPELINE_STAGES[FLAGSHIP_PIPELINE], _STAGE_NAMES[FLAGSHIP_PIPELINE], strict=True))
+        FLAGSHIP_PIPELINE,
+        "Flagship",
+        62_000,
+        _stages(FLAGSHIP_PIPELINE, "Новая заявка", "Консультация", "Договор", "Ожидает оплату"),
     ),
-    *(
-        Pipeline(pid, name, base, ((base + 1, "Первичный контакт"), (base + 2, "Переговоры")))
-        for pid, name, base in zip(
-            names.OTHER_PIPELINES, _OTHER_NAMES, (63_000, 64_000), strict=True
-        )
-    ),
+    # Where a misconfigured webhook writes sales; no lead of the world lives in them.
+    Pipeline(_OLD, "Старая воронка", 63_000, ((63_001, "Первичный контакт"), (63_002, "Думает"))),
+    Pipeline(_TEST, "Тест", 64_000, ((64_001, "Первичный контакт"), (64_002, "Переговоры"))),
 )
 # An open stage names its pipeline; won/lost do not, so a status event takes it from the stage
 # the lead left (the world never moves a lead out of 142/143).
@@ -146,6 +150,10 @@ UTM_FIELD_IDS = {
     "utm_content": 1005,
     "utm_term": 1006,
 }
+_UTM_FIELD_HEADS = {  # the constant part of each UTM field, built once
+    name: {"field_id": field_id, "field_name": name, "field_code": name.upper()}
+    for name, field_id in UTM_FIELD_IDS.items()
+}
 PAYMENT_FIELD_ID, PAYMENT_FIELD_NAME = 1002, "Сумма оплаты"
 USERS = (8_100_001, 8_100_002, 8_100_003)  # responsible managers, assigned by lead id
 CONTACT_ID_OFFSET = 20_000_000  # a lead's main contact id = lead id + this
@@ -153,10 +161,6 @@ CONTACT_ID_OFFSET = 20_000_000  # a lead's main contact id = lead id + this
 
 def contact_id(lead_id: int) -> int:
     return lead_id + CONTACT_ID_OFFSET
-
-
-def _unix(ts: datetime | None) -> int | None:
-    return None if ts is None else int(ts.timestamp())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -171,7 +175,9 @@ class _Refusal(Exception):
         self.response = response
 
 
-def _json(body: Any, status: int = 200, media: str = HAL_JSON, **headers: str) -> Response:
+def _json(
+    body: Any, status: int = 200, media: str = HAL_JSON, headers: dict[str, str] | None = None
+) -> Response:
     return Response(orjson.dumps(body), status, headers, media)
 
 
@@ -192,10 +198,10 @@ def _invalid(path: str, code: str, detail: str) -> _Refusal:
     return _Refusal(_json(body, 400, PROBLEM_JSON))
 
 
-def _int_param(params: QueryParams, name: str, default: int | None = None) -> int | None:
+def _int_param(params: QueryParams, name: str) -> int | None:
     raw = params.get(name)
-    if raw is None or raw == "":
-        return default
+    if not raw:
+        return None
     try:
         return int(raw)
     except ValueError:
@@ -203,8 +209,10 @@ def _int_param(params: QueryParams, name: str, default: int | None = None) -> in
 
 
 def _paging(params: QueryParams, default_limit: int, max_limit: int) -> tuple[int, int]:
-    page = _int_param(params, "page", 1) or 0
-    limit = _int_param(params, "limit", default_limit) or 0
+    page = _int_param(params, "page")
+    page = 1 if page is None else page
+    limit = _int_param(params, "limit")
+    limit = default_limit if limit is None else limit
     if page < 1:
         raise _invalid("page", "InvalidPage", "This value should be greater than 0.")
     if not 1 <= limit <= max_limit:
@@ -231,9 +239,10 @@ def _int_list(params: QueryParams, name: str) -> set[int]:
         raise _invalid(name, "InvalidType", "This value should be of type int.") from None
 
 
-def _unix_window(params: QueryParams, name: str) -> tuple[float, float]:
-    """Inclusive `[from]`/`[to]` in unix seconds, as a half-open float range, so a timestamp
-    with a fraction matches exactly when its rendered (truncated) second does."""
+def _window(params: QueryParams, name: str) -> tuple[datetime, datetime] | None:
+    """Inclusive `[from]`/`[to]` unix seconds as a half-open datetime range `[low, high)`, so a
+    time with a fraction matches exactly when its rendered (truncated) second does; comparing
+    datetimes, not timestamps, keeps a scan of 10k leads at a millisecond."""
     low = _int_param(params, f"{name}[from]")
     high = _int_param(params, f"{name}[to]")
     if low is None and high is None and params.get(name):
@@ -243,10 +252,18 @@ def _unix_window(params: QueryParams, name: str) -> tuple[float, float]:
             low, high = int(parts[0]), int(parts[1]) if len(parts) > 1 else None
         except ValueError:
             raise _invalid(name, "InvalidType", "This value should be of type int.") from None
-    return (
-        float("-inf") if low is None else float(low),
-        float("inf") if high is None else float(high + 1),
+    if low is None and high is None:
+        return None
+    return _from_unix(MIN_UNIX if low is None else low), _from_unix(
+        MAX_UNIX if high is None else high + 1
     )
+
+
+def _from_unix(seconds: int) -> datetime:
+    return datetime.fromtimestamp(min(max(seconds, MIN_UNIX), MAX_UNIX), UTC)
+
+
+_ALL_TIME = (_from_unix(MIN_UNIX), _from_unix(MAX_UNIX))
 
 
 def _links(request: Request, page: int, limit: int, has_next: bool) -> dict[str, Any]:
@@ -266,7 +283,12 @@ def _links(request: Request, page: int, limit: int, has_next: bool) -> dict[str,
 
 
 def _page_or_204(
-    request: Request, key: str, rows: list[Any], page: int, limit: int, render: Callable
+    request: Request,
+    key: str,
+    rows: list[dict[str, Any]],
+    page: int,
+    limit: int,
+    render: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> Response:
     chunk = rows[(page - 1) * limit : page * limit]
     if not chunk:
@@ -318,7 +340,7 @@ class RateLimiter:
             self.admitted.clear()
             self.refused.clear()
         if self.count_429 % 2:
-            return _json(BODY_429, 429, PROBLEM_JSON, **{"Retry-After": "1"})
+            return _json(BODY_429, 429, PROBLEM_JSON, {"Retry-After": "1"})
         return _html(429, HTML_429)
 
 
@@ -353,6 +375,7 @@ class AmoCrmSimulator:
         self.timezone = timezone
         self.access_ttl_seconds = access_ttl_seconds
         self.limiter = RateLimiter(rate_limit_per_second, block_after_429s, block_seconds)
+        # Called with the path after every /api/v4 answer is built, before it is sent.
         self.after_request: Callable[[str], None] | None = None
         self.refresh_count = 0  # successful refresh_token grants
         self._lock = threading.Lock()  # tests touch tokens from their own thread
@@ -394,7 +417,8 @@ class AmoCrmSimulator:
     def _issue_pair(self) -> dict[str, Any]:
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         with self._lock:
-            # Older access tokens keep working until they expire, as in AmoCRM.
+            # Older access tokens keep working until they expire, as in AmoCRM; the refresh
+            # token is one per integration, so a new pair (by either grant) revokes the last.
             self._access[access] = time.time() + self.access_ttl_seconds
             self._revoked_refresh.add(self._refresh)
             self._refresh = refresh
@@ -436,7 +460,11 @@ class AmoCrmSimulator:
                 self._used_codes.add(code)
                 return
             used = code in self._used_codes
-        hint = "Authorization code has been revoked" if used else "Cannot decrypt the authorization code"
+        hint = (
+            "Authorization code has been revoked"
+            if used
+            else "Cannot decrypt the authorization code"
+        )
         raise _oauth_refusal(400, hint)
 
     def _spend_refresh(self, token: str) -> None:
@@ -451,7 +479,9 @@ class AmoCrmSimulator:
 
     # ---- /api/v4 -------------------------------------------------------------------------------
 
-    def _api(self, render: Callable[[Request], Response]) -> Callable[[Request], Awaitable[Response]]:
+    def _api(
+        self, render: Callable[[Request], Response]
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
                 response = self._serve(request, render)
@@ -489,10 +519,11 @@ class AmoCrmSimulator:
         page, limit = _paging(params, DEFAULT_LEADS_LIMIT, MAX_LEADS_LIMIT)
         rows = self._filtered_leads(params)
         field, descending = _lead_order(params)
-        if field == "id":
-            rows.sort(key=itemgetter("id"), reverse=descending)
-        else:
-            rows.sort(key=itemgetter(field, "id"), reverse=descending)
+        # Two stable sorts, by id (the tie-break) then by the field: one sort on (field, id)
+        # tuples costs three times as much.
+        rows.sort(key=itemgetter("id"), reverse=descending)
+        if field != "id":
+            rows.sort(key=itemgetter(field), reverse=descending)
         base = self._base(request)
         contacts = "contacts" in _list_param(params, "with")
         return _page_or_204(
@@ -502,9 +533,10 @@ class AmoCrmSimulator:
     def _filtered_leads(self, params: QueryParams) -> list[dict[str, Any]]:
         rows: Iterable[dict[str, Any]] = self.world.amocrm_leads.values()
         for field in ("created_at", "updated_at"):
-            low, high = _unix_window(params, f"filter[{field}]")
-            if low != float("-inf") or high != float("inf"):
-                rows = [r for r in rows if low <= r[field].timestamp() < high]
+            window = _window(params, f"filter[{field}]")
+            if window is not None:
+                low, high = window
+                rows = [r for r in rows if low <= r[field] < high]
         pipelines = _int_list(params, "filter[pipeline_id]")
         if pipelines:
             rows = [r for r in rows if r["pipeline_id"] in pipelines]
@@ -514,7 +546,7 @@ class AmoCrmSimulator:
         return list(rows)
 
     def _lead(self, lead: dict[str, Any], base: str, contacts: bool) -> dict[str, Any]:
-        lead_id = lead["id"]
+        lead_id, closed = lead["id"], lead["closed_at"]
         embedded: dict[str, Any] = {"tags": [], "companies": []}
         if contacts:
             embedded["contacts"] = [{"id": contact_id(lead_id), "is_main": True}]
@@ -529,9 +561,9 @@ class AmoCrmSimulator:
             "loss_reason_id": None,
             "created_by": 0,
             "updated_by": 0,
-            "created_at": _unix(lead["created_at"]),
-            "updated_at": _unix(lead["updated_at"]),
-            "closed_at": _unix(lead["closed_at"]),
+            "created_at": int(lead["created_at"].timestamp()),
+            "updated_at": int(lead["updated_at"].timestamp()),
+            "closed_at": None if closed is None else int(closed.timestamp()),
             "closest_task_at": None,
             "is_deleted": lead["is_deleted"],
             "custom_fields_values": _custom_fields(lead),
@@ -559,7 +591,10 @@ class AmoCrmSimulator:
         href = f"{base}/api/v4/leads/pipelines/{pipeline.id}"
         statuses = [
             (pipeline.unsorted_status, "Неразобранное", 10, "#c1c1c1", 1),
-            *((sid, name, 20 + 10 * i, "#99ccff", 0) for i, (sid, name) in enumerate(pipeline.stages)),
+            *(
+                (sid, name, 20 + 10 * i, "#99ccff", 0)
+                for i, (sid, name) in enumerate(pipeline.stages)
+            ),
             (WON, "Успешно реализовано", 10000, "#CCFF66", 0),
             (LOST, "Закрыто и не реализовано", 11000, "#D5D8DB", 0),
         ]
@@ -597,15 +632,16 @@ class AmoCrmSimulator:
         page, limit = _paging(params, DEFAULT_EVENTS_LIMIT, MAX_EVENTS_LIMIT)
         types = set(_list_param(params, "filter[type]"))
         entities = set(_list_param(params, "filter[entity]"))
-        low, high = _unix_window(params, "filter[created_at]")
+        low, high = _window(params, "filter[created_at]") or _ALL_TIME
         rows = [
             e
             for e in self.world.amocrm_events
-            if (not types or e["type"] in types)
-            and (not entities or "lead" in entities)
-            and low <= e["created_at"].timestamp() < high
+            if (not types or e["type"] in types) and low <= e["created_at"] < high
         ]
-        rows.sort(key=itemgetter("created_at", "id"))
+        if entities and "lead" not in entities:
+            rows = []  # the world's events are all about leads
+        rows.sort(key=itemgetter("id"))
+        rows.sort(key=itemgetter("created_at"))  # stable: ties stay in id order
         base = self._base(request)
         return _page_or_204(
             request, "events", rows, page, limit, lambda event: self._event(event, base)
@@ -621,7 +657,7 @@ class AmoCrmSimulator:
             "entity_id": lead_id,
             "entity_type": "lead",
             "created_by": 0,
-            "created_at": _unix(event["created_at"]),
+            "created_at": int(event["created_at"].timestamp()),
             "value_after": _status_value(after, pipeline),
             "value_before": _status_value(before, pipeline),
             "account_id": self.account_id,
@@ -696,7 +732,9 @@ def _lead_order(params: QueryParams) -> tuple[str, bool]:
         if match is None:
             continue
         if match[1] not in ("id", "created_at", "updated_at") or value not in ("asc", "desc"):
-            raise _invalid(key, "NotSupportedChoice", "The value you selected is not a valid choice.")
+            raise _invalid(
+                key, "NotSupportedChoice", "The value you selected is not a valid choice."
+            )
         return match[1], value == "desc"
     return "id", False
 
@@ -711,18 +749,14 @@ def _status_pairs(params: QueryParams) -> set[tuple[int, int]]:
     try:
         return {(int(p["pipeline_id"]), int(p["status_id"])) for p in parts.values()}
     except (KeyError, ValueError):
-        raise _invalid("filter[statuses]", "InvalidType", "pipeline_id and status_id are required.") from None
+        raise _invalid(
+            "filter[statuses]", "InvalidType", "pipeline_id and status_id are required."
+        ) from None
 
 
 def _custom_fields(lead: dict[str, Any]) -> list[dict[str, Any]] | None:
     fields = [
-        {
-            "field_id": UTM_FIELD_IDS[name],
-            "field_name": name,
-            "field_code": name.upper(),
-            "field_type": "tracking_data",
-            "values": [{"value": value}],
-        }
+        {**_UTM_FIELD_HEADS[name], "field_type": "tracking_data", "values": [{"value": value}]}
         for name, value in lead["utm"].items()
         if value is not None
     ]

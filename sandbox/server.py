@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 import orjson
@@ -94,10 +96,17 @@ def _encode_body(body: Any) -> tuple[bytes, str]:
 class SandboxMiddleware:
     """Pure ASGI, so a fault can cut a response in the middle of its body."""
 
-    def __init__(self, app: ASGIApp, faults: FaultInjector, log: list[RecordedRequest]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        faults: FaultInjector,
+        log: list[RecordedRequest],
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.app = app
         self.faults = faults
         self.log = log
+        self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,6 +123,12 @@ class SandboxMiddleware:
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_seen["status"] = message["status"]
+                if self.clock is not None:
+                    date = format_datetime(self.clock().astimezone(UTC), usegmt=True)
+                    message["headers"] = [
+                        *[(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"],
+                        (b"date", date.encode()),
+                    ]
             await send(message)
 
         try:
@@ -182,13 +197,19 @@ def _half_body_then_reset(send: Send) -> Callable[[Message], Any]:
 
 
 class SimServer:
-    """Runs one simulator app on 127.0.0.1:<free port> in a background thread."""
+    """Runs one simulator app on 127.0.0.1:<free port> in a background thread.
 
-    def __init__(self, name: str, app: ASGIApp) -> None:
+    `clock`, when given, is the server's time: every response's `Date` header says it. Clients
+    take "now" for their windows from the vendor's `Date`, so the sandbox world's clock rules.
+    """
+
+    def __init__(
+        self, name: str, app: ASGIApp, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.name = name
         self.faults = FaultInjector()
         self.requests: list[RecordedRequest] = []
-        self._app = SandboxMiddleware(app, self.faults, self.requests)
+        self._app = SandboxMiddleware(app, self.faults, self.requests, clock)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -198,7 +219,9 @@ class SimServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        config = uvicorn.Config(self._app, log_level="critical", lifespan="off", access_log=False)
+        config = uvicorn.Config(
+            self._app, log_level="critical", lifespan="off", access_log=False, date_header=False
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run,

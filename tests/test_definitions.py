@@ -75,6 +75,7 @@ def test_hourly_schedule_runs_each_source_apart_and_models_follow_by_automation(
     requests = schedule.evaluate_tick(context).run_requests or []
     assert sorted(r.tags["source"] for r in requests) == [
         "amocrm",
+        "facebook",
         "supabase_main",
         "supabase_traffic",
         "supabase_tripwire",
