@@ -68,6 +68,7 @@ class RequestStats:
 class AmoCrmResource(dg.ConfigurableResource):
     """AmoCRM account (AMOCRM_BASE_URL) through its v4 API and OAuth 2."""
 
+    # AMOCRM_MAX_RPS overrides it: lower when other integrations share the account's budget
     requests_per_second: float = DEFAULT_RATE
     timeout_seconds: float = 30.0
     default_retry_after_seconds: float = 2.0
@@ -177,7 +178,7 @@ class AmoCrmClient:
         self.tokens = tokens
         self.last_success = last_success
         self.stats = RequestStats()
-        self.limiter = RateLimiter(config.requests_per_second)
+        self.limiter = RateLimiter(_rate(config.requests_per_second))
         self.http = httpx.Client(
             base_url=base_url,
             timeout=httpx.Timeout(config.timeout_seconds, connect=10.0),
@@ -406,6 +407,19 @@ class AmoCrmClient:
             detail = _json_or_empty(response).get("detail") or response.reason_phrase
             text = f"{SOURCE} answered HTTP {status}: {detail}."
         return SourceError(SOURCE, f"{text} {self._stale()}")
+
+
+def _rate(default: float) -> float:
+    raw = env("AMOCRM_MAX_RPS")
+    try:
+        rate = float(raw) if raw else default
+    except ValueError:
+        rate = -1.0
+    if rate <= 0:
+        raise ConfigError(
+            SOURCE, f"{SOURCE}: AMOCRM_MAX_RPS must be a positive number (got {raw!r})."
+        )
+    return rate
 
 
 def _json_or_empty(response: httpx.Response) -> dict[str, Any]:

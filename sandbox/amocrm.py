@@ -727,6 +727,7 @@ async def _token_form(request: Request) -> dict[str, Any]:
 
 
 def _lead_order(params: QueryParams) -> tuple[str, bool]:
+    """The first `order[field]=asc|desc` as (field, descending); by id ascending without one."""
     for key, value in params.multi_items():
         match = re.fullmatch(r"order\[(\w+)\]", key)
         if match is None:

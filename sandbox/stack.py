@@ -4,16 +4,28 @@ them on 127.0.0.1. `env()` gives the variables that point our resources at it.""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from resources import embedded_pg
 from sandbox import supabase_db
+from sandbox.amocrm import AmoCrmSimulator
+from sandbox.facebook import FacebookSimulator
 from sandbox.postgrest import create_postgrest_app, make_jwt
 from sandbox.server import SimServer
 from sandbox.world import World
 
 SUPABASE_PROJECTS = ("main", "tripwire", "traffic")
 TEN_YEARS = 10 * 365 * 24 * 3600
+# The simulators' clock (their `Date` header) runs a little ahead of the last simulated instant,
+# so a client's "now minus lag" window still covers everything the world has done.
+CLOCK_AHEAD = timedelta(minutes=5)
+FACEBOOK_APP = {"app_id": "1234567890", "app_secret": "sandbox-app-secret"}
+AMOCRM_CLIENT = {
+    "client_id": "sandbox-integration-id",
+    "client_secret": "sandbox-integration-secret",
+    "redirect_uri": "https://traffic.example.kz/oauth/amocrm",
+}
 
 
 class Sandbox:
@@ -25,11 +37,14 @@ class Sandbox:
         scale: float = 1.0,
         prefix: str = "sandbox",
         max_rows: int = 1000,
+        amocrm_rate: float = 7.0,
     ) -> None:
         self.server_uri = server_uri
         self.world = World(seed, scale)
         self.prefix = prefix
         self.max_rows = max_rows
+        self.fb_token = f"EAAsandbox{seed}token"
+        self.amocrm_rate = amocrm_rate
         self.servers: dict[str, SimServer] = {}
         now = int(time.time())
         self.keys: dict[str, dict[str, str]] = {}
@@ -45,6 +60,9 @@ class Sandbox:
                 "wrong_secret": make_jwt(f"{secret}-rotated", "service_role", now + TEN_YEARS),
                 "not_a_jwt": f"sb_secret_{project}_sandbox",
             }
+
+    def clock(self) -> datetime:
+        return self.world.now + CLOCK_AHEAD
 
     def dsn(self, project: str) -> str:
         return embedded_pg.database_uri(self.server_uri, f"{self.prefix}_supabase_{project}")
@@ -62,7 +80,19 @@ class Sandbox:
                 api_keys=self.keys[project].values(),
                 max_rows=self.max_rows,
             )
-            self.servers[f"supabase_{project}"] = SimServer(f"supabase_{project}", app)
+            self.servers[f"supabase_{project}"] = SimServer(
+                f"supabase_{project}", app, clock=self.clock
+            )
+        self.amocrm = AmoCrmSimulator(
+            self.world,
+            **AMOCRM_CLIENT,
+            access_token=f"sandbox-access-{self.world.seed}",
+            refresh_token=f"sandbox-refresh-{self.world.seed}",
+            rate_limit_per_second=self.amocrm_rate,
+        )
+        self.servers["amocrm"] = SimServer("amocrm", self.amocrm.app, clock=self.clock)
+        self.facebook = FacebookSimulator(self.world, **FACEBOOK_APP, access_token=self.fb_token)
+        self.servers["facebook"] = SimServer("facebook", self.facebook.app, clock=self.clock)
         self.sync()
         for server in self.servers.values():
             server.start()
@@ -84,6 +114,20 @@ class Sandbox:
             env[f"{prefix}_URL"] = self.servers[f"supabase_{project}"].url
             env[f"{prefix}_SERVICE_ROLE_KEY"] = self.keys[project]["service_role"]
             env[f"{prefix}_ANON_KEY"] = self.keys[project]["anon"]
+        env |= {
+            "AMOCRM_BASE_URL": self.servers["amocrm"].url,
+            "AMOCRM_CLIENT_ID": AMOCRM_CLIENT["client_id"],
+            "AMOCRM_CLIENT_SECRET": AMOCRM_CLIENT["client_secret"],
+            "AMOCRM_REDIRECT_URI": AMOCRM_CLIENT["redirect_uri"],
+            "AMOCRM_ACCESS_TOKEN": f"sandbox-access-{self.world.seed}",
+            "AMOCRM_REFRESH_TOKEN": f"sandbox-refresh-{self.world.seed}",
+            "FACEBOOK_GRAPH_URL": self.servers["facebook"].url,
+            "FACEBOOK_API_VERSION": "v25.0",
+            "FACEBOOK_ACCESS_TOKEN": self.fb_token,
+            "FACEBOOK_APP_ID": FACEBOOK_APP["app_id"],
+            "FACEBOOK_APP_SECRET": FACEBOOK_APP["app_secret"],
+            "FACEBOOK_AD_ACCOUNT_IDS": ",".join(self.world.fb_accounts),
+        }
         return env
 
     def stop(self) -> None:

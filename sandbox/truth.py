@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from resources.warehouse import WarehouseResource
+from sandbox.names import UTM_FIELDS
 from sandbox.world import World
 
 
@@ -17,4 +20,41 @@ def compare_marts(warehouse: WarehouseResource, world: World) -> list[str]:
         missing = sorted(set(expected) - set(actual))[:5]
         extra = sorted(set(actual) - set(expected))[:5]
         problems.append(f"marts.leads_total differs: expected rows {missing}, got rows {extra}")
+    return problems
+
+
+def compare_amocrm(warehouse: WarehouseResource, world: World) -> list[str]:
+    """raw_amocrm.leads against the world's live deals, field by field; deletions marked."""
+    problems = []
+    stored = {
+        row[0]: row[1:]
+        for row in warehouse.fetch_all(
+            "SELECT id, pipeline_id, status_id, price, created_at, updated_at, closed_at,"
+            " utm_source, utm_medium, utm_campaign, utm_content, utm_term"
+            " FROM raw_amocrm.leads WHERE _deleted_at IS NULL"
+        )
+    }
+    expected = {
+        deal["id"]: (
+            deal["pipeline_id"],
+            deal["status_id"],
+            Decimal(deal["price"]),
+            deal["created_at"].replace(microsecond=0),
+            deal["updated_at"].replace(microsecond=0),
+            deal["closed_at"].replace(microsecond=0) if deal["closed_at"] else None,
+            *(deal["utm"][k] for k in UTM_FIELDS),
+        )  # fmt: skip
+        for deal in world.amocrm_leads.values()
+    }
+    if stored.keys() != expected.keys():
+        problems.append(
+            f"raw_amocrm.leads ids differ: missing {sorted(expected.keys() - stored.keys())[:5]},"
+            f" extra {sorted(stored.keys() - expected.keys())[:5]}"
+        )
+    wrong = [k for k in expected.keys() & stored.keys() if expected[k] != stored[k]]
+    if wrong:
+        k = wrong[0]
+        problems.append(
+            f"raw_amocrm.leads: {len(wrong)} differ, e.g. {k}: {stored[k]} != {expected[k]}"
+        )
     return problems
