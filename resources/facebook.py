@@ -47,6 +47,7 @@ OBJECT_FIELDS = {
     "adsets": "id,name,status,effective_status,updated_time,campaign_id",
     "ads": "id,name,status,effective_status,updated_time,campaign_id,adset_id",
 }
+MIN_PAGE_LIMIT = 25
 ASYNC_DONE, ASYNC_FAILED = "Job Completed", frozenset({"Job Failed", "Job Skipped"})
 
 
@@ -152,7 +153,7 @@ class FacebookResource(dg.ConfigurableResource):
     """Facebook Marketing API for the ad accounts in FACEBOOK_AD_ACCOUNT_IDS."""
 
     page_limit: int = 500
-    chunk_days: int = 7  # days per async insights job; halved when Graph says "reduce"
+    chunk_days: int = 30  # days per async insights job; a failed or refused job is halved
     backfill_days: int = 90
     restatement_days: int = 28  # Facebook's attribution window
     max_breaker_wait_seconds: float = 120.0
@@ -293,9 +294,11 @@ class FacebookClient:
 
     # ---- paging -------------------------------------------------------------------------------
 
-    def pages(self, path: str, account: str, params: dict[str, Any]) -> Iterator[list[dict]]:
+    def pages(
+        self, path: str, account: str, params: dict[str, Any], limit: int | None = None
+    ) -> Iterator[list[dict]]:
         """Cursor paging by `paging.cursors.after` (the `next` URL would carry the token)."""
-        params = {**params, "limit": self.config.page_limit}
+        params = {**params, "limit": limit or self.config.page_limit}
         while True:
             body = self.call("GET", path, account, params)
             rows = body.get("data") or []
@@ -322,19 +325,29 @@ class FacebookClient:
             ).decode()
         return self.pages(f"/{account}/{kind}", account, params)
 
-    def insights_sync(self, account: str, since: date, until: date) -> Iterator[list[dict]]:
-        """Daily ad rows for [since, until]; a "reduce the amount of data" splits the range."""
+    def insights_sync(
+        self, account: str, since: date, until: date, limit: int | None = None
+    ) -> Iterator[list[dict]]:
+        """Daily ad rows for [since, until]. "Reduce the amount of data" halves the range, and
+        for a single day the page size. Pages already yielded were whole, so a retry of the
+        rest repeats at most rows the loader merges by key."""
+        limit = limit or self.config.page_limit
         try:
-            yield from self.pages(f"/{account}/insights", account, _insight_params(since, until))
+            yield from self.pages(
+                f"/{account}/insights", account, _insight_params(since, until), limit
+            )
         except ReduceData:
-            if since == until:
+            self.stats.split_requests += 1
+            if since < until:
+                middle = since + (until - since) // 2
+                yield from self.insights_sync(account, since, middle, limit)
+                yield from self.insights_sync(account, middle + timedelta(days=1), until, limit)
+            elif limit > MIN_PAGE_LIMIT:
+                yield from self.insights_sync(account, since, until, limit // 2)
+            else:
                 raise SourceError(
                     SOURCE, f"{SOURCE}: {account} refuses even one day of insights ({since})."
                 ) from None
-            self.stats.split_requests += 1
-            middle = since + (until - since) // 2
-            yield from self.insights_sync(account, since, middle)
-            yield from self.insights_sync(account, middle + timedelta(days=1), until)
 
     def insights_async(self, account: str, since: date, until: date) -> Iterator[list[dict]]:
         """An async report job per chunk of days; a failed job is split and run again."""

@@ -38,6 +38,8 @@ class Sandbox:
         prefix: str = "sandbox",
         max_rows: int = 1000,
         amocrm_rate: float = 7.0,
+        facebook_polls: int = 2,
+        facebook_budget: int = 3000,
     ) -> None:
         self.server_uri = server_uri
         self.world = World(seed, scale)
@@ -45,6 +47,10 @@ class Sandbox:
         self.max_rows = max_rows
         self.fb_token = f"EAAsandbox{seed}token"
         self.amocrm_rate = amocrm_rate
+        self.facebook_options = {
+            "polls_until_done": facebook_polls,
+            "calls_per_hour_budget": facebook_budget,
+        }
         self.servers: dict[str, SimServer] = {}
         now = int(time.time())
         self.keys: dict[str, dict[str, str]] = {}
@@ -91,7 +97,9 @@ class Sandbox:
             rate_limit_per_second=self.amocrm_rate,
         )
         self.servers["amocrm"] = SimServer("amocrm", self.amocrm.app, clock=self.clock)
-        self.facebook = FacebookSimulator(self.world, **FACEBOOK_APP, access_token=self.fb_token)
+        self.facebook = FacebookSimulator(
+            self.world, **FACEBOOK_APP, access_token=self.fb_token, **self.facebook_options
+        )
         self.servers["facebook"] = SimServer("facebook", self.facebook.app, clock=self.clock)
         self.sync()
         for server in self.servers.values():
