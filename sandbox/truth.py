@@ -58,3 +58,33 @@ def compare_amocrm(warehouse: WarehouseResource, world: World) -> list[str]:
             f"raw_amocrm.leads: {len(wrong)} differ, e.g. {k}: {stored[k]} != {expected[k]}"
         )
     return problems
+
+
+def compare_facebook(warehouse: WarehouseResource, world: World) -> list[str]:
+    """raw_facebook.ad_insights_daily against the world's insights, per ad per day."""
+    stored = {
+        (row[0], row[1]): row[2:]
+        for row in warehouse.fetch_all(
+            "SELECT ad_id, date, spend, impressions, clicks, leads FROM"
+            " raw_facebook.ad_insights_daily"
+        )
+    }
+    expected = {
+        key: (row["spend"], row["impressions"], row["clicks"], row["leads"])
+        for key, row in world.fb_insights.items()
+        if row["impressions"]
+    }
+    wrong = sorted(k for k in expected.keys() | stored.keys() if expected.get(k) != stored.get(k))
+    if not wrong:
+        return []
+    k = wrong[0]
+    return [f"raw_facebook.ad_insights_daily: {len(wrong)} ad-days differ, e.g. {k}: "
+            f"{stored.get(k)} != {expected.get(k)}"]  # fmt: skip
+
+
+def compare_all(warehouse: WarehouseResource, world: World) -> list[str]:
+    return [
+        *compare_marts(warehouse, world),
+        *compare_amocrm(warehouse, world),
+        *compare_facebook(warehouse, world),
+    ]
