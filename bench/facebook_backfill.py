@@ -29,7 +29,8 @@ HEADERS = ["Facebook 90-day backfill", "rows", "API calls", "seconds", "rows/s",
 def populate(world: World) -> int:
     """Replace the world's ads with 500 per account and 90 days of insights each."""
     rng = random.Random(5)
-    world.fb_campaigns.clear(), world.fb_adsets.clear(), world.fb_ads.clear()
+    for table in (world.fb_campaigns, world.fb_adsets, world.fb_ads):
+        table.clear()
     world.fb_insights.clear()
     base = {"status": "ACTIVE", "effective_status": "ACTIVE", "updated_time": world.now}
     today = world.now.date()

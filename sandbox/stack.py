@@ -20,8 +20,8 @@ TEN_YEARS = 10 * 365 * 24 * 3600
 # The simulators' clock (their `Date` header) runs a little ahead of the last simulated instant,
 # so a client's "now minus lag" window still covers everything the world has done.
 CLOCK_AHEAD = timedelta(minutes=5)
-FACEBOOK_APP = {"app_id": "1234567890", "app_secret": "sandbox-app-secret"}
-AMOCRM_CLIENT = {
+FACEBOOK_APP: dict[str, Any] = {"app_id": "1234567890", "app_secret": "sandbox-app-secret"}
+AMOCRM_CLIENT: dict[str, Any] = {
     "client_id": "sandbox-integration-id",
     "client_secret": "sandbox-integration-secret",
     "redirect_uri": "https://traffic.example.kz/oauth/amocrm",
@@ -47,7 +47,7 @@ class Sandbox:
         self.max_rows = max_rows
         self.fb_token = f"EAAsandbox{seed}token"
         self.amocrm_rate = amocrm_rate
-        self.facebook_options = {
+        self.facebook_options: dict[str, Any] = {
             "polls_until_done": facebook_polls,
             "calls_per_hour_budget": facebook_budget,
         }
