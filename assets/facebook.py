@@ -254,25 +254,43 @@ class InsightsConfig(dg.Config):
     window: Window = "hourly"
 
 
-@dg.asset(
-    key=["raw_facebook", "ad_insights_daily"],
-    group_name=SOURCE,
-    kinds={"facebook", "postgres"},
-    owners=OWNERS,
-    tags={"source": SOURCE},
+INSIGHT_SPECS = [
+    dg.AssetSpec(
+        key=["raw_facebook", "ad_insights_daily"],
+        group_name=SOURCE,
+        kinds={"facebook", "postgres"},
+        owners=OWNERS,
+        tags={"source": SOURCE},
+        description=(
+            "Facebook insights per ad per day (spend, impressions, clicks, leads) in each "
+            "account's currency and time zone. Hourly: yesterday and today; daily restatement: "
+            "the last 28 days and one more; first run: a backfill. Rows merge by (ad_id, date): "
+            "re-running is safe."
+        ),
+    ),
+    dg.AssetSpec(
+        key=["raw_facebook", "ad_accounts"],
+        group_name=SOURCE,
+        kinds={"facebook", "postgres"},
+        owners=OWNERS,
+        tags={"source": SOURCE},
+        description="Facebook ad accounts: currency and time zone, read before their insights.",
+    ),
+]
+
+
+@dg.multi_asset(
+    specs=INSIGHT_SPECS,
     required_resource_keys={"warehouse", "facebook"},
     retry_policy=TRANSIENT_RETRY,
-    description=(
-        "Facebook insights per ad per day (spend, impressions, clicks, leads) in each account's "
-        "currency and time zone. Hourly: yesterday and today; daily restatement: the last 28 "
-        "days; first run: a backfill. Rows merge by (ad_id, date): re-running is safe."
-    ),
+    name="raw_facebook_insights",
 )
 def facebook_insights(
     context: dg.AssetExecutionContext, config: InsightsConfig
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     warehouse: WarehouseResource = context.resources.warehouse
     resource: FacebookResource = context.resources.facebook
+    last_log = warehouse.fetch_all("SELECT coalesce(max(id), 0) FROM ops.facebook_restatements")
 
     def step() -> dict[str, Any]:
         accounts = resource.accounts()
@@ -299,16 +317,21 @@ def facebook_insights(
             }
 
     counts = run_source_step(context, SOURCE, "ad_insights_daily", step)
-    restated = warehouse.fetch_all(
+    days, moved = warehouse.fetch_all(
         "SELECT count(DISTINCT (account_id, date)), coalesce(sum(spend_after - spend_before), 0)"
-        " FROM ops.facebook_restatements WHERE restated_at >= now() - interval '5 minutes'"
+        " FROM ops.facebook_restatements WHERE id > %s",
+        (last_log[0][0],),
     )[0]
-    counts["days_restated"] = restated[0]
-    counts["spend_moved"] = float(restated[1])
-    return dg.MaterializeResult(
+    counts |= {"days_restated": days, "spend_moved": float(moved)}
+    yield dg.MaterializeResult(
+        asset_key=["raw_facebook", "ad_insights_daily"],
         metadata=table_metadata(
             warehouse, INSIGHTS.schema, INSIGHTS.name, order_by="date, ad_id", counts=counts
-        )
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["raw_facebook", "ad_accounts"],
+        metadata=table_metadata(warehouse, ACCOUNTS.schema, ACCOUNTS.name),
     )
 
 

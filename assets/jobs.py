@@ -66,7 +66,7 @@ facebook_restatement_job = dg.define_asset_job(
     "facebook_restatement",
     selection=dg.AssetSelection.assets(facebook_insights),
     tags={"source": "facebook"},
-    config={"ops": {"raw_facebook__ad_insights_daily": {"config": {"window": "restatement"}}}},
+    config={"ops": {"raw_facebook_insights": {"config": {"window": "restatement"}}}},
     description="Re-pull the last 28 days of Facebook insights; restated days replace old ones.",
 )
 

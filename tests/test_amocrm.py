@@ -5,16 +5,20 @@ with the world's deals field by field; failures with the exact sentence the oper
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
 
+from assets.amocrm_records import CustomField, CustomFieldValue, utm_values
 from sandbox.amocrm import BODY_402, BODY_429, HTML_403, HTML_429
 from sandbox.stack import Sandbox
 from sandbox.truth import compare_amocrm
 from sandbox.world import WON
-from tests.conftest import point_env_at, run_job, step_failures
+from tests.conftest import ROOT, point_env_at, run_job, step_failures
 
 STALE = r"Data from AmoCRM stays as of \d{4}-\d\d-\d\d \d\d:\d\d UTC\."
 
@@ -246,3 +250,80 @@ def test_given_amocrm_refuses_when_hourly_run_then_clear_message_no_retry_others
         " ORDER BY source, attempted_at DESC"
     )
     assert dict(state) == {"amocrm": False, "supabase_main": True}
+
+
+def test_given_an_authorization_code_when_authorize_command_then_pair_stored_and_usable(
+    env, dagster_instance
+):
+    warehouse, sandbox = env
+    code = sandbox.amocrm.issue_authorization_code()
+    env_vars = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "resources.amocrm", "authorize", code],
+        cwd=ROOT, env=env_vars, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "AmoCRM authorized: the token pair is stored in ops.oauth_tokens."
+    stored = warehouse.fetch_all("SELECT refresh_token FROM ops.oauth_tokens")
+    assert stored == [(sandbox.amocrm.refresh_token,)]
+    refresh_amocrm(dagster_instance)
+    again = subprocess.run(
+        [sys.executable, "-m", "resources.amocrm", "authorize", code],
+        cwd=ROOT, env=env_vars, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert again.returncode == 1
+    assert again.stderr.strip().startswith(
+        "AmoCRM refused the OAuth authorization_code grant (HTTP 400: Authorization code has "
+        "been revoked)."
+    )
+    assert "Traceback" not in again.stderr
+
+
+def test_given_a_long_lived_token_without_refresh_when_it_expires_then_clear_message(
+    env, dagster_instance, monkeypatch
+):
+    _, sandbox = env
+    monkeypatch.delenv("AMOCRM_REFRESH_TOKEN")
+    refresh_amocrm(dagster_instance)
+    sandbox.amocrm.expire_access_tokens()
+    failed = run_job(dagster_instance, "refresh_amocrm")
+    assert set(step_failures(failed).values()) == {
+        "AmoCRM answered 401 Unauthorized and there is no refresh token (a long-lived token has "
+        "expired or was revoked): put a new token in AMOCRM_ACCESS_TOKEN and clear "
+        "ops.oauth_tokens, or authorize again with `python -m resources.amocrm authorize CODE`."
+    }
+
+
+def test_given_a_504_on_a_big_page_then_retried_with_a_smaller_limit(env, dagster_instance):
+    warehouse, sandbox = env
+    sandbox.servers["amocrm"].faults.add(r"/api/v4/leads", status=504, body="<html>504</html>")
+    refresh_amocrm(dagster_instance)
+    limits = [
+        re.search(r"limit=(\d+)", r.query).group(1)  # type: ignore[union-attr]
+        for r in api_requests(sandbox)
+        if r.path == "/api/v4/leads"
+    ]
+    assert limits[:2] == ["250", "125"]
+    assert compare_amocrm(warehouse, sandbox.world) == []
+
+
+def test_utm_fields_by_code_then_name_then_override():
+    fields = [
+        CustomField(field_id=1, field_name="utm_source", field_code="UTM_SOURCE",
+                    values=[CustomFieldValue(value="facebook")]),
+        CustomField(field_id=2, field_name="utm_campaign", field_code=None,
+                    values=[CustomFieldValue(value="aida_1")]),
+        CustomField(field_id=3, field_name="Источник", field_code=None,
+                    values=[CustomFieldValue(value="instagram")]),
+        CustomField(field_id=4, field_name="Сумма оплаты", field_code=None,
+                    values=[CustomFieldValue(value="46333")]),
+    ]  # fmt: skip
+    assert utm_values(fields, {}) == ["facebook", None, "aida_1", None, None]
+    assert utm_values(fields, {"utm_source": "Источник"}) == [
+        "instagram",
+        None,
+        "aida_1",
+        None,
+        None,
+    ]
+    assert utm_values(None, {}) == [None] * 5

@@ -64,7 +64,7 @@ def test_given_first_run_when_backfilled_then_every_ad_day_equals_truth(env, dag
     )
     token = warehouse.fetch_all("SELECT is_valid, scopes FROM raw_facebook.token_info")
     assert token == [(True, sandbox.world.fb_token["scopes"])]
-    metadata = result.asset_materializations_for_node("raw_facebook__ad_insights_daily")[0]
+    metadata = result.asset_materializations_for_node("raw_facebook_insights")[0]
     assert metadata.metadata["rows_inserted"].value == len(world_insights(sandbox))
     assert graph_throttle_errors(sandbox) == []
 
@@ -134,7 +134,7 @@ def test_given_throttling_error_then_that_account_skips_and_the_others_load(env,
     sandbox.facebook.set_usage("act_103", 100, regain_minutes=45)
     result = run_job(dagster_instance, "refresh_facebook")
     assert not result.success
-    failure = step_failures(result)["raw_facebook__ad_insights_daily"]
+    failure = step_failures(result)["raw_facebook_insights"]
     assert failure.startswith("Facebook: rate limit reached for act_103 (45 min)")
     accounts = {r[0] for r in warehouse.fetch_all(
         "SELECT DISTINCT account_id FROM raw_facebook.ad_insights_daily")}  # fmt: skip
@@ -148,13 +148,13 @@ def test_given_failed_async_jobs_and_reduce_data_then_split_and_exact(env, dagst
     warehouse, sandbox = env
     sandbox.facebook.fail_next_jobs(2)
     result = refresh(dagster_instance)
-    meta = result.asset_materializations_for_node("raw_facebook__ad_insights_daily")[0].metadata
+    meta = result.asset_materializations_for_node("raw_facebook_insights")[0].metadata
     assert meta["failed_jobs_split"].value == 2
     assert stored_insights(warehouse) == world_insights(sandbox)
     sandbox.advance(24)
     sandbox.facebook.max_cells_per_request = 6  # one day of the largest account, no more
     result = refresh(dagster_instance)
-    meta = result.asset_materializations_for_node("raw_facebook__ad_insights_daily")[0].metadata
+    meta = result.asset_materializations_for_node("raw_facebook_insights")[0].metadata
     assert meta["split_requests"].value >= 3
     last_two = sorted({d for _, d in sandbox.world.fb_insights})[-2:]
     stored = stored_insights(warehouse)
