@@ -3,8 +3,6 @@ environment variables are bound to resources. Nothing here touches a network or 
 
 import dagster as dg
 
-from assets.amocrm import amocrm_assets
-from assets.facebook import facebook_assets
 from assets.jobs import (
     automation_sensor,
     daily_facebook_restatement,
@@ -14,7 +12,7 @@ from assets.jobs import (
     source_jobs,
 )
 from assets.models import model_assets
-from assets.supabase import supabase_assets
+from assets.sources import raw_assets
 from assets.supabase_tables import PROJECTS
 from resources.amocrm import AmoCrmResource
 from resources.facebook import FacebookResource
@@ -34,7 +32,7 @@ resources = {
 }
 
 defs = dg.Definitions(
-    assets=[*supabase_assets, *amocrm_assets, *facebook_assets, *model_assets],
+    assets=[*raw_assets, *model_assets],
     jobs=[*source_jobs, models_job, facebook_restatement_job],
     schedules=[hourly_refresh, daily_facebook_restatement],
     sensors=[automation_sensor],

@@ -29,6 +29,8 @@ def run_source_step(
         result = step()
     except SourceError as exc:
         warehouse.record_attempt(source, entity, error=exc.message, run_id=context.run.run_id)
+        # the dashboard learns of a stale source now, not when the next model rebuild runs
+        warehouse.run_model("marts.source_freshness")
         context.log.error(exc.message)
         # `from None`: the client library's traceback says nothing the message doesn't
         raise dg.Failure(
@@ -37,4 +39,5 @@ def run_source_step(
             allow_retries=exc.transient,
         ) from None
     warehouse.record_attempt(source, entity, run_id=context.run.run_id)
+    warehouse.run_model("marts.source_freshness")
     return result

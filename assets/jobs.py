@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.amocrm import amocrm_assets
-from assets.facebook import facebook_assets, facebook_insights
-from assets.supabase import supabase_assets
+from assets.facebook import facebook_insights
+from assets.sources import SOURCE_ASSETS, SOURCES
 from resources.settings import DEFAULT_REPORTING_TZ
 
-# Each source's raw assets form its own group; the group name is the source's name.
-SOURCE_ASSETS: dict[str, list[dg.AssetKey]] = {}
-for _definition in [*supabase_assets, *amocrm_assets, *facebook_assets]:
-    for _key in _definition.keys:
-        SOURCE_ASSETS.setdefault(_definition.group_names_by_key[_key], []).append(_key)
-SOURCES: tuple[str, ...] = tuple(SOURCE_ASSETS)
 MODEL_GROUPS = ("core", "marts")
 
 

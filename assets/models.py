@@ -11,7 +11,8 @@ import dagster as dg
 
 from assets.failures import OWNERS
 from assets.metadata import table_metadata
-from resources.settings import reporting_tz
+from assets.sources import RAW_KEYS
+from resources.settings import model_params
 from resources.warehouse import WarehouseResource
 
 
@@ -32,7 +33,7 @@ def build_model_asset(
     def _model(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
-        rows = warehouse.run_model(table, {"tz": reporting_tz()})
+        rows = warehouse.run_model(table, model_params())
         context.log.info(f"{table}: rebuilt with {rows} rows")
         return dg.MaterializeResult(metadata=table_metadata(warehouse, schema, name))
 
@@ -43,20 +44,75 @@ def key(*parts: str) -> dg.AssetKey:
     return dg.AssetKey(list(parts))
 
 
+RULES = [key("raw_supabase_traffic", "targetologist_utm_rules"),
+         key("raw_supabase_traffic", "targetologists")]  # fmt: skip
+AMOCRM_LEADS = key("raw_amocrm", "leads")
+LANDING = key("raw_supabase_main", "landing_leads")
+
 core_leads = build_model_asset(
     "core.leads",
     [
-        key("raw_supabase_main", "landing_leads"),
+        LANDING,
         key("raw_supabase_main", "prooftest_leads"),
         key("raw_supabase_tripwire", "tripwire_users"),
-    ],
-    "One row per lead across landing, ProofTest (flagged test) and Tripwire, with its reporting "
-    "day. Rebuilt whole in one transaction: re-running gives the same table.",
+        AMOCRM_LEADS,
+        *RULES,
+    ],  # fmt: skip
+    "One row per lead across landing, ProofTest (flagged test), Tripwire and deals created in "
+    "AmoCRM, with reporting day, UTM, AmoCRM status and targetologist. Rebuilt whole in one "
+    "transaction: re-running gives the same table.",
+)
+core_sales = build_model_asset(
+    "core.sales",
+    [
+        key("raw_supabase_main", "express_course_sales"),
+        key("raw_supabase_main", "flagship_course_sales"),
+        AMOCRM_LEADS,
+        LANDING,
+        key("raw_supabase_traffic", "all_sales_tracking"),
+        key("raw_supabase_tripwire", "tripwire_purchases"),
+        key("raw_supabase_tripwire", "tripwire_users"),
+        *RULES,
+    ],  # fmt: skip
+    "One row per real sale: duplicate webhooks count once, the funnel comes from the AmoCRM "
+    "pipeline, a webhook on the wrong pipeline is kept and flagged; paid tripwire purchases.",
+)
+core_ad_spend = build_model_asset(
+    "core.ad_spend_daily",
+    [key("raw_facebook", "ad_insights_daily"), *RULES],
+    "Facebook spend, impressions, clicks and reported leads per ad per day, in the account "
+    "currency and converted to the reporting currency (FX_RATES), with the targetologist.",
 )
 marts_leads_total = build_model_asset(
     "marts.leads_total",
     [key("core", "leads")],
     "Dashboard: leads and test leads per reporting day (replaces GET /leads/total).",
 )
+marts_leads_by_funnel = build_model_asset(
+    "marts.leads_by_funnel",
+    [key("core", "leads")],
+    "Dashboard: leads per day and funnel and how many reached AmoCRM (GET /leads/by-funnel).",
+)
+marts_sales_total = build_model_asset(
+    "marts.sales_total",
+    [key("core", "sales")],
+    "Dashboard: sales and revenue per day, funnel and currency (replaces GET /sales/total).",
+)
+marts_targetologist_daily = build_model_asset(
+    "marts.targetologist_daily",
+    [key("core", "leads"), key("core", "sales"), key("core", "ad_spend_daily")],
+    "Dashboard: spend, leads, sales, revenue, CPL, CPA and ROAS per day and targetologist; "
+    "days inside Facebook's restatement window are marked provisional.",
+)
 
-model_assets = [core_leads, marts_leads_total]
+marts_source_freshness = build_model_asset(
+    "marts.source_freshness",
+    RAW_KEYS,
+    "Dashboard: per source, the last successful load, the last attempt and the error that "
+    "keeps it stale. Also refreshed after every source attempt, failed ones included.",
+)
+
+model_assets = [
+    marts_source_freshness, core_leads, core_sales, core_ad_spend, marts_leads_total,
+    marts_leads_by_funnel, marts_sales_total, marts_targetologist_daily,
+]  # fmt: skip

@@ -62,7 +62,7 @@ CAMPAIGN_PATTERNS = (
     ("bek_express_retarget_{n}", "facebook"),
     ("dana_flagship_video_{n}", "instagram"),
     ("promo_erl_{n}", "facebook"),
-    ("stories_{n}", "ig_erlan"),
+    ("stories_erl_{n}", "ig_erlan"),
     ("brand_test_{n}", "facebook"),  # matches no rule: unattributed
 )
 

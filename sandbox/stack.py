@@ -13,7 +13,7 @@ from sandbox.amocrm import AmoCrmSimulator
 from sandbox.facebook import FacebookSimulator
 from sandbox.postgrest import create_postgrest_app, make_jwt
 from sandbox.server import SimServer
-from sandbox.world import World
+from sandbox.world import CURRENCY, EXPRESS_PIPELINE, FLAGSHIP_PIPELINE, FX_RATES, World
 
 SUPABASE_PROJECTS = ("main", "tripwire", "traffic")
 TEN_YEARS = 10 * 365 * 24 * 3600
@@ -116,7 +116,13 @@ class Sandbox:
         self.sync()
 
     def env(self) -> dict[str, str]:
-        env = {"REPORTING_TZ": "Asia/Almaty"}
+        env = {
+            "REPORTING_TZ": "Asia/Almaty",
+            "REPORTING_CURRENCY": CURRENCY,
+            "FX_RATES": ",".join(f"{c}={r}" for c, r in FX_RATES.items()),
+            "AMOCRM_EXPRESS_PIPELINE_ID": str(EXPRESS_PIPELINE),
+            "AMOCRM_FLAGSHIP_PIPELINE_ID": str(FLAGSHIP_PIPELINE),
+        }
         for project in SUPABASE_PROJECTS:
             prefix = f"SUPABASE_{project.upper()}"
             env[f"{prefix}_URL"] = self.servers[f"supabase_{project}"].url

@@ -4,22 +4,35 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from psycopg import sql
+
 from resources.warehouse import WarehouseResource
+from sandbox import ground_truth
 from sandbox.names import UTM_FIELDS
 from sandbox.world import World
 
+MART_COLUMNS = {
+    "marts.leads_total": "day, leads, test_leads",
+    "marts.leads_by_funnel": "day, funnel, leads, synced_to_amocrm",
+    "marts.sales_total": "day, funnel, currency, sales, revenue",
+    "marts.targetologist_daily": "day, targetologist, currency, spend, impressions, clicks, "
+    "leads, sales, revenue, cpl, cpa, roas, is_provisional",
+}
+
 
 def compare_marts(warehouse: WarehouseResource, world: World) -> list[str]:
-    """Lines describing each difference; empty when every mart equals the truth."""
+    """Lines describing each difference; empty when every mart equals the truth exactly."""
     problems = []
-    actual = warehouse.fetch_all(
-        "SELECT day, leads, test_leads FROM marts.leads_total ORDER BY day"
-    )
-    expected = world.truth_leads_total()
-    if actual != expected:
-        missing = sorted(set(expected) - set(actual))[:5]
-        extra = sorted(set(actual) - set(expected))[:5]
-        problems.append(f"marts.leads_total differs: expected rows {missing}, got rows {extra}")
+    for table, expected in ground_truth.all_marts(world).items():
+        schema, name = table.split(".")
+        query = sql.SQL("SELECT {} FROM {} ORDER BY 1, 2").format(
+            sql.SQL(MART_COLUMNS[table]), sql.Identifier(schema, name)
+        )
+        actual = warehouse.fetch_all(query)
+        if actual != expected:
+            missing = [r for r in expected if r not in set(actual)][:3]
+            extra = [r for r in actual if r not in set(expected)][:3]
+            problems.append(f"{table} differs: expected {missing}, got {extra}")
     return problems
 
 

@@ -40,6 +40,7 @@ PRICES = {"express": Decimal("49990.00"), "flagship": Decimal("249990.00")}
 TRIPWIRE_PRICE = Decimal("990.00")
 CURRENCY = "KZT"
 CENT = Decimal("0.01")
+FX_RATES = {"USD": Decimal("480.00")}  # KZT per unit, for the dashboard's reporting currency
 FUNNELS = ("express", "flagship", "tripwire", "prooftest")
 
 # Hourly lead intake shape over the reporting day (index = local hour): quiet nights, busy evenings.
@@ -217,7 +218,14 @@ class World:
             self._at(when, partial(self._sync_to_amocrm, lead["id"], when))
         if self.rng.random() < r.landing_hard_delete:
             when = ts + timedelta(hours=self.rng.randrange(1, 96))
-            self._at(when, partial(self.supabase["main"]["landing_leads"].delete, lead["id"]))
+            self._at(when, partial(self._delete_spam, lead["id"]))
+
+    def _delete_spam(self, landing_id: int) -> None:
+        """Spam clean-up in the landing project: only leads that never reached AmoCRM go."""
+        table = self.supabase["main"]["landing_leads"]
+        lead = table.rows.get(landing_id)
+        if lead is not None and not lead["synced_to_amocrm"]:
+            table.delete(landing_id)
 
     def _new_prooftest_lead(self, ts: datetime) -> None:
         lead = {
@@ -331,9 +339,10 @@ class World:
             self._won(deal, ts)
 
     def _delete_deal(self, amo_id: int, ts: datetime) -> None:
-        deal = self.amocrm_leads.pop(amo_id, None)
-        if deal is None:
+        deal = self.amocrm_leads.get(amo_id)
+        if deal is None or deal["status_id"] == WON:  # managers delete junk deals, not sales
             return
+        del self.amocrm_leads[amo_id]
         self.amocrm_deleted[amo_id] = ts
         self._event("lead_deleted", amo_id, ts, None, None)
 
@@ -488,20 +497,3 @@ class World:
                 {"ad_id": ad_id, "date": day, "spend_before": before,
                  "spend_after": row["spend"], "at": hour}
             )  # fmt: skip
-
-    # ---- ground truth -------------------------------------------------------------------------
-
-    def truth_leads_total(self) -> list[tuple[date, int, int]]:
-        """marts.leads_total: (day, leads, test_leads), days with any lead, ascending."""
-        leads: dict[date, int] = defaultdict(int)
-        tests: dict[date, int] = defaultdict(int)
-        for table in (
-            self.supabase["main"]["landing_leads"],
-            self.supabase["tripwire"]["tripwire_users"],
-        ):
-            for row in table.rows.values():
-                leads[report_day(row["created_at"])] += 1
-        for row in self.supabase["main"]["prooftest_leads"].rows.values():
-            tests[report_day(row["created_at"])] += 1
-        days = sorted(set(leads) | set(tests))
-        return [(d, leads.get(d, 0), tests.get(d, 0)) for d in days]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from sandbox import ground_truth
 from sandbox.world import FLAGSHIP_PIPELINE, WON, World
 
 
@@ -46,5 +47,5 @@ def test_given_advance_then_new_leads_updates_and_deletions_appear():
     after = world.supabase["main"]["landing_leads"].rows
     assert len(set(after) - set(before)) > 0
     assert any(after[k]["updated_at"] != before[k]["updated_at"] for k in before if k in after)
-    total_days = {d for d, *_ in world.truth_leads_total()}
+    total_days = {d for d, *_ in ground_truth.leads_total(world)}
     assert max(total_days) > max(r["created_at"] for r in before.values()).date()
