@@ -6,7 +6,7 @@ UV := .local/uv/bin/uv
 PYTHON := .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)/.local/dagster_home
 
-.PHONY: install demo ui run test bench lint diagnose clean stop
+.PHONY: install demo ui run rebuild test bench lint clean stop
 
 $(UV):
 	@mkdir -p .local
@@ -30,6 +30,9 @@ ui: install
 
 run: install
 	$(PYTHON) refresh.py
+
+rebuild: install
+	$(PYTHON) refresh.py --full-rebuild
 
 test: install
 	$(PYTHON) -m pytest

@@ -7,6 +7,7 @@ from assets.jobs import (
     automation_sensor,
     daily_facebook_restatement,
     facebook_restatement_job,
+    full_rebuild_job,
     hourly_refresh,
     models_job,
     source_jobs,
@@ -33,7 +34,7 @@ resources = {
 
 defs = dg.Definitions(
     assets=[*raw_assets, *model_assets],
-    jobs=[*source_jobs, models_job, facebook_restatement_job],
+    jobs=[*source_jobs, models_job, full_rebuild_job, facebook_restatement_job],
     schedules=[hourly_refresh, daily_facebook_restatement],
     sensors=[automation_sensor],
     resources=resources,

@@ -98,7 +98,25 @@ def dashboard(warehouse: WarehouseResource, limit: int = 10) -> str:
     return "\n\n".join(parts)
 
 
+def full_rebuild() -> int:
+    """`make rebuild`: recompute every day of core and marts, e.g. after a model's SQL changed."""
+    from definitions import defs
+
+    with embedded_pg.owned_server():
+        prepare_environment()
+        with dg.DagsterInstance.get() as instance:
+            result = defs.resolve_job_def("full_rebuild_models").execute_in_process(
+                instance=instance, raise_on_error=False, run_config=QUIET
+            )
+        for step, message in failure_messages(result).items():
+            print(f"{step}: {message}")
+    print("full rebuild", "done" if result.success else "FAILED")
+    return 0 if result.success else 1
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--full-rebuild"]:
+        return full_rebuild()
     with embedded_pg.owned_server():
         prepare_environment()
         warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])

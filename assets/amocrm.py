@@ -201,12 +201,7 @@ def sync_leads(
     until = int(client.server_now().timestamp()) - LAG_SECONDS
     rows = LeadRows(client.leads_updated(since, until), overrides)
     result = warehouse.load(LEADS, rows, source=SOURCE, entity="leads", new_cursor=rows.cursor)
-    deleted = warehouse.fetch_all(
-        "UPDATE raw_amocrm.leads l SET _deleted_at = e.created_at FROM raw_amocrm.lead_events e"
-        " WHERE e.type = 'lead_deleted' AND e.entity_id = l.id AND l._deleted_at IS NULL"
-        " RETURNING l.id"
-    )
-    return result, len(deleted)
+    return result, warehouse.apply_change("ops/amocrm_deleted_leads")
 
 
 REFERENCE_SPECS = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.facebook import facebook_insights
+from assets.models import MODEL_TABLES
 from assets.sources import SOURCE_ASSETS, SOURCES
 from resources.settings import DEFAULT_REPORTING_TZ
 
@@ -28,7 +29,18 @@ source_jobs = [
 models_job = dg.define_asset_job(
     "rebuild_models",
     selection=dg.AssetSelection.groups(*MODEL_GROUPS),
-    description="Rebuild core and marts from the raw tables as they are (the full rebuild).",
+    description="Rebuild core and marts for the days raw changes touched since the last build.",
+)
+full_rebuild_job = dg.define_asset_job(
+    "full_rebuild_models",
+    selection=dg.AssetSelection.groups(*MODEL_GROUPS),
+    config={
+        "ops": {
+            f"{schema}__{name}": {"config": {"full_rebuild": True}}
+            for schema, name in (t.split(".") for t in MODEL_TABLES)
+        }
+    },
+    description="Recompute every day of core and marts (after a fix to a model's SQL).",
 )
 
 

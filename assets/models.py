@@ -16,6 +16,17 @@ from resources.settings import model_params
 from resources.warehouse import WarehouseResource
 
 
+class ModelConfig(dg.Config):
+    full_rebuild: bool = False  # recompute every day, not only the days raw changes touched
+
+
+DAY_COLUMNS = {
+    "core.ad_spend_daily": "date",
+    "core.leads": "report_day",
+    "core.sales": "report_day",
+}
+
+
 def build_model_asset(
     table: str, deps: Sequence[dg.AssetKey | str], description: str
 ) -> dg.AssetsDefinition:
@@ -31,11 +42,22 @@ def build_model_asset(
         description=description,
     )
     def _model(
-        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, config: ModelConfig
     ) -> dg.MaterializeResult:
-        rows = warehouse.run_model(table, model_params())
-        context.log.info(f"{table}: rebuilt with {rows} rows")
-        return dg.MaterializeResult(metadata=table_metadata(warehouse, schema, name))
+        day_column = DAY_COLUMNS.get(table, "day" if schema == "marts" else None)
+        if table == "marts.source_freshness":
+            day_column = None
+        build = warehouse.run_model(
+            table,
+            model_params(),
+            day_column=day_column,
+            full=config.full_rebuild,
+            provisional=table == "marts.targetologist_daily",  # its is_provisional moves daily
+        )
+        days = "all days" if build.days_rebuilt is None else f"{build.days_rebuilt} days"
+        context.log.info(f"{table}: {days} rebuilt, {build.rows_written} rows written")
+        counts = {"rows_written": build.rows_written, "rebuilt": days}
+        return dg.MaterializeResult(metadata=table_metadata(warehouse, schema, name, counts=counts))
 
     return _model
 
@@ -112,6 +134,10 @@ marts_source_freshness = build_model_asset(
     "keeps it stale. Also refreshed after every source attempt, failed ones included.",
 )
 
+MODEL_TABLES = [
+    "marts.source_freshness", "core.leads", "core.sales", "core.ad_spend_daily",
+    "marts.leads_total", "marts.leads_by_funnel", "marts.sales_total", "marts.targetologist_daily",
+]  # fmt: skip
 model_assets = [
     marts_source_freshness, core_leads, core_sales, core_ad_spend, marts_leads_total,
     marts_leads_by_funnel, marts_sales_total, marts_targetologist_daily,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from typing import Any
 
@@ -28,6 +28,10 @@ from resources.embedded_pg import sqlalchemy_uri
 from resources.sql_files import load_sql, migrations
 
 MIGRATIONS_LOCK = 7_300_001  # advisory lock id held while DDL is applied
+# Loads hold this lock shared while they write raw rows, model builds hold it exclusively while
+# they read which rows changed: a build never misses rows a load was still writing, and every
+# raw change is stamped with a time after the last build that could not see it.
+CHANGES_LOCK = 7_300_002
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,26 @@ class WarehouseResource(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # every run finds the schema it expects; on an up-to-date database this is one SELECT
         self.apply_ddl()
+        try:
+            self.configure_dashboard_role()
+        except psycopg.errors.InsufficientPrivilege:
+            context.log.warning(
+                "DASHBOARD_READER_PASSWORD is set but this warehouse user may not ALTER ROLE "
+                "dashboard_reader; ask an administrator to enable its login."
+            )
+
+    def configure_dashboard_role(self) -> None:
+        """With DASHBOARD_READER_PASSWORD set, dashboard_reader may log in with it (the DDL
+        creates it without login: reading the marts through it is optional)."""
+        password = dg.EnvVar("DASHBOARD_READER_PASSWORD").get_value()
+        if not password:
+            return
+        with self.connection() as conn:
+            conn.execute(
+                sql.SQL("ALTER ROLE dashboard_reader LOGIN PASSWORD {}").format(
+                    sql.Literal(password)
+                )
+            )
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
@@ -193,11 +217,12 @@ class WarehouseResource(dg.ConfigurableResource):
             result.quarantined = len(rejected)
             if before_merge:
                 conn.execute(load_sql(before_merge).encode())
-            distinct, result.inserted, result.updated = _merge(conn, spec)
+            stamp = _change_stamp(conn)
+            distinct, result.inserted, result.updated = _merge(conn, spec, stamp)
             # duplicates of a key inside one stream collapse into one row before the merge
             result.unchanged = distinct - result.inserted - result.updated
             if snapshot:
-                result.deleted = _mark_absent(conn, spec)
+                result.deleted = _mark_absent(conn, spec, stamp)
             if nul.values:
                 result.notes.append(f"removed NUL characters from {nul.values} values")
             result.cursor_after = result.cursor_before
@@ -228,12 +253,20 @@ class WarehouseResource(dg.ConfigurableResource):
                 for page in live_keys:
                     for value in page:
                         copy.write_row((value,))
+            stamp = _change_stamp(conn)
             return conn.execute(
                 sql.SQL(
-                    "UPDATE {t} AS t SET _deleted_at = now() WHERE t._deleted_at IS NULL"
+                    "UPDATE {t} AS t SET _deleted_at = %s WHERE t._deleted_at IS NULL"
                     " AND NOT EXISTS (SELECT 1 FROM _live l WHERE l.{k} = t.{k})"
-                ).format(t=target, k=key)
+                ).format(t=target, k=key),
+                (stamp,),
             ).rowcount
+
+    def apply_change(self, name: str) -> int:
+        """Run the raw-table change in `sql/<name>.sql` (given `%(stamp)s`); rows it touched."""
+        with self.connection() as conn:
+            stamp = _change_stamp(conn)
+            return conn.execute(load_sql(name).encode(), {"stamp": stamp}).rowcount
 
     def last_success(self, source: str) -> datetime | None:
         """When any entity of `source` last loaded successfully (None: never)."""
@@ -254,37 +287,103 @@ class WarehouseResource(dg.ConfigurableResource):
                 (source, entity, error is None, error, run_id),
             )
 
-    def run_model(self, table: str, params: dict[str, Any] | None = None) -> int:
+    def run_model(
+        self,
+        table: str,
+        params: dict[str, Any] | None = None,
+        *,
+        day_column: str | None = None,
+        full: bool = False,
+        provisional: bool = False,
+    ) -> ModelBuild:
         """Rebuild `table` (e.g. "core.leads") from `sql/<schema>/<name>.sql` in one transaction.
 
-        Readers keep seeing the old rows until the commit (MVCC), so the swap is atomic.
+        With a `day_column`, only the reporting days touched by raw changes since the last build
+        are recomputed (everything on the first build, after a parameter change, when the
+        attribution rules changed, or with `full`); `provisional` adds the days inside
+        Facebook's restatement window. Readers keep seeing the old rows until the commit
+        (MVCC), so the swap is atomic.
         """
         schema, name = table.split(".")
-        model = load_sql(f"{schema}/{name}")
+        params = params or {}
+        digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
         with self.connection() as conn:
-            # two rebuilds of one table at once would interleave their DELETE and INSERT
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"model:{table}",))
-            columns = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT column_name FROM information_schema.columns"
-                    " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-                    (schema, name),
-                )
-            ]
-            target = sql.Identifier(schema, name)
-            cols = sql.SQL(", ").join(map(sql.Identifier, columns))
-            conn.execute(sql.SQL("DELETE FROM {}").format(target))
-            cur = conn.execute(
-                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ({}) AS model").format(
-                    target,
-                    cols,
-                    cols,
-                    sql.SQL(model.strip().rstrip(";")),  # type: ignore[arg-type]
-                ),
-                params or {},
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
+            stamp = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
+            days = None
+            if day_column and not full:
+                days = _touched_days(conn, table, digest, {**params, "provisional": provisional})
+            rows = _rebuild(conn, schema, name, load_sql(f"{schema}/{name}"), params,
+                            day_column, days)  # fmt: skip
+            conn.execute(
+                "INSERT INTO ops.model_builds (model, watermark, params_hash, days_rebuilt,"
+                " rows_written) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (model) DO UPDATE SET"
+                " watermark = EXCLUDED.watermark, params_hash = EXCLUDED.params_hash,"
+                " built_at = now(), days_rebuilt = EXCLUDED.days_rebuilt,"
+                " rows_written = EXCLUDED.rows_written",
+                (table, stamp, digest, None if days is None else len(days), rows),
             )
-            return cur.rowcount
+        return ModelBuild(rows, None if days is None else len(days))
+
+
+@dataclass(frozen=True)
+class ModelBuild:
+    rows_written: int
+    days_rebuilt: int | None  # None: the whole table
+
+
+def _touched_days(
+    conn: psycopg.Connection, table: str, digest: str, params: dict[str, Any]
+) -> list[date] | None:
+    """The days to recompute, or None for all of them."""
+    previous = conn.execute(
+        "SELECT watermark, params_hash FROM ops.model_builds WHERE model = %s", (table,)
+    ).fetchone()
+    if previous is None or previous[1] != digest:
+        return None
+    rows = conn.execute(
+        load_sql("ops/touched_days").encode(),
+        {"since": previous[0], "tz": params["tz"], "provisional": params["provisional"]},
+    ).fetchall()
+    days = [day for (day,) in rows]
+    return None if None in days else days
+
+
+def _rebuild(
+    conn: psycopg.Connection,
+    schema: str,
+    name: str,
+    model: str,
+    params: dict[str, Any],
+    day_column: str | None,
+    days: list[date] | None,
+) -> int:
+    columns = [
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (schema, name),
+        )
+    ]
+    target = sql.Identifier(schema, name)
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    only = sql.SQL("")
+    if days is not None and day_column:
+        only = sql.SQL(" WHERE {} = ANY(%(days)s)").format(sql.Identifier(day_column))
+        params = {**params, "days": days}
+    conn.execute(sql.SQL("DELETE FROM {}{}").format(target, only), params)
+    cur = conn.execute(
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ({}) AS model{}").format(
+            target,
+            cols,
+            cols,
+            sql.SQL(model.strip().rstrip(";")),
+            only,  # type: ignore[arg-type]
+        ),
+        params,
+    )
+    return cur.rowcount
 
 
 def _read_cursor(conn: psycopg.Connection, source: str, entity: str, lock: bool) -> Any:
@@ -329,7 +428,15 @@ def _stage(
     return rejected
 
 
-def _merge(conn: psycopg.Connection, spec: TableSpec) -> tuple[int, int, int]:
+def _change_stamp(conn: psycopg.Connection) -> datetime:
+    """Take the changes lock (shared) and say when this change happens, for model builds."""
+    conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (CHANGES_LOCK,))
+    row = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _merge(conn: psycopg.Connection, spec: TableSpec, stamp: datetime) -> tuple[int, int, int]:
     """Upsert the staged rows; a row equal to the stored one is left alone (not 'updated').
 
     Returns (distinct keys staged, inserted, updated).
@@ -351,28 +458,30 @@ def _merge(conn: psycopg.Connection, spec: TableSpec) -> tuple[int, int, int]:
     ).rowcount
     merged = conn.execute(
         sql.SQL(
-            "INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM _staging_keys"
-            " ON CONFLICT ({key}) DO UPDATE SET {assignments}, _loaded_at = now(),"
+            "INSERT INTO {target} AS t ({cols}, _loaded_at) SELECT {cols}, %s FROM _staging_keys"
+            " ON CONFLICT ({key}) DO UPDATE SET {assignments}, _loaded_at = EXCLUDED._loaded_at,"
             " _deleted_at = NULL"
             " WHERE ({old}, t._deleted_at) IS DISTINCT FROM ({new}, NULL)"
             " RETURNING (xmax = 0) AS inserted"
-        ).format(target=target, cols=cols, key=key, assignments=assignments, old=old, new=new)
+        ).format(target=target, cols=cols, key=key, assignments=assignments, old=old, new=new),
+        (stamp,),
     ).fetchall()
     inserted = sum(1 for (was_insert,) in merged if was_insert)
     return distinct, inserted, len(merged) - inserted
 
 
-def _mark_absent(conn: psycopg.Connection, spec: TableSpec) -> int:
+def _mark_absent(conn: psycopg.Connection, spec: TableSpec, stamp: datetime) -> int:
     key = sql.SQL(", ").join(map(sql.Identifier, spec.key))
     return conn.execute(
         sql.SQL(
-            "UPDATE {} AS t SET _deleted_at = now() WHERE t._deleted_at IS NULL"
+            "UPDATE {} AS t SET _deleted_at = %s WHERE t._deleted_at IS NULL"
             " AND ({}) NOT IN (SELECT {} FROM _staging_keys)"
         ).format(
             sql.Identifier(spec.schema, spec.name),
             sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(k)) for k in spec.key),
             key,
-        )
+        ),
+        (stamp,),
     ).rowcount
 
 

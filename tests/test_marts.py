@@ -1,0 +1,147 @@
+"""Core models and the dashboard contract on real PostgreSQL, against the sandbox's ground truth:
+every mart exactly (money to the cent) after a full build, after time moves on and an
+incremental build, and after a full rebuild; the report's data problems (wrong pipeline,
+duplicate webhooks) counted once and flagged; the Almaty day boundary; the read-only role."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from assets.jobs import SOURCES, source_job_name
+from sandbox.truth import compare_marts
+from sandbox.world import FLAGSHIP_PIPELINE
+from tests.conftest import point_env_at, run_job, step_failures
+
+MARTS = ("leads_total", "leads_by_funnel", "sales_total", "targetologist_daily",
+         "source_freshness")  # fmt: skip
+
+
+@pytest.fixture
+def env(monkeypatch, warehouse, fresh_sandbox):
+    point_env_at(monkeypatch, warehouse, fresh_sandbox)
+    return warehouse, fresh_sandbox
+
+
+def run(instance, *jobs: str) -> None:
+    for job in jobs:
+        result = run_job(instance, job)
+        assert result.success, step_failures(result)
+
+
+def load_everything(instance, restate: bool = False) -> None:
+    run(instance, *(source_job_name(s) for s in SOURCES))
+    if restate:
+        run(instance, "facebook_restatement")
+
+
+def days_rebuilt(warehouse) -> dict[str, int | None]:
+    return dict(warehouse.fetch_all("SELECT model, days_rebuilt FROM ops.model_builds"))
+
+
+def test_given_loads_when_built_then_incremental_and_full_rebuilds_equal_truth(
+    env, dagster_instance
+):
+    warehouse, sandbox = env
+    load_everything(dagster_instance)
+    run(dagster_instance, "rebuild_models")
+    assert compare_marts(warehouse, sandbox.world) == []
+    assert days_rebuilt(warehouse)["core.leads"] is None  # the first build is a full one
+    sandbox.advance(6)
+    load_everything(dagster_instance, restate=True)
+    run(dagster_instance, "rebuild_models")
+    assert compare_marts(warehouse, sandbox.world) == []
+    total_days = warehouse.fetch_all("SELECT count(*) FROM marts.leads_total")[0][0]
+    touched = days_rebuilt(warehouse)
+    assert touched["core.leads"] is not None and 0 < touched["core.leads"] < total_days
+    before = {m: warehouse.fetch_all(f"SELECT * FROM marts.{m} ORDER BY 1, 2") for m in MARTS[:4]}  # noqa: S608
+    run(dagster_instance, "full_rebuild_models")
+    assert days_rebuilt(warehouse)["marts.targetologist_daily"] is None
+    for mart, rows in before.items():
+        assert warehouse.fetch_all(f"SELECT * FROM marts.{mart} ORDER BY 1, 2") == rows  # noqa: S608
+
+
+def test_given_webhooks_on_the_wrong_pipeline_and_duplicated_then_each_sale_once_flagged(
+    env, dagster_instance
+):
+    warehouse, sandbox = env
+    load_everything(dagster_instance)
+    run(dagster_instance, "rebuild_models")
+    flagship = sandbox.world.supabase["main"]["flagship_course_sales"].rows.values()
+    wrong = {r["amocrm_lead_id"] for r in flagship if r["pipeline_id"] != FLAGSHIP_PIPELINE}
+    rows = warehouse.fetch_all(
+        "SELECT amocrm_lead_id, funnel, pipeline_mismatch, webhook_rows FROM core.sales"
+        " WHERE amocrm_lead_id = ANY(%s)",
+        (sorted(wrong),),
+    )
+    assert len(rows) == len(wrong) and {r[0] for r in rows} == wrong
+    assert {(funnel, flagged) for _, funnel, flagged, _ in rows} == {("flagship", True)}
+    copies: dict[int, int] = {}
+    for table in ("express_course_sales", "flagship_course_sales"):
+        for r in sandbox.world.supabase["main"][table].rows.values():
+            copies[r["amocrm_lead_id"]] = copies.get(r["amocrm_lead_id"], 0) + 1
+    twice = sorted(k for k, n in copies.items() if n == 2)
+    counted = warehouse.fetch_all(
+        "SELECT count(*), min(webhook_rows) FROM core.sales WHERE amocrm_lead_id = ANY(%s)",
+        (twice,),
+    )
+    assert twice and counted == [(len(twice), 2)]
+
+
+def test_given_leads_either_side_of_almaty_midnight_then_each_on_its_own_day(env, dagster_instance):
+    warehouse, sandbox = env
+    table = sandbox.world.supabase["main"]["landing_leads"]
+    template = next(iter(table.rows.values()))
+    edges = {
+        990_001: datetime(2026, 9, 10, 18, 59, 59, tzinfo=UTC),  # 23:59:59 in Almaty
+        990_002: datetime(2026, 9, 10, 19, 0, 0, tzinfo=UTC),  # 00:00:00 on the 11th
+    }
+    for lead_id, at in edges.items():
+        table.put({**template, "id": lead_id, "created_at": at, "updated_at": at,
+                   "synced_to_amocrm": False, "amocrm_lead_id": None,
+                   "synced_at": None})  # fmt: skip
+    sandbox.sync()
+    load_everything(dagster_instance)
+    run(dagster_instance, "rebuild_models")
+    days = dict(warehouse.fetch_all(
+        "SELECT source_id, report_day::text FROM core.leads WHERE source_id = ANY(%s)"
+        " AND source = 'landing'", (list(edges),)))  # fmt: skip
+    assert days == {990_001: "2026-09-10", 990_002: "2026-09-11"}
+    assert compare_marts(warehouse, sandbox.world) == []
+
+
+def test_given_dashboard_reader_then_it_reads_every_mart_and_nothing_else(
+    env, dagster_instance, monkeypatch
+):
+    warehouse, _ = env
+    monkeypatch.setenv("DASHBOARD_READER_PASSWORD", "reader-secret")
+    load_everything(dagster_instance)
+    run(dagster_instance, "rebuild_models")
+    url = warehouse.url.replace("postgres:@", "dashboard_reader:reader-secret@")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for mart in MARTS:
+            count = conn.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()  # noqa: S608
+            assert count is not None and count[0] > 0
+        for table in ("raw_supabase_main.landing_leads", "raw_amocrm.leads", "core.leads",
+                      "core.sales", "ops.oauth_tokens", "ops.cursors"):  # fmt: skip
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"SELECT 1 FROM {table} LIMIT 1")  # noqa: S608
+
+
+def test_given_a_source_fails_then_source_freshness_says_which_and_why(env, dagster_instance):
+    warehouse, sandbox = env
+    load_everything(dagster_instance)
+    sandbox.servers["amocrm"].faults.add(
+        r"/api/v4/.*", status=402, times=-1, body={"title": "Payment Required", "status": 402}
+    )
+    assert not run_job(dagster_instance, "refresh_amocrm").success
+    rows = {r[0]: r[1:] for r in warehouse.fetch_all(
+        "SELECT source, status, error, last_success_at < last_attempt_at FROM"
+        " marts.source_freshness")}  # fmt: skip
+    assert rows["amocrm"][0] == "error" and rows["amocrm"][2] is True
+    assert rows["amocrm"][1].startswith("AmoCRM answered 402 Payment Required")
+    assert {s: r[0] for s, r in rows.items() if s != "amocrm"} == dict.fromkeys(
+        [s for s in SOURCES if s != "amocrm"], "ok"
+    )
