@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import dagster as dg
@@ -25,6 +24,7 @@ import orjson
 
 from resources.errors import ConfigError, SourceError, require_setting
 from resources.settings import env
+from resources.vendor_clock import VendorClock
 from resources.warehouse import WarehouseResource
 
 SOURCE = "AmoCRM"
@@ -185,7 +185,7 @@ class AmoCrmClient:
             headers={"User-Agent": "traffic-warehouse/1.0"},
         )
         self._access: str | None = None
-        self.server_time: datetime | None = None
+        self.clock = VendorClock()
 
     def close(self) -> None:
         self.http.close()
@@ -213,7 +213,7 @@ class AmoCrmClient:
             except httpx.TransportError as exc:
                 self._retry_or_fail(attempt, f"{type(exc).__name__} on {path}")
                 continue
-            self._note_server_time(response)
+            self.clock.note(response)
             status = response.status_code
             if status == 204:
                 return None
@@ -291,21 +291,10 @@ class AmoCrmClient:
                 lower, page, last_ids = top, 1, {r["id"] for r in rows if r["updated_at"] == top}
 
     def server_now(self) -> datetime:
-        """The vendor's clock (its `Date` header) as of the last response, else ours.
-
-        Windows end at the vendor's "now", not ours: a skewed local clock must not move them.
-        """
-        if self.server_time is None:
+        """AmoCRM's clock; the account probe is the cheapest call that tells it."""
+        if self.clock.last is None:
             self.get("/api/v4/account")
-        return self.server_time or datetime.now(UTC)
-
-    def _note_server_time(self, response: httpx.Response) -> None:
-        header = response.headers.get("date")
-        if header:
-            try:
-                self.server_time = parsedate_to_datetime(header)
-            except (TypeError, ValueError):
-                pass
+        return self.clock.now()
 
     # ---- errors and tokens ---------------------------------------------------------------------
 

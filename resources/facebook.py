@@ -15,8 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -25,6 +24,7 @@ import orjson
 
 from resources.errors import ConfigError, SourceError, require_setting
 from resources.settings import env
+from resources.vendor_clock import VendorClock
 
 SOURCE = "Facebook"
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
@@ -197,7 +197,7 @@ class FacebookClient:
         self.stats = CallStats()
         self.gate = UsageGate(config.max_breaker_wait_seconds, config.slow_down_seconds, self.stats)
         self._token = token
-        self.server_time: datetime | None = None
+        self.clock = VendorClock()
         self.http = httpx.Client(
             base_url=base_url,
             timeout=httpx.Timeout(config.timeout_seconds, connect=10.0),
@@ -231,7 +231,7 @@ class FacebookClient:
                 self._backoff_or_fail(attempt, f"{type(exc).__name__} on {path}")
                 continue
             self.gate.observe(account, response.headers)
-            self._note_server_time(response)
+            self.clock.note(response)
             if response.status_code == 200:
                 return dict(orjson.loads(response.content))
             error = _graph_error(response)
@@ -281,16 +281,8 @@ class FacebookClient:
             SOURCE, f"{SOURCE}: {account} answered HTTP {status} (code {code}: {message})."
         )
 
-    def _note_server_time(self, response: httpx.Response) -> None:
-        header = response.headers.get("date")
-        if header:
-            try:
-                self.server_time = parsedate_to_datetime(header)
-            except (TypeError, ValueError):
-                pass
-
     def server_now(self) -> datetime:
-        return self.server_time or datetime.now(UTC)
+        return self.clock.now()
 
     # ---- paging -------------------------------------------------------------------------------
 

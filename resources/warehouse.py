@@ -116,7 +116,7 @@ class WarehouseResource(dg.ConfigurableResource):
         try:
             self.configure_dashboard_role()
         except psycopg.errors.InsufficientPrivilege:
-            context.log.warning(
+            context.log.warning(  # type: ignore[union-attr]
                 "DASHBOARD_READER_PASSWORD is set but this warehouse user may not ALTER ROLE "
                 "dashboard_reader; ask an administrator to enable its login."
             )
@@ -368,7 +368,7 @@ def _rebuild(
     ]
     target = sql.Identifier(schema, name)
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
-    only = sql.SQL("")
+    only: sql.Composable = sql.SQL("")
     if days is not None and day_column:
         only = sql.SQL(" WHERE {} = ANY(%(days)s)").format(sql.Identifier(day_column))
         params = {**params, "days": days}
