@@ -23,7 +23,14 @@ from resources.warehouse import WarehouseResource
 
 ROOT = Path(__file__).resolve().parent
 DAGSTER_HOME = ROOT / ".local" / "dagster_home"
-DASHBOARD_TABLES = ("marts.leads_total",)
+# (table, how many of its latest rows to print)
+DASHBOARD_TABLES = (
+    ("marts.leads_total", 7),
+    ("marts.leads_by_funnel", 8),
+    ("marts.sales_total", 6),
+    ("marts.targetologist_daily", 6),
+    ("marts.source_freshness", 10),
+)
 # The run's full event log is in Dagster's storage (`make ui`); the terminal gets warnings only.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -70,10 +77,10 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> dict[str, str]:
     return messages
 
 
-def dashboard(warehouse: WarehouseResource, limit: int = 10) -> str:
-    """The marts the dashboard reads (latest days first) and each source's last attempt."""
+def dashboard(warehouse: WarehouseResource) -> str:
+    """The marts the dashboard reads, latest days first."""
     parts = []
-    for table in DASHBOARD_TABLES:
+    for table, limit in DASHBOARD_TABLES:
         schema, name = table.split(".")
         rows = warehouse.fetch_all(
             sql.SQL("SELECT * FROM {} ORDER BY 1 DESC LIMIT %s").format(
@@ -86,16 +93,15 @@ def dashboard(warehouse: WarehouseResource, limit: int = 10) -> str:
             " AND table_name = %s ORDER BY ordinal_position",
             (schema, name),
         )
-        parts.append(f"{table} (latest {limit} days)\n" + tabulate(rows, [c[0] for c in columns]))
-    attempts = warehouse.fetch_all(
-        "SELECT DISTINCT ON (source, entity) source, entity, attempted_at, succeeded,"
-        " left(error, 100) FROM ops.source_attempts ORDER BY source, entity, attempted_at DESC"
-    )
-    parts.append(
-        "source attempts\n"
-        + tabulate(attempts, ["source", "entity", "last attempt", "ok", "error"])
-    )
+        shown = [[_cell(v) for v in row] for row in rows]
+        headers = [c[0] for c in columns]
+        parts.append(f"{table} (latest rows)\n" + tabulate(shown, headers, disable_numparse=True))
     return "\n\n".join(parts)
+
+
+def _cell(value: object) -> object:
+    text = str(value) if value is not None else ""
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def full_rebuild() -> int:
