@@ -6,7 +6,7 @@ UV := .local/uv/bin/uv
 PYTHON := .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)/.local/dagster_home
 
-.PHONY: install demo ui run rebuild test bench lint clean stop
+.PHONY: install demo ui run rebuild test bench lint diagnose clean stop
 
 $(UV):
 	@mkdir -p .local
@@ -50,3 +50,6 @@ stop:
 
 clean: stop
 	rm -rf .local .venv
+
+diagnose: install
+	$(PYTHON) -m checks.diagnostics

@@ -15,6 +15,7 @@ from assets.jobs import (
 from assets.models import model_assets
 from assets.sources import raw_assets
 from assets.supabase_tables import PROJECTS
+from checks.asset_checks import diagnostic_checks
 from resources.amocrm import AmoCrmResource
 from resources.facebook import FacebookResource
 from resources.supabase import SupabaseResource
@@ -34,6 +35,7 @@ resources = {
 
 defs = dg.Definitions(
     assets=[*raw_assets, *model_assets],
+    asset_checks=diagnostic_checks,
     jobs=[*source_jobs, models_job, full_rebuild_job, facebook_restatement_job],
     schedules=[hourly_refresh, daily_facebook_restatement],
     sensors=[automation_sensor],

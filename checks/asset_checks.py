@@ -1,0 +1,84 @@
+"""The diagnostics as Dagster asset checks on the raw assets they judge: each runs after its
+asset loads, shows its details as metadata in the UI, and keeps marts.integration_health
+current. A failed check does not fail the run; the alert sensor reads check evaluations."""
+
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+
+from checks.diagnostics import (
+    ALL_SALES_TRACKING,
+    AMOCRM_API,
+    EXPRESS_SALES,
+    EXPRESS_WEBHOOK,
+    FACEBOOK_TOKEN,
+    FLAGSHIP_SALES,
+    FLAGSHIP_WEBHOOK,
+    LANDING_SYNC,
+    Diagnostic,
+    Thresholds,
+    all_sales_tracking,
+    amocrm_api,
+    course_sales,
+    facebook_token,
+    landing_sync,
+    store,
+    webhook,
+)
+from resources.warehouse import WarehouseResource
+
+SEVERITY = {"warning": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
+LIMITS = Thresholds()
+
+
+def check_result(diagnostic: Diagnostic) -> dg.AssetCheckResult:
+    metadata: dict[str, Any] = {"message": diagnostic.message, "status": diagnostic.status}
+    metadata |= {k: v if v is not None else "" for k, v in diagnostic.details.items()}
+    metadata = {k: dg.MetadataValue.json(v) if isinstance(v, list | dict) else v
+                for k, v in metadata.items()}  # fmt: skip
+    return dg.AssetCheckResult(
+        passed=diagnostic.status == "ok",
+        severity=SEVERITY.get(diagnostic.status, dg.AssetCheckSeverity.WARN),
+        description=diagnostic.message,
+        metadata=metadata,
+    )
+
+
+def diagnostic_check(
+    asset: list[str], name: str, resource_keys: set[str], run: Callable[[Any], Diagnostic]
+) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(asset),
+        name=name.lower().replace(" ", "_"),
+        description=f"{name}: the old dashboard's diagnostic, with honest thresholds.",
+        required_resource_keys={"warehouse", *resource_keys},
+    )
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        diagnostic = run(context.resources)
+        warehouse: WarehouseResource = context.resources.warehouse
+        store(warehouse, [diagnostic])
+        return check_result(diagnostic)
+
+    return _check
+
+
+MAIN = "raw_supabase_main"
+diagnostic_checks = [
+    diagnostic_check([MAIN, "express_course_sales"], EXPRESS_WEBHOOK, set(),
+                     lambda r: webhook(r.warehouse, "express", LIMITS)),
+    diagnostic_check([MAIN, "flagship_course_sales"], FLAGSHIP_WEBHOOK, set(),
+                     lambda r: webhook(r.warehouse, "flagship", LIMITS)),
+    diagnostic_check([MAIN, "landing_leads"], LANDING_SYNC, set(),
+                     lambda r: landing_sync(r.warehouse, LIMITS)),
+    diagnostic_check([MAIN, "express_course_sales"], EXPRESS_SALES, set(),
+                     lambda r: course_sales(r.warehouse, "express", LIMITS)),
+    diagnostic_check([MAIN, "flagship_course_sales"], FLAGSHIP_SALES, set(),
+                     lambda r: course_sales(r.warehouse, "flagship", LIMITS)),
+    diagnostic_check(["raw_supabase_traffic", "all_sales_tracking"], ALL_SALES_TRACKING,
+                     {"supabase_traffic"}, lambda r: all_sales_tracking(r.supabase_traffic)),
+    diagnostic_check(["raw_amocrm", "leads"], AMOCRM_API, {"amocrm"},
+                     lambda r: amocrm_api(r.amocrm, r.warehouse)),
+    diagnostic_check(["raw_facebook", "token_info"], FACEBOOK_TOKEN, {"facebook"},
+                     lambda r: facebook_token(r.facebook, LIMITS)),
+]  # fmt: skip

@@ -1,0 +1,265 @@
+"""The integration diagnostics of the old dashboard, made honest, plus the vendor-side ones.
+
+Each diagnostic is one function returning a `Diagnostic` (name, status ok/warning/error,
+message, details). They run as Dagster asset checks and from the command line:
+
+    python -m checks.diagnostics            # the report's JSON; exit 0 ok, 1 warning, 2 error
+    python -m checks.diagnostics --health   # {"status", "service", "timestamp"}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg import sql
+
+from resources.amocrm import AmoCrmResource
+from resources.errors import SourceError
+from resources.facebook import FacebookResource
+from resources.settings import env
+from resources.sql_files import load_sql
+from resources.supabase import BY_ID, SupabaseResource
+from resources.warehouse import WarehouseResource
+
+SERVICE = "traffic-warehouse"
+# Names as the old dashboard showed them; the dashboard keys on them.
+EXPRESS_WEBHOOK = "Express Course Webhook"
+FLAGSHIP_WEBHOOK = "Flagship Course Webhook"
+LANDING_SYNC = "Landing BD Sync"
+EXPRESS_SALES = "Express Course Sales"
+FLAGSHIP_SALES = "Flagship Course Sales"
+ALL_SALES_TRACKING = "All Sales Tracking"
+AMOCRM_API = "AmoCRM Subscription"
+FACEBOOK_TOKEN = "Facebook Token"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a diagnostic turns warning or error; shares are fractions of 1."""
+
+    webhook_right_pipeline_warning: float = 0.95
+    webhook_right_pipeline_error: float = 0.5
+    without_utm_warning: float = 0.2
+    unsynced_after_minutes: int = (
+        30  # later than this: a warning; more of them than last time: an error
+    )
+    token_days_warning: int = 30
+    token_days_error: int = 7
+
+
+@dataclass
+class Diagnostic:
+    name: str
+    status: str  # ok | warning | error
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def _pipeline(course: str) -> int | None:
+    raw = env(f"AMOCRM_{course.upper()}_PIPELINE_ID")
+    return int(raw) if raw and raw.isdigit() else None
+
+
+def _webhook_figures(warehouse: WarehouseResource, course: str) -> dict[str, Any]:
+    template = sql.SQL(load_sql("ops/webhook_diagnostic"))  # type: ignore[arg-type]
+    query = template.format(table=sql.Identifier("raw_supabase_main", f"{course}_course_sales"))
+    total, correct, latest, with_utm, without = warehouse.fetch_all(
+        query, {"pipeline": _pipeline(course)}
+    )[0]
+    return {"total_sales": total, "correct_pipeline": correct, "latest_sale": _iso(latest),
+            "with_utm": with_utm, "without_utm": without}  # fmt: skip
+
+
+def webhook(warehouse: WarehouseResource, course: str, limits: Thresholds) -> Diagnostic:
+    """Are the course's webhook sales on the course's own AmoCRM pipeline?"""
+    name = EXPRESS_WEBHOOK if course == "express" else FLAGSHIP_WEBHOOK
+    figures = _webhook_figures(warehouse, course)
+    details = {k: figures[k] for k in ("total_sales", "correct_pipeline", "latest_sale")}
+    total, correct = figures["total_sales"], figures["correct_pipeline"]
+    if total == 0:
+        return Diagnostic(name, "warning", f"No {course} webhook sales received yet", details)
+    share = correct / total
+    text = (
+        f"{correct} of {total} {course.title()} webhook sales are on the {course.title()} pipeline"
+    )
+    if share < limits.webhook_right_pipeline_error:
+        return Diagnostic(name, "error", f"Only {text}: the webhook writes to the wrong pipeline",
+                          details)  # fmt: skip
+    if share < limits.webhook_right_pipeline_warning:
+        return Diagnostic(name, "warning", text, details)
+    return Diagnostic(name, "ok", text, details)
+
+
+def course_sales(warehouse: WarehouseResource, course: str, limits: Thresholds) -> Diagnostic:
+    """How many of the course's sales carry UTM (attribution needs it)?"""
+    name = EXPRESS_SALES if course == "express" else FLAGSHIP_SALES
+    figures = _webhook_figures(warehouse, course)
+    details = {k: figures[k] for k in ("total_sales", "with_utm", "without_utm", "latest_sale")}
+    total, without = figures["total_sales"], figures["without_utm"]
+    if total == 0:
+        return Diagnostic(name, "warning", f"No {course} sales yet", details)
+    text = f"{without} of {total} {course} sales have no UTM"
+    status = "warning" if without / total > limits.without_utm_warning else "ok"
+    return Diagnostic(name, status, text, details)
+
+
+def landing_sync(warehouse: WarehouseResource, limits: Thresholds) -> Diagnostic:
+    """Do landing leads reach AmoCRM? Late ones are a warning, a backlog an error.
+
+    "Late" is measured against the newest lead, the data's own clock: a paused landing page
+    must not turn every old unsynced lead into an alarm.
+    """
+    total, synced, latest, late = warehouse.fetch_all(
+        "SELECT count(*), count(*) FILTER (WHERE synced_to_amocrm), max(created_at),"
+        " count(*) FILTER (WHERE NOT synced_to_amocrm AND created_at < (SELECT max(created_at)"
+        "   FROM raw_supabase_main.landing_leads WHERE _deleted_at IS NULL)"
+        "   - make_interval(mins => %s))"
+        " FROM raw_supabase_main.landing_leads WHERE _deleted_at IS NULL",
+        (limits.unsynced_after_minutes,),
+    )[0]
+    details = {"total_leads": total, "synced": synced, "not_synced": total - synced,
+               "latest_lead": _iso(latest), "late_not_synced": late}  # fmt: skip
+    previous = warehouse.fetch_all(
+        "SELECT (details ->> 'late_not_synced')::bigint FROM marts.integration_health"
+        " WHERE name = %s",
+        (LANDING_SYNC,),
+    )
+    text = f"{synced} of {total} landing leads synced to AmoCRM; {late} late"
+    if previous and previous[0][0] is not None and late > previous[0][0]:
+        return Diagnostic(LANDING_SYNC, "error", f"{text}, up from {previous[0][0]}: the sync "
+                          "is falling behind", details)  # fmt: skip
+    return Diagnostic(LANDING_SYNC, "warning" if late else "ok", text, details)
+
+
+def all_sales_tracking(traffic: SupabaseResource) -> Diagnostic:
+    """Can the Traffic project be read? The vendor's message and hint pass through."""
+    try:
+        with traffic.open() as api:
+            page = next(iter(api.scan("all_sales_tracking", BY_ID, None, columns="id")), [])
+    except SourceError as exc:
+        return Diagnostic(ALL_SALES_TRACKING, "error", exc.message, {"reachable": False})
+    return Diagnostic(ALL_SALES_TRACKING, "ok", "Traffic project reachable",
+                      {"reachable": True, "rows_seen": len(page)})  # fmt: skip
+
+
+def amocrm_api(amocrm: AmoCrmResource, warehouse: WarehouseResource) -> Diagnostic:
+    """Does AmoCRM answer (the report's 402 is named as such)?"""
+    try:
+        with amocrm.open(warehouse, warehouse.last_success("amocrm")) as client:
+            account = client.get("/api/v4/account") or {}
+    except SourceError as exc:
+        return Diagnostic(AMOCRM_API, "error", exc.message, {"reachable": False})
+    return Diagnostic(AMOCRM_API, "ok", "AmoCRM API answers",
+                      {"reachable": True, "account": account.get("subdomain")})  # fmt: skip
+
+
+def facebook_token(facebook: FacebookResource, limits: Thresholds) -> Diagnostic:
+    """Is FACEBOOK_ACCESS_TOKEN valid, with ads_read, and far enough from expiry?"""
+    try:
+        with facebook.open() as client:
+            data = client.debug_token()
+            now = client.server_now()
+    except SourceError as exc:
+        return Diagnostic(FACEBOOK_TOKEN, "error", exc.message, {"is_valid": False})
+    scopes = data.get("scopes") or []
+    expires = data.get("expires_at") or 0
+    days = None if not expires else round((expires - now.timestamp()) / 86400)
+    details = {"is_valid": bool(data.get("is_valid")), "days_to_expiry": days, "scopes": scopes}
+    if not data.get("is_valid"):
+        return Diagnostic(FACEBOOK_TOKEN, "error", "The Facebook token is not valid", details)
+    if "ads_read" not in scopes:
+        return Diagnostic(FACEBOOK_TOKEN, "error", "The Facebook token lacks ads_read", details)
+    if days is None:
+        return Diagnostic(FACEBOOK_TOKEN, "ok", "The Facebook token never expires", details)
+    text = f"The Facebook token expires in {days} days"
+    if days < limits.token_days_error:
+        return Diagnostic(FACEBOOK_TOKEN, "error", text, details)
+    if days < limits.token_days_warning:
+        return Diagnostic(FACEBOOK_TOKEN, "warning", text, details)
+    return Diagnostic(FACEBOOK_TOKEN, "ok", text, details)
+
+
+def run_all(resources: dict[str, Any], limits: Thresholds | None = None) -> list[Diagnostic]:
+    limits = limits or Thresholds()
+    warehouse: WarehouseResource = resources["warehouse"]
+    checks: list[Callable[[], Diagnostic]] = [
+        lambda: webhook(warehouse, "express", limits),
+        lambda: webhook(warehouse, "flagship", limits),
+        lambda: landing_sync(warehouse, limits),
+        lambda: course_sales(warehouse, "express", limits),
+        lambda: course_sales(warehouse, "flagship", limits),
+        lambda: all_sales_tracking(resources["supabase_traffic"]),
+        lambda: amocrm_api(resources["amocrm"], warehouse),
+        lambda: facebook_token(resources["facebook"], limits),
+    ]
+    return [check() for check in checks]
+
+
+def store(warehouse: WarehouseResource, diagnostics: list[Diagnostic]) -> None:
+    """Keep the latest result of each in marts.integration_health."""
+    with warehouse.connection() as conn:
+        for d in diagnostics:
+            conn.execute(
+                "INSERT INTO marts.integration_health (name, status, message, details)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET"
+                " status = EXCLUDED.status, message = EXCLUDED.message,"
+                " details = EXCLUDED.details, checked_at = now()",
+                (d.name, d.status, d.message, json.dumps(d.details)),
+            )
+
+
+def report(diagnostics: list[Diagnostic]) -> dict[str, Any]:
+    """The old dashboard's JSON shape, exactly."""
+    summary = {"total": len(diagnostics)} | {
+        s: sum(1 for d in diagnostics if d.status == s) for s in ("ok", "warning", "error")
+    }
+    overall = "error" if summary["error"] else "warning" if summary["warning"] else "ok"
+    return {
+        "success": True,
+        "data": {
+            "overall_status": overall,
+            "diagnostics": [asdict(d) for d in diagnostics],
+            "summary": summary,
+        },
+    }
+
+
+EXIT_CODES = {"ok": 0, "warning": 1, "error": 2}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m checks.diagnostics")
+    parser.add_argument("--health", action="store_true", help="the short health object only")
+    args = parser.parse_args()
+    import refresh
+    from resources import embedded_pg
+
+    with embedded_pg.owned_server():
+        refresh.prepare_environment()
+        from definitions import resources
+
+        warehouse = WarehouseResource(url=env("WAREHOUSE_URL") or "")
+        warehouse.apply_ddl()
+        diagnostics = run_all({**resources, "warehouse": warehouse})
+        store(warehouse, diagnostics)
+    result = report(diagnostics)
+    overall = result["data"]["overall_status"]
+    if args.health:
+        result = {"status": overall, "service": SERVICE,
+                  "timestamp": datetime.now(UTC).isoformat()}  # fmt: skip
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return EXIT_CODES[overall]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

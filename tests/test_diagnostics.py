@@ -1,0 +1,138 @@
+"""The integration diagnostics against the sandbox in the production report's state: Flagship
+webhooks on the wrong pipeline, the Traffic project's key wrong, AmoCRM answering 402, a Facebook
+token 54 days from expiry; then each cause fixed turns its diagnostic ok. Real PostgreSQL, real
+HTTP to the simulators; the JSON shape is the old dashboard's."""
+
+from __future__ import annotations
+
+import pytest
+
+from assets.jobs import SOURCES, source_job_name
+from checks.diagnostics import report, run_all, store
+from definitions import resources as defined_resources
+from sandbox.amocrm import BODY_402
+from sandbox.world import FLAGSHIP_PIPELINE
+from tests.conftest import point_env_at, run_job
+
+INVALID_KEY = (
+    "Supabase Traffic: Invalid API key (check SUPABASE_TRAFFIC_SERVICE_ROLE_KEY or "
+    "SUPABASE_TRAFFIC_ANON_KEY). Hint: Double check your Supabase `anon` or `service_role` API key."
+)
+
+
+@pytest.fixture
+def loaded(monkeypatch, warehouse, fresh_sandbox, dagster_instance):
+    point_env_at(monkeypatch, warehouse, fresh_sandbox)
+    for source in SOURCES:
+        assert run_job(dagster_instance, source_job_name(source)).success
+    return warehouse, fresh_sandbox
+
+
+def diagnose(warehouse) -> dict:
+    diagnostics = run_all({**defined_resources, "warehouse": warehouse})
+    store(warehouse, diagnostics)
+    return report(diagnostics)
+
+
+def by_name(result: dict) -> dict[str, dict]:
+    return {d["name"]: d for d in result["data"]["diagnostics"]}
+
+
+def test_given_the_reports_state_then_the_diagnostics_say_so_field_by_field(loaded, monkeypatch):
+    warehouse, sandbox = loaded
+    monkeypatch.delenv("SUPABASE_TRAFFIC_SERVICE_ROLE_KEY")
+    monkeypatch.setenv("SUPABASE_TRAFFIC_ANON_KEY", "undefined")  # what the old Node app sent
+    sandbox.servers["amocrm"].faults.add(r"/api/v4/.*", status=402, body=BODY_402, times=-1)
+    result = diagnose(warehouse)
+    assert result["success"] is True
+    assert result["data"]["overall_status"] == "error"
+    d = by_name(result)
+    flagship = sandbox.world.supabase["main"]["flagship_course_sales"].rows.values()
+    deals = {r["amocrm_lead_id"] for r in flagship}
+    right = {r["amocrm_lead_id"] for r in flagship if r["pipeline_id"] == FLAGSHIP_PIPELINE}
+    assert d["Flagship Course Webhook"]["status"] == "error"
+    assert d["Flagship Course Webhook"]["details"]["total_sales"] == len(deals)
+    assert d["Flagship Course Webhook"]["details"]["correct_pipeline"] == len(right)
+    assert d["Flagship Course Webhook"]["message"] == (
+        f"Only {len(right)} of {len(deals)} Flagship webhook sales are on the Flagship "
+        "pipeline: the webhook writes to the wrong pipeline"
+    )
+    assert d["Express Course Webhook"]["status"] == "ok"
+    assert d["All Sales Tracking"] == {
+        "name": "All Sales Tracking", "status": "error", "message": INVALID_KEY,
+        "details": {"reachable": False},
+    }  # fmt: skip
+    assert d["AmoCRM Subscription"]["status"] == "error"
+    assert d["AmoCRM Subscription"]["message"].startswith(
+        "AmoCRM answered 402 Payment Required: the account's subscription has expired; renew it."
+    )
+    assert d["Facebook Token"]["status"] == "ok"
+    assert d["Facebook Token"]["details"]["days_to_expiry"] == 54
+    landing = sandbox.world.supabase["main"]["landing_leads"].rows.values()
+    assert d["Landing BD Sync"]["details"]["total_leads"] == len(landing)
+    assert d["Landing BD Sync"]["details"]["synced"] == sum(
+        1 for r in landing if r["synced_to_amocrm"]
+    )
+    assert d["Landing BD Sync"]["status"] == "warning"  # late leads, not (yet) a growing backlog
+    assert {name: v["status"] for name, v in d.items()} == {
+        "Express Course Webhook": "ok", "Flagship Course Webhook": "error",
+        "Landing BD Sync": "warning", "Express Course Sales": "warning",
+        "Flagship Course Sales": "ok", "All Sales Tracking": "error",
+        "AmoCRM Subscription": "error", "Facebook Token": "ok",
+    }  # fmt: skip
+    assert result["data"]["summary"] == {"total": 8, "ok": 3, "warning": 2, "error": 3}
+    stored = warehouse.fetch_all("SELECT name, status FROM marts.integration_health")
+    assert dict(stored)["All Sales Tracking"] == "error"
+
+
+def test_given_each_cause_fixed_then_every_diagnostic_is_ok(
+    monkeypatch, warehouse, fresh_sandbox, dagster_instance
+):
+    point_env_at(monkeypatch, warehouse, fresh_sandbox)
+    world = fresh_sandbox.world
+    table = world.supabase["main"]["flagship_course_sales"]
+    for row in list(table.rows.values()):  # the webhook fixed: sales land on the right pipeline
+        table.put({**row, "pipeline_id": FLAGSHIP_PIPELINE})
+    for row in list(world.supabase["main"]["landing_leads"].rows.values()):
+        if not row["synced_to_amocrm"]:  # the sync caught up
+            world.supabase["main"]["landing_leads"].put(
+                {
+                    **row,
+                    "synced_to_amocrm": True,
+                    "amocrm_lead_id": 1,
+                    "synced_at": row["created_at"],
+                }
+            )
+    for course in ("express", "flagship"):  # every sale carries UTM
+        sales = world.supabase["main"][f"{course}_course_sales"]
+        for row in list(sales.rows.values()):
+            sales.put({**row, "utm_source": row["utm_source"] or "facebook"})
+    fresh_sandbox.sync()
+    for source in SOURCES:
+        assert run_job(dagster_instance, source_job_name(source)).success
+    result = diagnose(warehouse)
+    statuses = {d["name"]: d["status"] for d in result["data"]["diagnostics"]}
+    assert statuses == dict.fromkeys(statuses, "ok")
+    assert result["data"]["overall_status"] == "ok"
+    assert result["data"]["summary"] == {"total": 8, "ok": 8, "warning": 0, "error": 0}
+
+
+def test_given_a_source_run_then_its_checks_carry_the_diagnostics_as_metadata(
+    monkeypatch, warehouse, fresh_sandbox, dagster_instance
+):
+    point_env_at(monkeypatch, warehouse, fresh_sandbox)
+    result = run_job(dagster_instance, "refresh_supabase_main")
+    assert result.success  # a failed check does not fail the run
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == {
+        "express_course_webhook", "flagship_course_webhook", "landing_bd_sync",
+        "express_course_sales", "flagship_course_sales",
+    }  # fmt: skip
+    flagship = evaluations["flagship_course_webhook"]
+    assert not flagship.passed and flagship.severity.value == "ERROR"
+    rows = fresh_sandbox.world.supabase["main"]["flagship_course_sales"].rows.values()
+    deals = {r["amocrm_lead_id"] for r in rows}
+    assert flagship.metadata["total_sales"].value == len(deals)
+    assert evaluations["express_course_webhook"].passed
+    stored = dict(warehouse.fetch_all("SELECT name, status FROM marts.integration_health"))
+    assert stored["Flagship Course Webhook"] == "error"
