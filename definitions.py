@@ -15,16 +15,19 @@ from assets.jobs import (
 from assets.models import model_assets
 from assets.sources import raw_assets
 from assets.supabase_tables import PROJECTS
+from checks.alerts import integration_alerts
 from checks.asset_checks import diagnostic_checks
 from resources.amocrm import AmoCrmResource
 from resources.facebook import FacebookResource
 from resources.supabase import SupabaseResource
+from resources.telegram import TelegramResource
 from resources.warehouse import WarehouseResource
 
 resources = {
     "warehouse": WarehouseResource(url=dg.EnvVar("WAREHOUSE_URL")),
     "amocrm": AmoCrmResource(),
     "facebook": FacebookResource(),
+    "telegram": TelegramResource(),
     **{
         f"supabase_{project}": SupabaseResource(
             project=display, env_prefix=f"SUPABASE_{project.upper()}"
@@ -38,7 +41,7 @@ defs = dg.Definitions(
     asset_checks=diagnostic_checks,
     jobs=[*source_jobs, models_job, full_rebuild_job, facebook_restatement_job],
     schedules=[hourly_refresh, daily_facebook_restatement],
-    sensors=[automation_sensor],
+    sensors=[automation_sensor, integration_alerts],
     resources=resources,
     executor=dg.in_process_executor,
 )

@@ -13,6 +13,7 @@ from sandbox.amocrm import AmoCrmSimulator
 from sandbox.facebook import FacebookSimulator
 from sandbox.postgrest import create_postgrest_app, make_jwt
 from sandbox.server import SimServer
+from sandbox.telegram import TelegramSimulator
 from sandbox.world import CURRENCY, EXPRESS_PIPELINE, FLAGSHIP_PIPELINE, FX_RATES, World
 
 SUPABASE_PROJECTS = ("main", "tripwire", "traffic")
@@ -20,6 +21,7 @@ TEN_YEARS = 10 * 365 * 24 * 3600
 # The simulators' clock (their `Date` header) runs a little ahead of the last simulated instant,
 # so a client's "now minus lag" window still covers everything the world has done.
 CLOCK_AHEAD = timedelta(minutes=5)
+TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID = "123456:sandbox-bot-token", "-1001234567890"
 FACEBOOK_APP: dict[str, Any] = {"app_id": "1234567890", "app_secret": "sandbox-app-secret"}
 AMOCRM_CLIENT: dict[str, Any] = {
     "client_id": "sandbox-integration-id",
@@ -101,6 +103,8 @@ class Sandbox:
             self.world, **FACEBOOK_APP, access_token=self.fb_token, **self.facebook_options
         )
         self.servers["facebook"] = SimServer("facebook", self.facebook.app, clock=self.clock)
+        self.telegram = TelegramSimulator(TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID)
+        self.servers["telegram"] = SimServer("telegram", self.telegram.app)
         self.sync()
         for server in self.servers.values():
             server.start()
@@ -141,6 +145,9 @@ class Sandbox:
             "FACEBOOK_APP_ID": FACEBOOK_APP["app_id"],
             "FACEBOOK_APP_SECRET": FACEBOOK_APP["app_secret"],
             "FACEBOOK_AD_ACCOUNT_IDS": ",".join(self.world.fb_accounts),
+            "TELEGRAM_API_URL": self.servers["telegram"].url,
+            "TELEGRAM_BOT_TOKEN": TELEGRAM_BOT_TOKEN,
+            "TELEGRAM_CHAT_ID": TELEGRAM_CHAT_ID,
         }
         return env
 
