@@ -1,12 +1,22 @@
 """The sources and their raw assets: each source's raw assets form a group named after it."""
 
+from datetime import timedelta
+
 import dagster as dg
 
 from assets.amocrm import amocrm_assets
 from assets.facebook import facebook_assets
 from assets.supabase import supabase_assets
 
-raw_assets = [*supabase_assets, *amocrm_assets, *facebook_assets]
+# Loaded hourly: a source two hours behind is a warning, six hours an error (the UI and the
+# freshness checks show it; marts.source_freshness says why).
+RAW_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=6), warn_window=timedelta(hours=2)
+)
+raw_assets = dg.map_asset_specs(
+    lambda spec: spec.replace_attributes(freshness_policy=RAW_FRESHNESS),
+    [*supabase_assets, *amocrm_assets, *facebook_assets],
+)
 SOURCE_ASSETS: dict[str, list[dg.AssetKey]] = {}
 for _definition in raw_assets:
     for _key in _definition.keys:

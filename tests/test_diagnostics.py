@@ -5,6 +5,8 @@ HTTP to the simulators; the JSON shape is the old dashboard's."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from assets.jobs import SOURCES, source_job_name
@@ -136,3 +138,36 @@ def test_given_a_source_run_then_its_checks_carry_the_diagnostics_as_metadata(
     assert evaluations["express_course_webhook"].passed
     stored = dict(warehouse.fetch_all("SELECT name, status FROM marts.integration_health"))
     assert stored["Flagship Course Webhook"] == "error"
+
+
+def test_given_bad_rows_then_the_quality_suite_names_each_problem():
+    import pandas as pd
+
+    from checks.quality import validate
+
+    day = datetime(2026, 9, 1).date()
+    sales = pd.DataFrame({
+        "sale_key": ["deal:1", "deal:1", "deal:2", "deal:3"],
+        "amount": [49990.0, 49990.0, -10.0, 990.0],
+        "currency": ["KZT", "KZT", "KZT", "KZT"],
+        "funnel": ["express", "express", "flagship", "webinar"],
+        "report_day": [day] * 4,
+    })  # fmt: skip
+    failures = {(f.expectation, f.column): f.unexpected for f in validate("core.sales", sales)}
+    assert failures == {
+        ("expect_column_values_to_be_unique", "sale_key"): 2,
+        ("expect_column_values_to_be_between", "amount"): 1,
+        ("expect_column_values_to_be_in_set", "funnel"): 1,
+    }
+
+
+def test_given_sandbox_data_when_models_build_then_the_quality_checks_pass(
+    monkeypatch, warehouse, fresh_sandbox, dagster_instance
+):
+    point_env_at(monkeypatch, warehouse, fresh_sandbox)
+    for source in SOURCES:
+        assert run_job(dagster_instance, source_job_name(source)).success
+    result = run_job(dagster_instance, "rebuild_models")
+    assert result.success
+    quality = [e for e in result.get_asset_check_evaluations() if e.check_name == "data_quality"]
+    assert len(quality) == 2 and all(e.passed for e in quality)
