@@ -37,6 +37,11 @@ FLAGSHIP_SALES = "Flagship Course Sales"
 ALL_SALES_TRACKING = "All Sales Tracking"
 AMOCRM_API = "AmoCRM Subscription"
 FACEBOOK_TOKEN = "Facebook Token"
+RECONCILIATION = "Sales Reconciliation"
+QUARANTINE = "Quarantine"
+AMOCRM_TOKEN = "AmoCRM Token"
+SUPABASE_KEYS = {"main": "Supabase Main Key", "tripwire": "Supabase Tripwire Key"}
+REFRESH_TOKEN_LIFE_DAYS = 90  # an unused AmoCRM refresh token dies after three months
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class Thresholds:
     )
     token_days_warning: int = 30
     token_days_error: int = 7
+    refresh_token_age_warning_days: int = 60
+    refresh_token_age_error_days: int = 80
 
 
 @dataclass
@@ -189,6 +196,79 @@ def facebook_token(facebook: FacebookResource, limits: Thresholds) -> Diagnostic
     return Diagnostic(FACEBOOK_TOKEN, "ok", text, details)
 
 
+def reconciliation(warehouse: WarehouseResource) -> Diagnostic:
+    """Do AmoCRM's won deals, the webhook sales and all_sales_tracking agree, per funnel?"""
+    rows = warehouse.fetch_all(
+        load_sql("ops/sales_reconciliation"),
+        {"express": _pipeline("express"), "flagship": _pipeline("flagship")},
+    )
+    details = {
+        funnel: {"amocrm_won": won, "webhook_sales": hooks, "tracked_sales": tracked,
+                 "won_without_webhook": missing, "webhook_not_tracked": untracked}
+        for funnel, won, hooks, tracked, missing, untracked in rows
+    }  # fmt: skip
+    gaps = [
+        f"{f}: {d['won_without_webhook']} won deals without a webhook, "
+        f"{d['webhook_not_tracked']} sales not tracked"
+        for f, d in details.items()
+        if d["won_without_webhook"] or d["webhook_not_tracked"]
+    ]
+    if gaps:
+        return Diagnostic(RECONCILIATION, "warning", "; ".join(gaps), details)
+    return Diagnostic(RECONCILIATION, "ok", "AmoCRM, webhooks and tracking agree", details)
+
+
+def quarantine(warehouse: WarehouseResource) -> Diagnostic:
+    """Records refused by validation: any in the last day is a warning, a growing pile an error."""
+    day, before = warehouse.fetch_all(
+        "SELECT count(*) FILTER (WHERE quarantined_at > now() - interval '1 day'),"
+        " count(*) FILTER (WHERE quarantined_at BETWEEN now() - interval '2 days'"
+        "   AND now() - interval '1 day') FROM ops.quarantine"
+    )[0]
+    per_source = dict(warehouse.fetch_all(
+        "SELECT source || '.' || entity, count(*) FROM ops.quarantine"
+        " WHERE quarantined_at > now() - interval '1 day' GROUP BY 1"))  # fmt: skip
+    details = {"last_day": day, "day_before": before, "by_table": per_source}
+    if day > before and before > 0:
+        return Diagnostic(QUARANTINE, "error", f"{day} records quarantined today, up from "
+                          f"{before}", details)  # fmt: skip
+    if day:
+        return Diagnostic(QUARANTINE, "warning", f"{day} records quarantined today", details)
+    return Diagnostic(QUARANTINE, "ok", "No record quarantined today", details)
+
+
+def amocrm_token(warehouse: WarehouseResource, limits: Thresholds) -> Diagnostic:
+    """How old is the stored AmoCRM refresh token (it dies after three months unused)?"""
+    rows = warehouse.fetch_all(
+        "SELECT refresh_token IS NOT NULL, extract(epoch FROM now() - refresh_issued_at) / 86400,"
+        " access_expires_at < now() FROM ops.oauth_tokens WHERE integration = 'amocrm'"
+    )
+    if not rows:
+        return Diagnostic(AMOCRM_TOKEN, "warning", "No AmoCRM token stored yet", {})
+    has_refresh, age, expired = rows[0]
+    days = int(age or 0)
+    details = {"refresh_token_age_days": days, "refresh_token_life_days": REFRESH_TOKEN_LIFE_DAYS,
+               "access_token_expired": bool(expired), "long_lived": not has_refresh}  # fmt: skip
+    if not has_refresh:
+        return Diagnostic(AMOCRM_TOKEN, "ok", "A long-lived AmoCRM token is in use", details)
+    text = f"The AmoCRM refresh token is {days} of {REFRESH_TOKEN_LIFE_DAYS} days old"
+    if days >= limits.refresh_token_age_error_days:
+        return Diagnostic(AMOCRM_TOKEN, "error", text, details)
+    if days >= limits.refresh_token_age_warning_days:
+        return Diagnostic(AMOCRM_TOKEN, "warning", text, details)
+    return Diagnostic(AMOCRM_TOKEN, "ok", text, details)
+
+
+def supabase_key(project: SupabaseResource, name: str, table: str) -> Diagnostic:
+    """Does the project's key open its REST API?"""
+    try:
+        with project.open() as api:
+            next(iter(api.scan(table, BY_ID, None, columns="id")), [])
+    except SourceError as exc:
+        return Diagnostic(name, "error", exc.message, {"valid": False})
+    return Diagnostic(name, "ok", f"{project.source} key accepted", {"valid": True})
+
+
 def run_all(resources: dict[str, Any], limits: Thresholds | None = None) -> list[Diagnostic]:
     limits = limits or Thresholds()
     warehouse: WarehouseResource = resources["warehouse"]
@@ -201,6 +281,13 @@ def run_all(resources: dict[str, Any], limits: Thresholds | None = None) -> list
         lambda: all_sales_tracking(resources["supabase_traffic"]),
         lambda: amocrm_api(resources["amocrm"], warehouse),
         lambda: facebook_token(resources["facebook"], limits),
+        lambda: reconciliation(warehouse),
+        lambda: quarantine(warehouse),
+        lambda: amocrm_token(warehouse, limits),
+        lambda: supabase_key(resources["supabase_main"], SUPABASE_KEYS["main"], "landing_leads"),
+        lambda: supabase_key(
+            resources["supabase_tripwire"], SUPABASE_KEYS["tripwire"], "tripwire_users"
+        ),
     ]
     return [check() for check in checks]
 

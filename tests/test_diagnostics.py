@@ -80,9 +80,11 @@ def test_given_the_reports_state_then_the_diagnostics_say_so_field_by_field(load
         "Express Course Webhook": "ok", "Flagship Course Webhook": "error",
         "Landing BD Sync": "warning", "Express Course Sales": "warning",
         "Flagship Course Sales": "ok", "All Sales Tracking": "error",
-        "AmoCRM Subscription": "error", "Facebook Token": "ok",
+        "AmoCRM Subscription": "error", "Facebook Token": "ok", "Sales Reconciliation": "ok",
+        "Quarantine": "ok", "AmoCRM Token": "ok", "Supabase Main Key": "ok",
+        "Supabase Tripwire Key": "ok",
     }  # fmt: skip
-    assert result["data"]["summary"] == {"total": 8, "ok": 3, "warning": 2, "error": 3}
+    assert result["data"]["summary"] == {"total": 13, "ok": 8, "warning": 2, "error": 3}
     stored = warehouse.fetch_all("SELECT name, status FROM marts.integration_health")
     assert dict(stored)["All Sales Tracking"] == "error"
 
@@ -116,7 +118,7 @@ def test_given_each_cause_fixed_then_every_diagnostic_is_ok(
     statuses = {d["name"]: d["status"] for d in result["data"]["diagnostics"]}
     assert statuses == dict.fromkeys(statuses, "ok")
     assert result["data"]["overall_status"] == "ok"
-    assert result["data"]["summary"] == {"total": 8, "ok": 8, "warning": 0, "error": 0}
+    assert result["data"]["summary"] == {"total": 13, "ok": 13, "warning": 0, "error": 0}
 
 
 def test_given_a_source_run_then_its_checks_carry_the_diagnostics_as_metadata(
@@ -171,3 +173,39 @@ def test_given_sandbox_data_when_models_build_then_the_quality_checks_pass(
     assert result.success
     quality = [e for e in result.get_asset_check_evaluations() if e.check_name == "data_quality"]
     assert len(quality) == 2 and all(e.passed for e in quality)
+
+
+@pytest.mark.parametrize(("age_days", "status"), [(10, "ok"), (65, "warning"), (85, "error")])
+def test_given_the_stored_refresh_token_ages_then_its_diagnostic_follows(
+    warehouse, age_days, status
+):
+    from checks.diagnostics import Thresholds, amocrm_token
+
+    warehouse.fetch_all(
+        "INSERT INTO ops.oauth_tokens (integration, access_token, refresh_token,"
+        " refresh_issued_at) VALUES ('amocrm', 'a', 'r', now() - make_interval(days => %s))"
+        " RETURNING 1",
+        (age_days,),
+    )
+    result = amocrm_token(warehouse, Thresholds())
+    assert (result.status, result.details["refresh_token_age_days"]) == (status, age_days)
+    assert result.message == f"The AmoCRM refresh token is {age_days} of 90 days old"
+
+
+def test_given_quarantined_records_then_warning_and_a_growing_pile_is_an_error(warehouse):
+    from checks.diagnostics import quarantine
+
+    assert quarantine(warehouse).status == "ok"
+    insert = (
+        "INSERT INTO ops.quarantine (source, entity, record_key, reason, record, quarantined_at)"
+        " VALUES ('supabase_main', 'landing_leads', %s, 'created_at: bad', '{}',"
+        " now() - make_interval(hours => %s)) RETURNING 1"
+    )
+    warehouse.fetch_all(insert, ("1", 30))
+    warehouse.fetch_all(insert, ("2", 1))
+    assert quarantine(warehouse).status == "warning"
+    warehouse.fetch_all(insert, ("3", 2))
+    result = quarantine(warehouse)
+    assert result.status == "error"
+    assert result.details == {"last_day": 2, "day_before": 1,
+                              "by_table": {"supabase_main.landing_leads": 2}}  # fmt: skip
