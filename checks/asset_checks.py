@@ -37,7 +37,6 @@ from checks.diagnostics import (
 from resources.warehouse import WarehouseResource
 
 SEVERITY = {"warning": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
-LIMITS = Thresholds()
 
 
 def check_result(diagnostic: Diagnostic) -> dg.AssetCheckResult:
@@ -74,27 +73,27 @@ def diagnostic_check(
 MAIN = "raw_supabase_main"
 diagnostic_checks = [
     diagnostic_check([MAIN, "express_course_sales"], EXPRESS_WEBHOOK, set(),
-                     lambda r: webhook(r.warehouse, "express", LIMITS)),
+                     lambda r: webhook(r.warehouse, "express", Thresholds.from_env())),
     diagnostic_check([MAIN, "flagship_course_sales"], FLAGSHIP_WEBHOOK, set(),
-                     lambda r: webhook(r.warehouse, "flagship", LIMITS)),
+                     lambda r: webhook(r.warehouse, "flagship", Thresholds.from_env())),
     diagnostic_check([MAIN, "landing_leads"], LANDING_SYNC, set(),
-                     lambda r: landing_sync(r.warehouse, LIMITS)),
+                     lambda r: landing_sync(r.warehouse, Thresholds.from_env())),
     diagnostic_check([MAIN, "express_course_sales"], EXPRESS_SALES, set(),
-                     lambda r: course_sales(r.warehouse, "express", LIMITS)),
+                     lambda r: course_sales(r.warehouse, "express", Thresholds.from_env())),
     diagnostic_check([MAIN, "flagship_course_sales"], FLAGSHIP_SALES, set(),
-                     lambda r: course_sales(r.warehouse, "flagship", LIMITS)),
+                     lambda r: course_sales(r.warehouse, "flagship", Thresholds.from_env())),
     diagnostic_check(["raw_supabase_traffic", "all_sales_tracking"], ALL_SALES_TRACKING,
                      {"supabase_traffic"}, lambda r: all_sales_tracking(r.supabase_traffic)),
     diagnostic_check(["raw_amocrm", "leads"], AMOCRM_API, {"amocrm"},
                      lambda r: amocrm_api(r.amocrm, r.warehouse)),
     diagnostic_check(["raw_facebook", "token_info"], FACEBOOK_TOKEN, {"facebook"},
-                     lambda r: facebook_token(r.facebook, LIMITS)),
+                     lambda r: facebook_token(r.facebook, Thresholds.from_env())),
     diagnostic_check(["core", "sales"], RECONCILIATION, set(),
                      lambda r: reconciliation(r.warehouse)),
     diagnostic_check(["marts", "source_freshness"], QUARANTINE, set(),
                      lambda r: quarantine(r.warehouse)),
     diagnostic_check(["raw_amocrm", "leads"], AMOCRM_TOKEN, set(),
-                     lambda r: amocrm_token(r.warehouse, LIMITS)),
+                     lambda r: amocrm_token(r.warehouse, Thresholds.from_env())),
     diagnostic_check([MAIN, "landing_leads"], SUPABASE_KEYS["main"], {"supabase_main"},
                      lambda r: supabase_key(r.supabase_main, SUPABASE_KEYS["main"],
                                             "landing_leads")),

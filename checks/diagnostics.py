@@ -46,7 +46,8 @@ REFRESH_TOKEN_LIFE_DAYS = 90  # an unused AmoCRM refresh token dies after three 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """When a diagnostic turns warning or error; shares are fractions of 1."""
+    """When a diagnostic turns warning or error; shares are fractions of 1. Each can be set
+    with DIAGNOSTICS_<NAME> (e.g. DIAGNOSTICS_TOKEN_DAYS_WARNING=45)."""
 
     webhook_right_pipeline_warning: float = 0.95
     webhook_right_pipeline_error: float = 0.5
@@ -58,6 +59,15 @@ class Thresholds:
     token_days_error: int = 7
     refresh_token_age_warning_days: int = 60
     refresh_token_age_error_days: int = 80
+
+    @classmethod
+    def from_env(cls) -> Thresholds:
+        overrides: dict[str, Any] = {}
+        for name, default in asdict(cls()).items():
+            raw = env(f"DIAGNOSTICS_{name.upper()}")
+            if raw is not None:
+                overrides[name] = type(default)(raw)
+        return cls(**overrides)
 
 
 @dataclass
@@ -270,7 +280,7 @@ def supabase_key(project: SupabaseResource, name: str, table: str) -> Diagnostic
 
 
 def run_all(resources: dict[str, Any], limits: Thresholds | None = None) -> list[Diagnostic]:
-    limits = limits or Thresholds()
+    limits = limits or Thresholds.from_env()
     warehouse: WarehouseResource = resources["warehouse"]
     checks: list[Callable[[], Diagnostic]] = [
         lambda: webhook(warehouse, "express", limits),
