@@ -90,18 +90,30 @@ def ui(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     dagster = ROOT / ".venv" / "bin" / "dagster"
+    # its own process group, so stopping it stops the webserver, daemon and code servers too
     child = subprocess.Popen(
         [str(dagster), "dev", "-w", "workspace.yaml", "-p", str(args.port)],
         cwd=ROOT,
         preexec_fn=default_signals,
+        start_new_session=True,
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: child.terminate())
+        signal.signal(sig, lambda *_: _signal_group(child.pid, signal.SIGTERM))
     try:
         child.wait()
     finally:
+        _signal_group(child.pid, signal.SIGTERM)
+        time.sleep(2)
+        _signal_group(child.pid, signal.SIGKILL)
         sandbox.stop()
     return 0
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def main() -> int:
