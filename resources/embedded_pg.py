@@ -116,6 +116,14 @@ def stop(pgdata: Path = DEFAULT_PGDATA) -> bool:
     return result.returncode == 0
 
 
+def _without_password(url: str) -> str:
+    """A URL fit for a terminal: a password in it is replaced by ***."""
+    head, sep, rest = url.partition("://")
+    auth, at, host = rest.rpartition("@")
+    user, colon, password = auth.partition(":")
+    return f"{head}{sep}{user}{colon}***{at}{host}" if at and password else url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Embedded PostgreSQL for the warehouse")
     parser.add_argument("action", choices=["start", "stop", "env"])
@@ -127,7 +135,7 @@ def main() -> None:
         print("stopped" if stop(args.pgdata) else "not running")
     else:
         for key, value in resolve_urls(args.pgdata).items():
-            print(f"{key}={value}")
+            print(f"{key}={_without_password(value)}")
 
 
 if __name__ == "__main__":
