@@ -20,10 +20,16 @@ class ModelConfig(dg.Config):
     full_rebuild: bool = False  # recompute every day, not only the days raw changes touched
 
 
-DAY_COLUMNS = {
-    "core.ad_spend_daily": "date",
+# The column each model's rows are rebuilt by when only some days changed (None: always whole).
+DAY_COLUMNS: dict[str, str | None] = {
+    "marts.source_freshness": None,
     "core.leads": "report_day",
     "core.sales": "report_day",
+    "core.ad_spend_daily": "date",
+    "marts.leads_total": "day",
+    "marts.leads_by_funnel": "day",
+    "marts.sales_total": "day",
+    "marts.targetologist_daily": "day",
 }
 
 
@@ -44,13 +50,10 @@ def build_model_asset(
     def _model(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, config: ModelConfig
     ) -> dg.MaterializeResult:
-        day_column = DAY_COLUMNS.get(table, "day" if schema == "marts" else None)
-        if table == "marts.source_freshness":
-            day_column = None
         build = warehouse.run_model(
             table,
             model_params(),
-            day_column=day_column,
+            day_column=DAY_COLUMNS[table],
             full=config.full_rebuild,
             provisional=table == "marts.targetologist_daily",  # its is_provisional moves daily
         )
@@ -134,10 +137,7 @@ marts_source_freshness = build_model_asset(
     "keeps it stale. Also refreshed after every source attempt, failed ones included.",
 )
 
-MODEL_TABLES = [
-    "marts.source_freshness", "core.leads", "core.sales", "core.ad_spend_daily",
-    "marts.leads_total", "marts.leads_by_funnel", "marts.sales_total", "marts.targetologist_daily",
-]  # fmt: skip
+MODEL_TABLES = list(DAY_COLUMNS)
 model_assets = [
     marts_source_freshness, core_leads, core_sales, core_ad_spend, marts_leads_total,
     marts_leads_by_funnel, marts_sales_total, marts_targetologist_daily,
