@@ -20,7 +20,7 @@ from assets.amocrm_records import (
     AmoStatus,
     utm_values,
 )
-from assets.failures import OWNERS, TRANSIENT_RETRY, run_source_step
+from assets.failures import raw_asset, raw_multi_asset, raw_spec, run_source_step
 from assets.metadata import table_metadata
 from assets.records import from_unix, parse
 from resources.amocrm import EVENTS_LIMIT, AmoCrmClient, AmoCrmResource
@@ -205,14 +205,7 @@ def sync_leads(
 
 
 REFERENCE_SPECS = [
-    dg.AssetSpec(
-        key=["raw_amocrm", spec.name],
-        group_name=SOURCE,
-        kinds={"amocrm", "postgres"},
-        owners=OWNERS,
-        tags={"source": SOURCE},
-        description=description,
-    )
+    raw_spec(SOURCE, spec.name, description)
     for spec, description in (
         (ACCOUNT, "AmoCRM account settings, its time zone included. Reloaded whole each run."),
         (PIPELINES, "AmoCRM pipelines. Reloaded whole each run; removed ones are marked."),
@@ -221,12 +214,7 @@ REFERENCE_SPECS = [
 ]
 
 
-@dg.multi_asset(
-    specs=REFERENCE_SPECS,
-    required_resource_keys={"warehouse", "amocrm"},
-    retry_policy=TRANSIENT_RETRY,
-    name="raw_amocrm_reference",
-)
+@raw_multi_asset(SOURCE, "raw_amocrm_reference", REFERENCE_SPECS)
 def amocrm_reference(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
     warehouse: WarehouseResource = context.resources.warehouse
 
@@ -243,15 +231,10 @@ def amocrm_reference(context: dg.AssetExecutionContext) -> Iterator[dg.Materiali
         )
 
 
-@dg.asset(
-    key=["raw_amocrm", "lead_events"],
-    group_name=SOURCE,
-    kinds={"amocrm", "postgres"},
-    owners=OWNERS,
-    tags={"source": SOURCE},
-    required_resource_keys={"warehouse", "amocrm"},
-    retry_policy=TRANSIENT_RETRY,
-    description=(
+@raw_asset(
+    SOURCE,
+    "lead_events",
+    (
         "AmoCRM lead events: status changes and deletions, incremental by created_at with an "
         "overlap; events merge by id, so a re-run changes nothing."
     ),
@@ -271,15 +254,10 @@ def amocrm_lead_events(context: dg.AssetExecutionContext) -> dg.MaterializeResul
     )
 
 
-@dg.asset(
-    key=["raw_amocrm", "leads"],
+@raw_asset(
+    SOURCE,
+    "leads",
     deps=[amocrm_lead_events],
-    group_name=SOURCE,
-    kinds={"amocrm", "postgres"},
-    owners=OWNERS,
-    tags={"source": SOURCE},
-    required_resource_keys={"warehouse", "amocrm"},
-    retry_policy=TRANSIENT_RETRY,
     description=(
         "AmoCRM leads with UTM from custom fields, incremental by updated_at in the window "
         "[cursor − 15 min, now − 1 min]; leads merge by id, so a re-run changes nothing. "

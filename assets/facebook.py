@@ -19,7 +19,7 @@ import dagster as dg
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from assets.failures import OWNERS, TRANSIENT_RETRY, run_source_step
+from assets.failures import raw_asset, raw_multi_asset, raw_spec, run_source_step
 from assets.metadata import table_metadata
 from assets.records import from_unix, parse
 from resources.errors import SourceError
@@ -255,36 +255,25 @@ class InsightsConfig(dg.Config):
 
 
 INSIGHT_SPECS = [
-    dg.AssetSpec(
-        key=["raw_facebook", "ad_insights_daily"],
-        group_name=SOURCE,
-        kinds={"facebook", "postgres"},
-        owners=OWNERS,
-        tags={"source": SOURCE},
-        description=(
+    raw_spec(
+        SOURCE,
+        "ad_insights_daily",
+        (
             "Facebook insights per ad per day (spend, impressions, clicks, leads) in each "
             "account's currency and time zone. Hourly: yesterday and today; daily restatement: "
             "the last 28 days and one more; first run: a backfill. Rows merge by (ad_id, date): "
             "re-running is safe."
         ),
     ),
-    dg.AssetSpec(
-        key=["raw_facebook", "ad_accounts"],
-        group_name=SOURCE,
-        kinds={"facebook", "postgres"},
-        owners=OWNERS,
-        tags={"source": SOURCE},
-        description="Facebook ad accounts: currency and time zone, read before their insights.",
+    raw_spec(
+        SOURCE,
+        "ad_accounts",
+        "Facebook ad accounts: currency and time zone, read before their insights.",
     ),
 ]
 
 
-@dg.multi_asset(
-    specs=INSIGHT_SPECS,
-    required_resource_keys={"warehouse", "facebook"},
-    retry_policy=TRANSIENT_RETRY,
-    name="raw_facebook_insights",
-)
+@raw_multi_asset(SOURCE, "raw_facebook_insights", INSIGHT_SPECS)
 def facebook_insights(
     context: dg.AssetExecutionContext, config: InsightsConfig
 ) -> Iterator[dg.MaterializeResult]:
@@ -356,24 +345,12 @@ def object_rows(
 
 
 OBJECT_SPECS = [
-    dg.AssetSpec(
-        key=["raw_facebook", kind],
-        group_name=SOURCE,
-        kinds={"facebook", "postgres"},
-        owners=OWNERS,
-        tags={"source": SOURCE},
-        description=f"Facebook {kind}, incremental by updated_time; merged by id.",
-    )
+    raw_spec(SOURCE, kind, f"Facebook {kind}, incremental by updated_time; merged by id.")
     for kind in OBJECTS
 ]
 
 
-@dg.multi_asset(
-    specs=OBJECT_SPECS,
-    required_resource_keys={"warehouse", "facebook"},
-    retry_policy=TRANSIENT_RETRY,
-    name="raw_facebook_objects",
-)
+@raw_multi_asset(SOURCE, "raw_facebook_objects", OBJECT_SPECS)
 def facebook_objects(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
     warehouse: WarehouseResource = context.resources.warehouse
     resource: FacebookResource = context.resources.facebook
@@ -411,15 +388,10 @@ def facebook_objects(context: dg.AssetExecutionContext) -> Iterator[dg.Materiali
         )
 
 
-@dg.asset(
-    key=["raw_facebook", "token_info"],
-    group_name=SOURCE,
-    kinds={"facebook", "postgres"},
-    owners=OWNERS,
-    tags={"source": SOURCE},
-    required_resource_keys={"warehouse", "facebook"},
-    retry_policy=TRANSIENT_RETRY,
-    description=(
+@raw_asset(
+    SOURCE,
+    "token_info",
+    (
         "Health of FACEBOOK_ACCESS_TOKEN from debug_token: validity, expiry, scopes. The token "
         "itself is never stored, only a hash that says which token was checked."
     ),

@@ -7,7 +7,7 @@ ones (bad key, missing variable, unpaid subscription) are not, because only a pe
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dagster as dg
 
@@ -19,6 +19,46 @@ OWNERS = ["team:data"]
 TRANSIENT_RETRY = dg.RetryPolicy(
     max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
+
+
+def raw_spec(source: str, name: str, description: str) -> dg.AssetSpec:
+    """What every raw asset declares alike: `raw_<source>.<name>`, its source's group (the run
+    tag the run queue limits per source), kinds, owners."""
+    return dg.AssetSpec(
+        key=[f"raw_{source}", name],
+        group_name=source,
+        kinds={source.split("_")[0], "postgres"},
+        owners=OWNERS,
+        tags={"source": source},
+        description=description,
+    )
+
+
+def raw_asset(source: str, name: str, description: str, **extra: Any) -> Any:
+    """`@dg.asset` for one raw table: the shared spec, the warehouse and the source's resource
+    (keyed by the source's name), retries on transient errors only."""
+    spec = raw_spec(source, name, description)
+    return dg.asset(
+        key=spec.key,
+        group_name=spec.group_name,
+        kinds=spec.kinds,
+        owners=spec.owners,
+        tags=spec.tags,
+        description=description,
+        required_resource_keys={"warehouse", source},
+        retry_policy=TRANSIENT_RETRY,
+        **extra,
+    )
+
+
+def raw_multi_asset(source: str, name: str, specs: list[dg.AssetSpec]) -> Any:
+    """`@dg.multi_asset` for raw tables one vendor call fills together."""
+    return dg.multi_asset(
+        specs=specs,
+        required_resource_keys={"warehouse", source},
+        retry_policy=TRANSIENT_RETRY,
+        name=name,
+    )
 
 
 def run_source_step(

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 import orjson
 
-from assets.failures import OWNERS, TRANSIENT_RETRY, run_source_step
+from assets.failures import raw_asset, run_source_step
 from assets.metadata import table_metadata
 from assets.records import parse
 from assets.supabase_tables import PII_COLUMNS, PROJECTS, SUPABASE_TABLES, SupabaseTable
@@ -122,15 +122,10 @@ def _live_ids(api: TableReader, table: SupabaseTable) -> Iterator[list[int]]:
 def build_supabase_asset(table: SupabaseTable) -> dg.AssetsDefinition:
     project = PROJECTS[table.project]
 
-    @dg.asset(
-        key=[table.spec.schema, table.name],
-        group_name=table.source,
-        kinds={"supabase", "postgres"},
-        owners=OWNERS,
-        required_resource_keys={"warehouse", table.source},
-        retry_policy=TRANSIENT_RETRY,
-        tags={"source": table.source},
-        description=(
+    @raw_asset(
+        table.source,
+        table.name,
+        (
             f"Supabase {project} `{table.name}` as received, typed, with hard deletes marked. "
             "Each run re-reads a short overlap behind its cursor and merges by id, so a "
             "re-run changes nothing."
