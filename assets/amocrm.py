@@ -20,7 +20,7 @@ from assets.amocrm_records import (
     AmoStatus,
     utm_values,
 )
-from assets.failures import raw_asset, raw_multi_asset, raw_spec, run_source_step
+from assets.contract import raw_asset, raw_multi_asset, raw_spec, run_source_step
 from assets.metadata import table_metadata
 from assets.records import from_unix, parse
 from resources.amocrm import EVENTS_LIMIT, AmoCrmClient, AmoCrmResource

@@ -19,7 +19,7 @@ import dagster as dg
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from assets.failures import raw_asset, raw_multi_asset, raw_spec, run_source_step
+from assets.contract import raw_asset, raw_multi_asset, raw_spec, run_source_step
 from assets.metadata import table_metadata
 from assets.records import from_unix, parse
 from resources.errors import SourceError

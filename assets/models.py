@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from assets.failures import OWNERS
+from assets.contract import OWNERS
 from assets.metadata import table_metadata
 from assets.sources import RAW_KEYS
 from resources.settings import model_params

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 import orjson
 
-from assets.failures import raw_asset, run_source_step
+from assets.contract import raw_asset, run_source_step
 from assets.metadata import table_metadata
 from assets.records import parse
 from assets.supabase_tables import PII_COLUMNS, PROJECTS, SUPABASE_TABLES, SupabaseTable

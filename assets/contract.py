@@ -1,4 +1,5 @@
-"""How a source step succeeds or fails: every attempt is recorded, errors reach the UI as one line.
+"""The contract every raw asset shares: what it declares (spec, resources, retries) and how its
+step succeeds or fails (every attempt recorded, errors reach the UI as one line).
 
 Transient errors (after the client's own retries) may be retried by Dagster with backoff; terminal
 ones (bad key, missing variable, unpaid subscription) are not, because only a person can fix them.
