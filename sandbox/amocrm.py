@@ -1,12 +1,13 @@
 """An AmoCRM REST API v4 simulator over a live `World` (reads only, plus OAuth 2).
 
 `AmoCrmSimulator(world, ...)` holds the integration's OAuth state and request budget; its `app`
-(Starlette) serves `GET /api/v4/leads`, `/api/v4/leads/pipelines`, `/api/v4/events`,
-`/api/v4/account` and `POST /oauth2/access_token` the way `shared/apis/amocrm.md` describes:
-HAL JSON with absolute `_links`, page-number pagination, HTTP 204 with an empty body when nothing
-matches, `custom_fields_values` null or UTM `tracking_data` fields plus the numeric "Сумма оплаты"
-(as a string), deleted leads visible only as `lead_deleted` events, rotating single-use refresh
-tokens, and the 7 requests/s limit whose repeated 429s get the integration blocked (403).
+(Starlette) serves `GET /api/v4/leads`, `/api/v4/leads/pipelines`, `/api/v4/leads/custom_fields`
+(page/limit up to 50), `/api/v4/events`, `/api/v4/account` and `POST /oauth2/access_token` the
+way `shared/apis/amocrm.md` describes: HAL JSON with absolute `_links`, page-number
+pagination, HTTP 204 with an empty body when nothing matches, `custom_fields_values` null or UTM
+`tracking_data` fields plus the numeric "Сумма оплаты" (as a string), deleted leads visible only
+as `lead_deleted` events, rotating single-use refresh tokens, and the 7 requests/s limit whose
+repeated 429s get the integration blocked (403).
 
 The world is read on every request (filter, sort, slice), so leads updated between two page
 requests shift the pages as they do in AmoCRM. Mutate the world between requests or from the
@@ -51,6 +52,7 @@ PROBLEM_JSON = "application/problem+json"
 HTML = "text/html; charset=utf-8"
 MAX_LEADS_LIMIT, DEFAULT_LEADS_LIMIT = 250, 50
 MAX_EVENTS_LIMIT, DEFAULT_EVENTS_LIMIT = 100, 100
+MAX_FIELDS_LIMIT, DEFAULT_FIELDS_LIMIT = 50, 50
 BLOCK_WINDOW_SECONDS = 60.0
 MIN_UNIX, MAX_UNIX = 0, 253_402_300_000  # what a filter bound is clamped to (year 9999)
 OAUTH_PROBLEM_TYPE = "https://developers.amocrm.ru/v3/errors/OAuthProblemJson"
@@ -155,6 +157,26 @@ _UTM_FIELD_HEADS = {  # the constant part of each UTM field, built once
     for name, field_id in UTM_FIELD_IDS.items()
 }
 PAYMENT_FIELD_ID, PAYMENT_FIELD_NAME = 1002, "Сумма оплаты"
+
+
+@dataclass(frozen=True)
+class FieldDefinition:
+    id: int
+    name: str
+    code: str | None
+    type: str
+    enums: tuple[str, ...] = ()
+
+
+# The account's lead custom fields, as `/api/v4/leads/custom_fields` lists them: the UTM tracking
+# fields the leads carry, the payment amount, and two a school keeps that no lead here fills.
+LEAD_FIELDS = (
+    *(FieldDefinition(fid, name, name.upper(), "tracking_data")
+      for name, fid in UTM_FIELD_IDS.items()),
+    FieldDefinition(PAYMENT_FIELD_ID, PAYMENT_FIELD_NAME, None, "numeric"),
+    FieldDefinition(1007, "Город", None, "text"),
+    FieldDefinition(1008, "Формат обучения", None, "select", ("Онлайн", "Офлайн")),
+)  # fmt: skip
 USERS = (8_100_001, 8_100_002, 8_100_003)  # responsible managers, assigned by lead id
 CONTACT_ID_OFFSET = 20_000_000  # a lead's main contact id = lead id + this
 
@@ -388,6 +410,7 @@ class AmoCrmSimulator:
             routes=[
                 Route("/api/v4/leads", self._api(self._leads)),
                 Route("/api/v4/leads/pipelines", self._api(self._pipelines)),
+                Route("/api/v4/leads/custom_fields", self._api(self._custom_fields)),
                 Route("/api/v4/events", self._api(self._events)),
                 Route("/api/v4/account", self._api(self._account)),
                 Route("/oauth2/access_token", self._token, methods=["POST"]),
@@ -623,6 +646,37 @@ class AmoCrmSimulator:
                     for sid, name, order, color, kind in statuses
                 ]
             },
+        }
+
+    # ---- custom fields -------------------------------------------------------------------------
+
+    def _custom_fields(self, request: Request) -> Response:
+        page, limit = _paging(request.query_params, DEFAULT_FIELDS_LIMIT, MAX_FIELDS_LIMIT)
+        base = self._base(request)
+        rows = [self._field(field, base) for field in LEAD_FIELDS]
+        return _page_or_204(request, "custom_fields", rows, page, limit, lambda row: row)
+
+    def _field(self, field: FieldDefinition, base: str) -> dict[str, Any]:
+        return {
+            "id": field.id,
+            "name": field.name,
+            "type": field.type,
+            "account_id": self.account_id,
+            "code": field.code,
+            "sort": 500 + field.id,
+            "is_api_only": field.type == "tracking_data",
+            "enums": [
+                {"id": field.id * 10 + i, "value": value, "sort": i}
+                for i, value in enumerate(field.enums, 1)
+            ]
+            or None,
+            "group_id": None,
+            "required_statuses": [],
+            "is_deletable": field.type != "tracking_data",
+            "is_predefined": field.type == "tracking_data",
+            "entity_type": "leads",
+            "remind": None,
+            "_links": {"self": {"href": f"{base}/api/v4/leads/custom_fields/{field.id}"}},
         }
 
     # ---- events --------------------------------------------------------------------------------
