@@ -4,6 +4,9 @@
 - demo:  serve, run one full refresh, print the dashboard tables and compare them with the
          world's ground truth, then stop everything (exit 1 on a mismatch or failed source).
 - ui:    serve, then run `dagster dev` on the same state until interrupted.
+
+`--variant NAME` makes the Supabase projects store their tables in one of the schema variants of
+`sandbox/supabase_shapes.py` (same rows, another shape).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from sandbox.supabase_shapes import VARIANTS
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_FILE = ROOT / ".local" / "sandbox.env"
@@ -33,7 +38,7 @@ def _start(args: argparse.Namespace, fresh_warehouse: bool = False):  # -> Sandb
         # the world is built anew each time, so the demo's own warehouse starts empty to match
         embedded_pg.drop_database(server_uri, "warehouse")
         embedded_pg.create_database(server_uri, "warehouse")
-    sandbox = Sandbox(server_uri, seed=args.seed, scale=args.scale).start()
+    sandbox = Sandbox(server_uri, seed=args.seed, scale=args.scale, variant=args.variant).start()
     env = sandbox.env()
     os.environ.update(env)
     ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
@@ -122,6 +127,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument(
+        "--variant",
+        choices=sorted(VARIANTS),
+        default="default",
+        help="how the Supabase projects store their tables (sandbox/supabase_shapes.py)",
+    )
     args = parser.parse_args()
     from resources import embedded_pg
 

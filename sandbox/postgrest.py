@@ -2,7 +2,9 @@
 
 `create_postgrest_app(dsn, ...)` serves `GET`/`HEAD /rest/v1/{table}` for every table or view in
 one schema of a real PostgreSQL database, the way a Supabase project does: the gateway's
-`apikey` check, PostgREST 13's JWT verification, its query language (`select`, filters, `or`/`and`
+`apikey` check (legacy JWT keys and the new `sb_publishable_`/`sb_secret_` ones), PostgREST 13's
+JWT verification, the OpenAPI root `/rest/v1/` (secret keys only, as on Supabase's platform),
+its query language (`select`, filters, `or`/`and`
 trees, `order`, `limit`/`offset`, `Range`), `Prefer: count=...`, the silent `max-rows` cap,
 `Content-Range`, and PostgREST's error bodies and headers. PostgreSQL renders the JSON itself
 (`json_agg`), so values come out exactly as from the real service.
@@ -10,7 +12,7 @@ trees, `order`, `limit`/`offset`, `Range`), `Prefer: count=...`, the silent `max
 The texts follow PostgREST v13 (what Supabase runs): malformed JWT → PGRST301 "Expected 3 parts in
 JWT; got 1", wrong signature → PGRST301 "No suitable key or wrong key type", expired → PGRST303.
 Not simulated: writes (they fail like a read-only database), embedded resources, RPC, row-level
-security (every valid role reads everything), the OpenAPI root.
+security (every valid role reads everything).
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+OPENAPI_CONTENT_TYPE = "application/openapi+json; charset=utf-8"
+POSTGREST_VERSION = "13.0.5"
+# The new API keys are opaque strings told apart by prefix; the gateway gives each a role.
+SB_KEY_ROLES = {"sb_publishable_": "anon", "sb_secret_": "service_role"}
 OBJECT_CONTENT_TYPE = "application/vnd.pgrst.object+json; charset=utf-8"
 SUPABASE_ROLES = frozenset({"anon", "authenticated", "service_role"})
 JWT_CLOCK_SKEW = 30  # seconds PostgREST 13 tolerates on exp/nbf/iat
@@ -80,6 +86,18 @@ def pgrst_error(
 def _gateway_error(message: str, hint: str) -> ApiError:
     # The API gateway (Kong) answers before PostgREST sees the request: no code, no details.
     return ApiError(401, {"message": message, "hint": hint})
+
+
+def _schema_forbidden() -> ApiError:
+    # Supabase's gateway since March 2026, word for word from its changelog ("Breaking Change:
+    # Removing access to OpenAPI spec via the anon key"): the root needs a secret key.
+    return ApiError(
+        403,
+        {
+            "message": "Access to schema is forbidden",
+            "hint": "Accessing the schema via the Data API is only allowed using a secret API key.",
+        },
+    )
 
 
 def _jwt_error(code: str, message: str, details: str | None = None) -> ApiError:
@@ -944,6 +962,10 @@ class SchemaCache:
     def forget(self, table: str) -> None:
         self._tables.pop(table, None)
 
+    def invalidate(self) -> None:
+        """Forget everything (after DDL): the next request reloads, like `NOTIFY pgrst`."""
+        self._tables = {}
+
     async def columns(self, conn: psycopg.AsyncConnection[Any], table: str) -> frozenset[str]:
         if table not in self._tables:
             await self.reload(conn)
@@ -975,6 +997,287 @@ def _fields_of(read: ReadRequest) -> set[str]:
         else:
             stack.extend(node.children)
     return names
+
+
+# ----------------------------------------------------------------------------------------------
+# The OpenAPI root: PostgREST 13's Swagger 2.0 document (Response/OpenAPI.hs), from the catalog
+
+# PostgREST's schema-cache column query (SchemaCache.hs, v13): a pg_catalog type by its plain
+# `format_type` name ("numeric", not "numeric(14,2)"), any other by its modified one; run with an
+# empty search_path, as PostgREST's own session has it, so user types come schema-qualified
+# ("public.sale_channel"). Defaults as `pg_get_expr` prints them.
+_OPENAPI_SQL = """
+WITH cols AS (
+    SELECT a.attrelid, a.attnum, a.attname,
+           col_description(a.attrelid, a.attnum) AS description,
+           NOT (a.attnotnull OR t.typtype = 'd' AND t.typnotnull) AS nullable,
+           CASE WHEN t.typtype = 'd' THEN
+                CASE WHEN bt.typnamespace = 'pg_catalog'::regnamespace
+                     THEN format_type(t.typbasetype, NULL) ELSE format_type(a.atttypid, a.atttypmod)
+                END
+                WHEN t.typnamespace = 'pg_catalog'::regnamespace
+                THEN format_type(a.atttypid, NULL)
+                ELSE format_type(a.atttypid, a.atttypmod)
+           END AS type,
+           CASE WHEN t.typbasetype <> 0 AND ad.adbin IS NULL THEN pg_get_expr(t.typdefaultbin, 0)
+                WHEN a.attgenerated = 's' THEN NULL
+                ELSE pg_get_expr(ad.adbin, ad.adrelid)
+           END AS "default",
+           information_schema._pg_char_max_length(
+               information_schema._pg_truetypid(a.*, t.*),
+               information_schema._pg_truetypmod(a.*, t.*)) AS max_length,
+           (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e
+             WHERE e.enumtypid = coalesce(bt.oid, t.oid)) AS enum
+    FROM pg_catalog.pg_attribute a
+    JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_catalog.pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+    LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+    WHERE a.attnum > 0 AND NOT a.attisdropped
+)
+SELECT c.relname,
+       obj_description(c.oid, 'pg_class'),
+       pg_catalog.pg_relation_is_updatable(c.oid, true) & 28 <> 0,
+       coalesce((SELECT json_agg(json_build_object(
+                    'name', cols.attname, 'description', cols.description,
+                    'nullable', cols.nullable, 'type', cols.type, 'default', cols."default",
+                    'max_length', cols.max_length, 'enum', cols.enum) ORDER BY cols.attnum)
+                 FROM cols WHERE cols.attrelid = c.oid), '[]'),
+       coalesce((SELECT array_agg(a.attname::text) FROM pg_catalog.pg_constraint k
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(k.conkey)
+                 WHERE k.conrelid = c.oid AND k.contype = 'p'), '{}'),
+       coalesce((SELECT json_object_agg(a.attname, json_build_array(fc.relname, fa.attname))
+                 FROM pg_catalog.pg_constraint k
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.conkey[1]
+                 JOIN pg_catalog.pg_class fc ON fc.oid = k.confrelid
+                 JOIN pg_catalog.pg_attribute fa
+                   ON fa.attrelid = k.confrelid AND fa.attnum = k.confkey[1]
+                 WHERE k.conrelid = c.oid AND k.contype = 'f'
+                   AND cardinality(k.conkey) = 1), '{}')
+FROM pg_catalog.pg_class c
+WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
+ORDER BY c.relname
+"""
+_NUMERIC = ("smallint", "integer", "bigint", "numeric", "real", "double precision")
+_SWAGGER_TYPES: dict[str, str | None] = {
+    "character varying": "string",
+    "character": "string",
+    "text": "string",
+}
+_SWAGGER_TYPES |= {"boolean": "boolean", "json": None, "jsonb": None}
+_SWAGGER_TYPES |= {t: "integer" for t in _NUMERIC[:3]} | {t: "number" for t in _NUMERIC[3:]}
+_MIME_TYPES = [
+    "application/json",
+    "application/vnd.pgrst.object+json;nulls=stripped",
+    "application/vnd.pgrst.object+json",
+    "text/csv",
+]
+_PREFER = {
+    "preferParams": [],
+    "preferReturn": ["return=representation", "return=minimal", "return=none"],
+    "preferCount": ["count=none"],
+    "preferPost": [
+        "return=representation",
+        "return=minimal",
+        "return=none",
+        "resolution=ignore-duplicates",
+        "resolution=merge-duplicates",
+    ],
+}
+# (definition name, parameter name, description, where) of PostgREST's shared parameters
+_SHARED_PARAMS = (
+    ("select", "select", "Filtering Columns", "query"),
+    ("on_conflict", "on_conflict", "On Conflict", "query"),
+    ("order", "order", "Ordering", "query"),
+    ("range", "Range", "Limiting and Pagination", "header"),
+    ("rangeUnit", "Range-Unit", "Limiting and Pagination", "header"),
+    ("offset", "offset", "Limiting and Pagination", "query"),
+    ("limit", "limit", "Limiting and Pagination", "query"),
+)
+_GET_PARAMS = ("select", "order", "range", "rangeUnit", "offset", "limit", "preferCount")
+_NO_DEFAULT = object()
+
+
+def swagger_type(pg_type: str) -> str | None:
+    """`toSwaggerType`: None (no `type`) for json/jsonb, arrays by their `[]`, else string."""
+    if pg_type in _SWAGGER_TYPES:
+        return _SWAGGER_TYPES[pg_type]
+    return "array" if pg_type.endswith("[]") else "string"
+
+
+def _swagger_default(pg_type: str, default: str | None) -> Any:
+    """`parseDefault`: a string type's default loses its `::type` cast and quotes; the result is
+    kept only if it parses as JSON (so `nextval(...)` on a bigint gives none)."""
+    if default is None:
+        return _NO_DEFAULT
+    text = default
+    if swagger_type(pg_type) == "string":
+        suffix = f"::{pg_type}"
+        text = '"' + (text.removesuffix(suffix).strip("'") if text.endswith(suffix) else text) + '"'
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _NO_DEFAULT
+
+
+def _property(column: dict[str, Any], pk: bool, fk: tuple[str, str] | None) -> dict[str, Any]:
+    pg_type = column["type"]
+    notes = ["Note:"]
+    if pk:
+        notes.append("This is a Primary Key.<pk/>")
+    if fk:
+        notes.append(
+            f"This is a Foreign Key to `{fk[0]}.{fk[1]}`.<fk table='{fk[0]}' column='{fk[1]}'/>"
+        )
+    description = column["description"]
+    if len(notes) > 1:
+        description = (f"{description}\n\n" if description else "") + "\n".join(notes)
+    prop: dict[str, Any] = {}
+    if (default := _swagger_default(pg_type, column["default"])) is not _NO_DEFAULT:
+        prop["default"] = default
+    if description is not None:
+        prop["description"] = description
+    if column["enum"]:
+        prop["enum"] = column["enum"]
+    prop["format"] = pg_type
+    if column["max_length"] is not None:
+        prop["maxLength"] = column["max_length"]
+    if (kind := swagger_type(pg_type)) is not None:
+        prop["type"] = kind
+    if kind == "array":
+        item_type = swagger_type(pg_type[:-2])
+        prop["items"] = {"type": item_type} if item_type is not None else {}
+    return prop
+
+
+def _ref(kind: str, name: str) -> dict[str, str]:
+    return {"$ref": f"#/{kind}/{name}"}
+
+
+def _path_item(table: str, description: str | None, columns: list[str], writable: bool) -> Any:
+    summary, _, rest = (description or "").partition("\n")
+    base: dict[str, Any] = {"tags": [table]}
+    if description is not None:
+        base["summary"] = summary
+        if rest.lstrip("\n"):
+            base["description"] = rest.lstrip("\n")
+    filters = [_ref("parameters", f"rowFilter.{table}.{c}") for c in columns]
+    item: dict[str, Any] = {
+        "get": base
+        | {
+            "parameters": filters + [_ref("parameters", p) for p in _GET_PARAMS],
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "schema": {"type": "array", "items": _ref("definitions", table)},
+                },
+                "206": {"description": "Partial Content"},
+            },
+        }
+    }
+    if writable:
+        body = _ref("parameters", f"body.{table}")
+        item["post"] = base | {
+            "parameters": [body, _ref("parameters", "select"), _ref("parameters", "preferPost")],
+            "responses": {"201": {"description": "Created"}},
+        }
+        item["delete"] = base | {
+            "parameters": [*filters, _ref("parameters", "preferReturn")],
+            "responses": {"204": {"description": "No Content"}},
+        }
+        item["patch"] = base | {
+            "parameters": [*filters, body, _ref("parameters", "preferReturn")],
+            "responses": {"204": {"description": "No Content"}},
+        }
+    return item
+
+
+def _shared_parameters() -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, values in _PREFER.items():
+        param: dict[str, Any] = {"name": "Prefer", "description": "Preference", "required": False}
+        param |= {"in": "header", "type": "string"}
+        params[name] = param | ({"enum": values} if values else {})
+    for key, name, description, where in _SHARED_PARAMS:
+        param = {"name": name, "description": description, "required": False, "in": where}
+        params[key] = (
+            param | {"type": "string"} | ({"default": "items"} if key == "rangeUnit" else {})
+        )
+    return params
+
+
+async def openapi(conn: psycopg.AsyncConnection[Any], schema: str, host: str) -> dict[str, Any]:
+    """The document PostgREST 13 serves at its root for `schema`, built from the catalog now
+    (so DDL shows at once, as Supabase's schema-reload trigger makes it)."""
+    async with conn.transaction():
+        await conn.execute("SELECT set_config('search_path', '', true)")
+        cur = await conn.execute(_OPENAPI_SQL, [schema])
+        tables = await cur.fetchall()
+        cur = await conn.execute(
+            "SELECT obj_description($1::regnamespace, 'pg_namespace')", [schema]
+        )
+        (schema_description,) = await cur.fetchone()  # type: ignore[misc]
+    definitions: dict[str, Any] = {}
+    paths: dict[str, Any] = {
+        "/": {
+            "get": {
+                "tags": ["Introspection"],
+                "summary": "OpenAPI description (this document)",
+                "produces": ["application/openapi+json", "application/json"],
+                "responses": {"200": {"description": "OK"}},
+            }
+        }
+    }
+    parameters = _shared_parameters()
+    for name, description, writable, columns, pk_cols, fks in tables:
+        properties = {
+            c["name"]: _property(c, c["name"] in pk_cols, fks.get(c["name"])) for c in columns
+        }
+        definition: dict[str, Any] = {} if description is None else {"description": description}
+        definitions[name] = definition | {
+            "required": [c["name"] for c in columns if not c["nullable"]],
+            "properties": properties,
+            "type": "object",
+        }
+        paths[f"/{name}"] = _path_item(name, description, [c["name"] for c in columns], writable)
+        parameters[f"body.{name}"] = {
+            "name": name,
+            "description": name,
+            "required": False,
+            "in": "body",
+            "schema": _ref("definitions", name),
+        }
+        for c in columns:
+            row_filter = {"name": c["name"]}
+            row_filter |= {"description": c["description"]} if c["description"] else {}
+            parameters[f"rowFilter.{name}.{c['name']}"] = row_filter | {
+                "required": False,
+                "in": "query",
+                "type": "string",
+            }
+    title, _, rest = (schema_description or "").partition("\n")
+    info = {
+        "description": rest.lstrip("\n")
+        if schema_description
+        else "This is a dynamic API generated by PostgREST",
+        "title": title if schema_description else "PostgREST API",
+        "version": POSTGREST_VERSION,
+    }
+    return {
+        "swagger": "2.0",
+        "info": info,
+        "host": host,
+        "basePath": "/",
+        "schemes": ["http"],
+        "consumes": _MIME_TYPES,
+        "produces": _MIME_TYPES,
+        "paths": paths,
+        "definitions": definitions,
+        "parameters": parameters,
+        "externalDocs": {
+            "description": "PostgREST Documentation",
+            "url": f"https://postgrest.org/en/v{POSTGREST_VERSION.split('.')[0]}/references/api.html",
+        },
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1019,9 +1322,34 @@ class PostgrestSimulator:
         except ApiError as err:
             return err.response(self.gateway_headers())
 
+    async def root(self, request: Request) -> Response:
+        try:
+            if self._role(request) != "service_role":
+                raise _schema_forbidden()
+            self._check_profile(request.headers.get("accept-profile"))
+            async with self.pool.connection() as conn:
+                spec = await openapi(conn, self.cache.schema, request.headers.get("host", ""))
+        except ApiError as err:
+            return err.response(self.gateway_headers())
+        except psycopg.Error as exc:
+            return _from_psycopg(exc).response(self.gateway_headers())
+        body = b"" if request.method == "HEAD" else orjson.dumps(spec)
+        return Response(body, 200, self.gateway_headers(), OPENAPI_CONTENT_TYPE)
+
+    def _role(self, request: Request) -> str:
+        """The role a request runs as: an sb_ key's own (the gateway swaps it for a JWT of that
+        role when it comes alone or also as the bearer, as supabase-py sends it), else the
+        bearer JWT's."""
+        key = self._check_api_key(request)
+        authorization = request.headers.get("authorization")
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        sb_role = next((r for p, r in SB_KEY_ROLES.items() if key.startswith(p)), None)
+        if sb_role is not None and (scheme.lower() != "bearer" or token.strip() == key):
+            return sb_role
+        return self._authenticate(authorization)
+
     async def _handle(self, request: Request) -> Response:
-        self._check_api_key(request)
-        self._authenticate(request.headers.get("authorization"))
+        self._role(request)
         if request.method not in ("GET", "HEAD"):
             verb = {"POST": "INSERT", "PUT": "INSERT", "PATCH": "UPDATE"}.get(request.method)
             message = f"cannot execute {verb or 'DELETE'} in a read-only transaction"
@@ -1040,7 +1368,7 @@ class PostgrestSimulator:
         result = await self._query(table, read, media)
         return self._respond(request.method, table, read, media, result, negotiated)
 
-    def _check_api_key(self, request: Request) -> None:
+    def _check_api_key(self, request: Request) -> str:
         key = request.headers.get("apikey") or request.query_params.get("apikey")
         if not key:
             raise _gateway_error(
@@ -1050,6 +1378,7 @@ class PostgrestSimulator:
             raise _gateway_error(
                 "Invalid API key", "Double check your Supabase `anon` or `service_role` API key."
             )
+        return key
 
     def _authenticate(self, authorization: str | None) -> str:
         scheme, _, token = (authorization or "").strip().partition(" ")
@@ -1259,7 +1588,9 @@ def create_postgrest_app(
     max_rows: int = 1000,
     schema: str = "public",
 ) -> Starlette:
-    """A Starlette app serving `/rest/v1/{table}` for the tables of `schema` in `dsn`."""
+    """A Starlette app serving `/rest/v1/{table}` for the tables of `schema` in `dsn`, and the
+    OpenAPI document of them at `/rest/v1/`. Keys in `api_keys` starting `sb_publishable_` or
+    `sb_secret_` are the new opaque keys (roles anon and service_role); the rest are JWTs."""
     sim = PostgrestSimulator(
         dsn,
         project=project,
@@ -1269,6 +1600,10 @@ def create_postgrest_app(
         schema=schema,
     )
     methods = ["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]
-    app = Starlette(routes=[Route("/rest/v1/{table}", sim.handle, methods=methods)])
+    routes = [
+        Route("/rest/v1/", sim.root, methods=["GET", "HEAD"]),
+        Route("/rest/v1/{table}", sim.handle, methods=methods),
+    ]
+    app = Starlette(routes=routes)
     app.state.simulator = sim
     return app

@@ -3,15 +3,16 @@ them on 127.0.0.1. `env()` gives the variables that point our resources at it.""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
 from resources import embedded_pg
-from sandbox import supabase_db
+from sandbox import supabase_db, supabase_shapes
 from sandbox.amocrm import AmoCrmSimulator
 from sandbox.facebook import FacebookSimulator
-from sandbox.postgrest import create_postgrest_app, make_jwt
+from sandbox.postgrest import PostgrestSimulator, create_postgrest_app, make_jwt
 from sandbox.server import SimServer
 from sandbox.telegram import TelegramSimulator
 from sandbox.world import CURRENCY, EXPRESS_PIPELINE, FLAGSHIP_PIPELINE, FX_RATES, World
@@ -30,6 +31,11 @@ AMOCRM_CLIENT: dict[str, Any] = {
 }
 
 
+def _opaque(seed: int, project: str, kind: str) -> str:
+    """A random-looking key body, the same for the same seed (so .local/sandbox.env is stable)."""
+    return hashlib.sha256(f"{seed}/{project}/{kind}".encode()).hexdigest()[:32]
+
+
 class Sandbox:
     def __init__(
         self,
@@ -42,9 +48,13 @@ class Sandbox:
         amocrm_rate: float = 7.0,
         facebook_polls: int = 2,
         facebook_budget: int = 3000,
+        variant: str = "default",
     ) -> None:
         self.server_uri = server_uri
         self.world = World(seed, scale)
+        # how the Supabase projects store the world's rows (`supabase_shapes.VARIANTS`)
+        self.variant = variant
+        self.shapes = supabase_shapes.shapes(variant)
         self.prefix = prefix
         self.max_rows = max_rows
         self.fb_token = f"EAAsandbox{seed}token"
@@ -54,6 +64,7 @@ class Sandbox:
             "calls_per_hour_budget": facebook_budget,
         }
         self.servers: dict[str, SimServer] = {}
+        self.postgrest: dict[str, PostgrestSimulator] = {}
         now = int(time.time())
         self.keys: dict[str, dict[str, str]] = {}
         self.jwt_secrets: dict[str, str] = {}
@@ -66,7 +77,11 @@ class Sandbox:
                 # keys the gateway accepts but PostgREST refuses, as a rotated secret would leave
                 "expired": make_jwt(secret, "service_role", now - 3600),
                 "wrong_secret": make_jwt(f"{secret}-rotated", "service_role", now + TEN_YEARS),
-                "not_a_jwt": f"sb_secret_{project}_sandbox",
+                # a garbage bearer: not a JWT, and not one of the new sb_ keys either
+                "not_a_jwt": f"sandbox-{project}-not-a-jwt",
+                # the new API keys: opaque, told apart by their prefix, not JWTs
+                "publishable": f"sb_publishable_{_opaque(seed, project, 'publishable')}",
+                "secret": f"sb_secret_{_opaque(seed, project, 'secret')}",
             }
 
     def clock(self) -> datetime:
@@ -80,7 +95,7 @@ class Sandbox:
             name = f"{self.prefix}_supabase_{project}"
             embedded_pg.drop_database(self.server_uri, name)
             embedded_pg.create_database(self.server_uri, name)
-            supabase_db.create_schema(self.dsn(project), project)
+            supabase_db.create_schema(self.dsn(project), project, self.shapes[project])
             app = create_postgrest_app(
                 self.dsn(project),
                 project=project,
@@ -88,6 +103,7 @@ class Sandbox:
                 api_keys=self.keys[project].values(),
                 max_rows=self.max_rows,
             )
+            self.postgrest[project] = app.state.simulator
             self.servers[f"supabase_{project}"] = SimServer(
                 f"supabase_{project}", app, clock=self.clock
             )
@@ -112,7 +128,29 @@ class Sandbox:
 
     def sync(self) -> None:
         for project in SUPABASE_PROJECTS:
-            supabase_db.sync_tables(self.dsn(project), self.world.supabase[project])
+            supabase_db.sync_tables(
+                self.dsn(project), self.world.supabase[project], self.shapes[project]
+            )
+
+    def alter_source(
+        self,
+        project: str,
+        table: str,
+        *,
+        add: dict[str, str] | None = None,
+        drop: list[str] | None = None,
+    ) -> None:
+        """ALTER TABLE on a project's database, as a user's app migration would: `add` maps new
+        column names to their PostgreSQL type (they stay NULL, the world knows nothing of them),
+        `drop` lists columns to remove. Later syncs write only the columns that exist, and the
+        Data API serves the new shape from its next request."""
+        add, drop = add or {}, drop or []
+        shape = supabase_shapes.altered(self.shapes[project][table], add, drop)
+        supabase_db.alter_table(self.dsn(project), table, add=add, drop=drop)
+        self.shapes[project][table] = shape
+        if project in self.postgrest:
+            # Supabase reloads PostgREST's schema cache on DDL (its event trigger notifies it)
+            self.postgrest[project].cache.invalidate()
 
     def advance(self, hours: int) -> None:
         """Move the world on and let the simulators serve its new state."""
@@ -132,6 +170,8 @@ class Sandbox:
             env[f"{prefix}_URL"] = self.servers[f"supabase_{project}"].url
             env[f"{prefix}_SERVICE_ROLE_KEY"] = self.keys[project]["service_role"]
             env[f"{prefix}_ANON_KEY"] = self.keys[project]["anon"]
+            env[f"{prefix}_SECRET_KEY"] = self.keys[project]["secret"]
+            env[f"{prefix}_PUBLISHABLE_KEY"] = self.keys[project]["publishable"]
         env |= {
             "AMOCRM_BASE_URL": self.servers["amocrm"].url,
             "AMOCRM_CLIENT_ID": AMOCRM_CLIENT["client_id"],
