@@ -5,14 +5,17 @@ What is exercised: the simulator end to end, over HTTP, through the real supabas
 PostgreSQL (the embedded server of `resources.embedded_pg`, in its own data directory) holding a
 fresh database with one 2,500-row table full of hostile strings.
 
-What is simulated: Supabase's gateway `apikey` check, PostgREST 13's JWT verification and error
-bodies, its query language (select, filters, or/and trees, order, limit/offset, Range), counts
-and `Content-Range`, the silent max-rows cap, and faults injected through `SimServer`.
+What is simulated: Supabase's gateway `apikey` check (legacy JWT keys and the new sb_ keys),
+PostgREST 13's JWT verification and error bodies, the OpenAPI root and who may read it, its query
+language (select, filters, or/and trees, order, limit/offset, Range, quoted values on text and
+uuid keys), counts and `Content-Range`, the silent max-rows cap, and faults injected through
+`SimServer`.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -60,7 +63,18 @@ EXPIRED = make_jwt(SECRET, "anon", int(time.time()) - 3600)
 WRONG_SIGNATURE = make_jwt("another-secret-of-at-least-32-characters!!", "anon", FUTURE)
 UNKNOWN_ROLE = make_jwt(SECRET, "admin", FUTURE)
 NOT_A_JWT = "not-a-jwt"
-API_KEYS = [ANON, SERVICE, EXPIRED, WRONG_SIGNATURE, UNKNOWN_ROLE, NOT_A_JWT]
+PUBLISHABLE = "sb_publishable_c2ltdWxhdGVkLXB1Ymxpc2hhYmxl"
+SB_SECRET = "sb_secret_c2ltdWxhdGVkLXNlY3JldC1rZXk"
+API_KEYS = [
+    ANON,
+    SERVICE,
+    EXPIRED,
+    WRONG_SIGNATURE,
+    UNKNOWN_ROLE,
+    NOT_A_JWT,
+    PUBLISHABLE,
+    SB_SECRET,
+]
 
 
 def _row(i: int) -> dict[str, Any]:
@@ -482,3 +496,140 @@ def test_injected_503(client: Client, server: SimServer, body: Any, expected: tu
     assert (err.code, err.message, err.details) == expected
     assert [r.status for r in server.requests[before:]] == [503]  # retries are off
     assert client.table(TABLE).select("id").eq("id", 1).execute().data == [{"id": 1}]
+
+
+# -- the new API keys and the OpenAPI root -------------------------------------------------------
+
+SCHEMA_FORBIDDEN = {
+    "message": "Access to schema is forbidden",
+    "hint": "Accessing the schema via the Data API is only allowed using a secret API key.",
+}
+
+
+def _root(server: SimServer, key: str, bearer: str | None = None) -> httpx.Response:
+    headers = {"apikey": key, "Authorization": f"Bearer {bearer or key}"}
+    return httpx.get(f"{server.url}/rest/v1/", headers=headers, timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("key", "status"),
+    [(ANON, 403), (PUBLISHABLE, 403), (SERVICE, 200), (SB_SECRET, 200)],
+    ids=["anon", "publishable", "service_role", "secret"],
+)
+def test_given_key_when_root_read_then_only_secret_keys_get_the_openapi(
+    server: SimServer, key: str, status: int
+) -> None:
+    response = _root(server, key)
+    assert response.status_code == status
+    if status == 403:
+        assert response.json() == SCHEMA_FORBIDDEN
+        return
+    spec = response.json()
+    assert (spec["swagger"], spec["basePath"], spec["info"]["version"]) == ("2.0", "/", "13.0.5")
+    assert spec["produces"][0] == "application/json"
+    events = spec["definitions"][TABLE]
+    assert events["required"] == ["id", "updated_at"]
+    assert events["properties"] == {
+        "id": {
+            "description": "Note:\nThis is a Primary Key.<pk/>",
+            "format": "bigint",
+            "type": "integer",
+        },
+        "updated_at": {"format": "timestamp with time zone", "type": "string"},
+        "name": {"format": "text", "type": "string"},
+        "amount": {"format": "numeric", "type": "number"},
+        "flag": {"format": "boolean", "type": "boolean"},
+        "payload": {"format": "jsonb"},
+        "note": {"format": "text", "type": "string"},
+    }
+    get = spec["paths"][f"/{TABLE}"]["get"]
+    assert get["responses"]["200"]["schema"]["items"] == {"$ref": f"#/definitions/{TABLE}"}
+    assert {"$ref": f"#/parameters/rowFilter.{TABLE}.id"} in get["parameters"]
+
+
+@pytest.mark.parametrize("key", [PUBLISHABLE, SB_SECRET], ids=["publishable", "secret"])
+def test_given_sb_key_when_supabase_py_reads_a_table_then_it_works(
+    server: SimServer, key: str
+) -> None:
+    with _client(server, key) as supabase:
+        assert supabase.table(TABLE).select("id").eq("id", 1).execute().data == [{"id": 1}]
+
+
+def test_given_wrong_sb_key_then_gateway_401(server: SimServer) -> None:
+    with _client(server, "sb_secret_not-this-projects-key") as supabase:
+        err = _api_error(lambda: supabase.table(TABLE).select("id").execute())
+    assert _error_fields(err) == (
+        None,
+        "Invalid API key",
+        None,
+        "Double check your Supabase `anon` or `service_role` API key.",
+    )
+
+
+def test_given_sb_key_with_another_bearer_then_the_bearer_is_verified_as_a_jwt(
+    server: SimServer,
+) -> None:
+    response = _root(server, SB_SECRET, bearer=EXPIRED)
+    assert (response.status_code, response.json()["code"]) == (401, "PGRST303")
+
+
+# -- quoted values on text and uuid keys ---------------------------------------------------------
+
+SLUGS = ["a,b(c)", "a,b(c)z", 'q"uote', "back\\slash", "plain", "t-1", "t-10", "t-2"]
+TIE = "2026-09-01T00:00:00+00:00"
+
+
+@pytest.fixture(scope="module")
+def keyed_tables(dsn: str) -> str:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE slugs (id text PRIMARY KEY, updated_at timestamptz NOT NULL)")
+        conn.execute("CREATE TABLE uuids (id uuid PRIMARY KEY)")
+        for i, slug in enumerate(SLUGS):
+            at = datetime.fromisoformat(TIE) + timedelta(hours=i % 3 - 1)
+            conn.execute("INSERT INTO slugs VALUES (%s, %s)", (slug, at))
+        for i in range(50):
+            conn.execute("INSERT INTO uuids VALUES (%s)", (uuid.uuid5(uuid.NAMESPACE_URL, str(i)),))
+    return dsn
+
+
+def _truth(dsn: str, query: str, params: tuple[Any, ...]) -> list[Any]:
+    with psycopg.connect(dsn) as conn:
+        return [row[0] for row in conn.execute(query, params).fetchall()]
+
+
+def _served_ids(http: httpx.Client, table: str, **params: str) -> list[Any]:
+    response = http.get(f"/{table}", params={"select": "id", "order": "id", **params})
+    assert response.status_code == 200, response.text
+    return _ids(response.json())
+
+
+def test_keyset_or_with_quoted_text_key(http: httpx.Client, keyed_tables: str) -> None:
+    keyset = f'(updated_at.gt.{TIE},and(updated_at.eq.{TIE},id.gt."a,b(c)"))'
+    expected = _truth(
+        keyed_tables,
+        "SELECT id FROM slugs WHERE updated_at > %s OR (updated_at = %s AND id > %s) ORDER BY id",
+        (TIE, TIE, "a,b(c)"),
+    )
+    assert expected  # the case is not vacuous
+    assert _served_ids(http, "slugs", **{"or": keyset}) == expected
+
+
+def test_quoted_values_unescape_backslashes(http: httpx.Client, keyed_tables: str) -> None:
+    wanted = ['q"uote', "back\\slash", "plain", "a,b(c)"]
+    expected = _truth(
+        keyed_tables, "SELECT id FROM slugs WHERE id = ANY(%s) ORDER BY id", (wanted,)
+    )
+    assert len(expected) == len(wanted)
+    logic = '(id.eq."q\\"uote",id.eq."back\\\\slash",id.eq.plain,id.eq."a,b(c)")'
+    assert _served_ids(http, "slugs", **{"or": logic}) == expected
+    listed = 'in.("q\\"uote","back\\\\slash",plain,"a,b(c)")'
+    assert _served_ids(http, "slugs", id=listed) == expected
+
+
+def test_uuid_key_keyset(http: httpx.Client, keyed_tables: str) -> None:
+    ids = _served_ids(http, "uuids")
+    assert ids == sorted(ids, key=uuid.UUID) and len(ids) == 50
+    after = _served_ids(http, "uuids", id=f"gt.{ids[20]}", limit="10")
+    assert after == ids[21:31]
+    tree = f"(id.gt.{ids[45]},and(id.eq.{ids[3]}))"
+    assert _served_ids(http, "uuids", **{"or": tree}) == [ids[3], *ids[46:]]
