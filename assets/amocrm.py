@@ -23,6 +23,7 @@ from assets.amocrm_records import (
 from assets.contract import raw_asset, raw_multi_asset, raw_spec, run_source_step
 from assets.metadata import table_metadata
 from assets.records import from_unix, parse
+from contract.config import load_contract
 from resources.amocrm import EVENTS_LIMIT, AmoCrmClient, AmoCrmResource
 from resources.warehouse import LoadResult, Rejected, TableSpec, WarehouseResource
 
@@ -63,9 +64,11 @@ def _json(value: Any) -> str | None:
 class LeadRows:
     """Lead pages → loader rows; remembers the largest updated_at seen (the next cursor)."""
 
-    def __init__(self, pages: Iterable[list[dict[str, Any]]], overrides: dict[str, str]) -> None:
+    def __init__(
+        self, pages: Iterable[list[dict[str, Any]]], utm_fields: dict[str, int | str]
+    ) -> None:
         self.pages = pages
-        self.overrides = overrides
+        self.utm_fields = utm_fields
         self.max_updated: int | None = None
 
     def __iter__(self) -> Iterator[tuple[Any, ...] | Rejected]:
@@ -81,7 +84,7 @@ class LeadRows:
                     lead.id, lead.name, lead.price, lead.pipeline_id, lead.status_id,
                     lead.responsible_user_id, lead.loss_reason_id, from_unix(lead.created_at),
                     from_unix(lead.updated_at), from_unix(lead.closed_at), lead.is_deleted,
-                    *utm_values(lead.custom_fields_values, self.overrides),
+                    *utm_values(lead.custom_fields_values, self.utm_fields),
                     _json(custom), _json(record),
                 )  # fmt: skip
 
@@ -139,8 +142,7 @@ def sync_reference(warehouse: WarehouseResource, client: AmoCrmClient) -> dict[s
         account_rows = [
             (parsed.id, parsed.name, parsed.subdomain, tz, parsed.currency, _json(account))
         ]
-    body = client.get("/api/v4/leads/pipelines") or {}
-    pipelines = body.get("_embedded", {}).get("pipelines", [])
+    pipelines = client.pipelines()
     pipeline_rows: list[Any] = []
     status_rows: list[Any] = []
     for record in pipelines:
@@ -194,12 +196,12 @@ def sync_events(warehouse: WarehouseResource, client: AmoCrmClient) -> LoadResul
 
 
 def sync_leads(
-    warehouse: WarehouseResource, client: AmoCrmClient, overrides: dict[str, str]
+    warehouse: WarehouseResource, client: AmoCrmClient, utm_fields: dict[str, int | str]
 ) -> tuple[LoadResult, int]:
     cursor = warehouse.get_cursor(SOURCE, "leads") or {}
     since = max(0, int(cursor.get("updated_at", 0)) - OVERLAP_SECONDS)
     until = int(client.server_now().timestamp()) - LAG_SECONDS
-    rows = LeadRows(client.leads_updated(since, until), overrides)
+    rows = LeadRows(client.leads_updated(since, until), utm_fields)
     result = warehouse.load(LEADS, rows, source=SOURCE, entity="leads", new_cursor=rows.cursor)
     return result, warehouse.apply_change("ops/amocrm_deleted_leads")
 
@@ -266,11 +268,12 @@ def amocrm_lead_events(context: dg.AssetExecutionContext) -> dg.MaterializeResul
 )
 def amocrm_leads(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     warehouse: WarehouseResource = context.resources.warehouse
-    resource: AmoCrmResource = context.resources.amocrm
 
     def step() -> dict[str, Any]:
+        # read inside the step: a contract mistake fails this asset with its sentence, recorded
+        utm_fields = load_contract().amocrm.utm_fields
         with _client(context) as client:
-            result, deleted = sync_leads(warehouse, client, resource.utm_field_overrides)
+            result, deleted = sync_leads(warehouse, client, utm_fields)
             counts = _counts(result, client)
             counts["rows_deleted"] = deleted
             return counts

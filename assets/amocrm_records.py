@@ -1,8 +1,10 @@
 """AmoCRM's JSON as typed records: leads (UTM pulled out of custom fields), pipelines, statuses,
-events, account. A record that fails validation is quarantined with pydantic's reason."""
+custom field definitions, events, account. A record that fails validation is quarantined with
+pydantic's reason."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +61,15 @@ class AmoPipeline(AmoRecord):
     is_archive: bool | None = None
 
 
+class AmoFieldDefinition(AmoRecord):
+    """A lead custom field as `/api/v4/leads/custom_fields` defines it (not a lead's value)."""
+
+    id: int
+    name: str
+    code: str | None = None
+    type: str | None = None
+
+
 class AmoEvent(AmoRecord):
     id: str
     type: str
@@ -75,19 +86,29 @@ class AmoAccount(AmoRecord):
     currency: str | None = None
 
 
-def utm_values(fields: list[CustomField] | None, overrides: dict[str, str]) -> list[str | None]:
-    """UTM values by `field_code` (UTM_SOURCE...), else by `field_name`, unless overridden."""
+def utm_values(
+    fields: list[CustomField] | None, chosen: Mapping[str, int | str]
+) -> list[str | None]:
+    """UTM values from the fields `chosen` names (the contract's `amocrm.utm_fields`): a number
+    is a field id, text a field code, name or id (case-insensitive). A UTM the contract leaves
+    out is found by `field_code` (UTM_SOURCE...), else by a `field_name` of utm_source... when
+    the field has no code."""
     found: dict[str, str | None] = dict.fromkeys(UTM_NAMES)
     for field in fields or []:
         value = field.values[0].value if field.values else None
         for name in UTM_NAMES:
-            wanted = overrides.get(name)
-            if wanted is not None:
-                hit = wanted in (field.field_name, str(field.field_id), field.field_code)
-            else:
-                hit = field.field_code == name.upper() or (
-                    field.field_code is None and (field.field_name or "").lower() == name
-                )
-            if hit and found[name] is None:
+            if found[name] is None and field_matches(field, chosen.get(name), name):
                 found[name] = None if value is None else str(value)
     return [found[name] for name in UTM_NAMES]
+
+
+def field_matches(field: CustomField, wanted: int | str | None, utm_name: str) -> bool:
+    """Is `field` the one `wanted` names (None: the default for `utm_name`)?"""
+    if wanted is None:
+        return field.field_code == utm_name.upper() or (
+            field.field_code is None and (field.field_name or "").lower() == utm_name
+        )
+    if isinstance(wanted, int):
+        return field.field_id == wanted
+    names = (field.field_code or "", field.field_name or "", str(field.field_id))
+    return wanted.casefold() in (n.casefold() for n in names)

@@ -52,7 +52,7 @@ def build_model_asset(
     ) -> dg.MaterializeResult:
         build = warehouse.run_model(
             table,
-            model_params(),
+            model_params(warehouse, table),
             day_column=DAY_COLUMNS[table],
             full=config.full_rebuild,
             provisional=table == "marts.targetologist_daily",  # its is_provisional moves daily

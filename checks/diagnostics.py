@@ -19,6 +19,8 @@ from typing import Any
 
 from psycopg import sql
 
+from contract.amocrm import resolve_pipelines
+from contract.config import ContractError
 from resources.amocrm import AmoCrmResource
 from resources.errors import SourceError
 from resources.facebook import FacebookResource
@@ -82,16 +84,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
 
 
-def _pipeline(course: str) -> int | None:
-    raw = env(f"AMOCRM_{course.upper()}_PIPELINE_ID")
-    return int(raw) if raw and raw.isdigit() else None
-
-
-def _webhook_figures(warehouse: WarehouseResource, course: str) -> dict[str, Any]:
+def _webhook_figures(
+    warehouse: WarehouseResource, course: str, pipeline: int | None
+) -> dict[str, Any]:
+    """The course's webhook figures; `correct_pipeline` counts those on `pipeline` (None: 0)."""
     template = sql.SQL(load_sql("ops/webhook_diagnostic"))  # type: ignore[arg-type]
     query = template.format(table=sql.Identifier("raw_supabase_main", f"{course}_course_sales"))
     total, correct, latest, with_utm, without = warehouse.fetch_all(
-        query, {"pipeline": _pipeline(course)}
+        query, {"pipeline": pipeline}
     )[0]
     return {"total_sales": total, "correct_pipeline": correct, "latest_sale": _iso(latest),
             "with_utm": with_utm, "without_utm": without}  # fmt: skip
@@ -100,7 +100,11 @@ def _webhook_figures(warehouse: WarehouseResource, course: str) -> dict[str, Any
 def webhook(warehouse: WarehouseResource, course: str, limits: Thresholds) -> Diagnostic:
     """Are the course's webhook sales on the course's own AmoCRM pipeline?"""
     name = EXPRESS_WEBHOOK if course == "express" else FLAGSHIP_WEBHOOK
-    figures = _webhook_figures(warehouse, course)
+    try:
+        pipeline = resolve_pipelines(warehouse)[course]
+    except ContractError as exc:
+        return Diagnostic(name, "error", exc.message, {})
+    figures = _webhook_figures(warehouse, course, pipeline)
     details = {k: figures[k] for k in ("total_sales", "correct_pipeline", "latest_sale")}
     total, correct = figures["total_sales"], figures["correct_pipeline"]
     if total == 0:
@@ -120,7 +124,7 @@ def webhook(warehouse: WarehouseResource, course: str, limits: Thresholds) -> Di
 def course_sales(warehouse: WarehouseResource, course: str, limits: Thresholds) -> Diagnostic:
     """How many of the course's sales carry UTM (attribution needs it)?"""
     name = EXPRESS_SALES if course == "express" else FLAGSHIP_SALES
-    figures = _webhook_figures(warehouse, course)
+    figures = _webhook_figures(warehouse, course, None)  # UTM figures only: no pipeline needed
     details = {k: figures[k] for k in ("total_sales", "with_utm", "without_utm", "latest_sale")}
     total, without = figures["total_sales"], figures["without_utm"]
     if total == 0:
@@ -208,18 +212,19 @@ def facebook_token(facebook: FacebookResource, limits: Thresholds) -> Diagnostic
 
 def reconciliation(warehouse: WarehouseResource) -> Diagnostic:
     """Do AmoCRM's won deals, the webhook sales and all_sales_tracking agree, per funnel?"""
-    rows = warehouse.fetch_all(
-        load_sql("ops/sales_reconciliation"),
-        {"express": _pipeline("express"), "flagship": _pipeline("flagship")},
-    )
+    try:
+        pipelines = resolve_pipelines(warehouse)
+    except ContractError as exc:
+        return Diagnostic(RECONCILIATION, "error", exc.message, {})
+    rows = warehouse.fetch_all(load_sql("ops/sales_reconciliation"), pipelines)
     details: dict[str, Any] = {
         funnel: {"amocrm_won": won, "webhook_sales": hooks, "tracked_sales": tracked,
                  "won_without_webhook": missing, "webhook_not_tracked": untracked}
         for funnel, won, hooks, tracked, missing, untracked in rows
     }  # fmt: skip
-    params = {"express": _pipeline("express"), "flagship": _pipeline("flagship"),
-              "tz": reporting_tz()}  # fmt: skip
-    days = warehouse.fetch_all(load_sql("ops/sales_reconciliation_days"), params)
+    days = warehouse.fetch_all(
+        load_sql("ops/sales_reconciliation_days"), {**pipelines, "tz": reporting_tz()}
+    )
     # a sale reported a few seconds after midnight moves a count across days; they are listed
     details["days_disagreeing"] = [
         {"funnel": f, "day": d.isoformat(), "amocrm_won": w, "webhook_sales": h, "tracked": t}

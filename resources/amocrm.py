@@ -34,6 +34,7 @@ INTEGRATION = "amocrm"
 DEFAULT_RATE = 6.5
 PAGE_LIMIT = 250  # the vendor's maximum for /leads
 EVENTS_LIMIT = 100  # the vendor's maximum for /events
+CUSTOM_FIELDS_LIMIT = 50  # the vendor's maximum for /leads/custom_fields
 RETRY_LIMIT_STATUSES = frozenset({500, 502, 503})
 MAX_ATTEMPTS = 6
 
@@ -72,8 +73,6 @@ class AmoCrmResource(dg.ConfigurableResource):
     requests_per_second: float = DEFAULT_RATE
     timeout_seconds: float = 30.0
     default_retry_after_seconds: float = 2.0
-    # UTM field per name, when an account names its fields its own way: {"utm_source": "Источник"}
-    utm_field_overrides: dict[str, str] = {}
 
     def open(self, warehouse: WarehouseResource, last_success: datetime | None) -> AmoCrmClient:
         base_url = require_setting(
@@ -289,6 +288,19 @@ class AmoCrmClient:
                 last_ids |= {r["id"] for r in rows}
             else:
                 lower, page, last_ids = top, 1, {r["id"] for r in rows if r["updated_at"] == top}
+
+    def pipelines(self) -> list[dict[str, Any]]:
+        """Every lead pipeline with its statuses under `_embedded.statuses` (one page: AmoCRM
+        allows at most 50 pipelines per account and returns them all)."""
+        body = self.get("/api/v4/leads/pipelines") or {}
+        return list(body.get("_embedded", {}).get("pipelines") or [])
+
+    def lead_custom_fields(self) -> list[dict[str, Any]]:
+        """Every custom field defined on leads (id, name, code, type...), all pages."""
+        pages = self.pages(
+            "/api/v4/leads/custom_fields", "custom_fields", {"limit": CUSTOM_FIELDS_LIMIT}
+        )
+        return [field for page in pages for field in page]
 
     def server_now(self) -> datetime:
         """AmoCRM's clock; the account probe is the cheapest call that tells it."""

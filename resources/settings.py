@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
 from resources.errors import ConfigError
+from resources.sql_files import load_sql
+
+if TYPE_CHECKING:
+    from resources.warehouse import WarehouseResource
 
 DEFAULT_REPORTING_TZ = "Asia/Almaty"
 
@@ -40,17 +44,6 @@ def reporting_tz() -> str:
 DEFAULT_REPORTING_CURRENCY = "KZT"
 
 
-def _pipeline(name: str) -> int | None:
-    raw = env(name)
-    if raw is None:
-        return None
-    if not raw.isdigit():
-        raise ConfigError(
-            "settings", f"{name} must be the numeric id of the AmoCRM pipeline (got {raw!r})."
-        )
-    return int(raw)
-
-
 def fx_rates() -> dict[str, str]:
     """FX_RATES, e.g. "USD=480.5,RUB=5.2": units of the reporting currency per unit."""
     rates = {}
@@ -70,12 +63,27 @@ def fx_rates() -> dict[str, str]:
     return rates
 
 
-def model_params() -> dict[str, Any]:
-    """The parameters every core and marts SQL model is run with."""
-    return {
-        "tz": reporting_tz(),
-        "currency": env("REPORTING_CURRENCY") or DEFAULT_REPORTING_CURRENCY,
-        "fx": json.dumps(fx_rates()),
-        "express": _pipeline("AMOCRM_EXPRESS_PIPELINE_ID"),
-        "flagship": _pipeline("AMOCRM_FLAGSHIP_PIPELINE_ID"),
-    }
+def model_params(warehouse: WarehouseResource, table: str) -> dict[str, Any]:
+    """The parameters the SQL model `table` (e.g. "core.sales") is run with.
+
+    The course pipelines (the contract's `amocrm.pipelines`, resolved against the stored AmoCRM
+    pipelines) are added only for the models whose SQL binds them: a contract mistake then fails
+    those with its sentence (a `dg.Failure`) while spend and source freshness keep building.
+    """
+    # imported here, not at the top: the contract modules import this one (for env)
+    from contract.amocrm import PIPELINE_KEYS, resolve_pipelines
+
+    try:
+        params: dict[str, Any] = {
+            "tz": reporting_tz(),
+            "currency": env("REPORTING_CURRENCY") or DEFAULT_REPORTING_CURRENCY,
+            "fx": json.dumps(fx_rates()),
+        }
+        text = load_sql(table.replace(".", "/"))
+        if any(f"%({key})s" in text for key in PIPELINE_KEYS):
+            params |= resolve_pipelines(warehouse)
+    except ConfigError as exc:
+        # the model fails with the sentence alone, as a source step does, and is not retried:
+        # only a person editing the setting or the contract can fix it
+        raise dg.Failure(description=exc.message, allow_retries=False) from None
+    return params
