@@ -14,10 +14,10 @@ from assets.jobs import (
 )
 from assets.models import model_assets
 from assets.sources import raw_assets
-from assets.supabase_tables import PROJECTS
 from checks.alerts import integration_alerts
 from checks.asset_checks import diagnostic_checks
 from checks.quality import quality_checks
+from contract.canonical import PROJECTS
 from resources.amocrm import AmoCrmResource
 from resources.facebook import FacebookResource
 from resources.supabase import SupabaseResource

@@ -1,79 +1,175 @@
-"""Raw assets of the three Supabase projects: one asset per table, loaded incrementally by keyset.
+"""Raw assets of the three Supabase projects: one asset per contract entry.
 
-Recipe per table: cursor → keyset scan page by page → validate each record → COPY + merge with the
-cursor in one transaction → id-only scan marks hard deletes → metadata.
+Recipe per table: contract entry + the table's discovered shape → plan (key, cursor strategy,
+canonical feeds) → the raw mirror evolves to the served columns and the staging view is
+regenerated → scan from the cursor → rows the models cannot use go to quarantine → COPY + merge
+with the cursor in one transaction → deletions marked → metadata saying what ran and why.
 """
 
+
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
-import orjson
 
 from assets.contract import raw_asset, run_source_step
 from assets.metadata import table_metadata
-from assets.records import parse
-from assets.supabase_tables import PII_COLUMNS, PROJECTS, SUPABASE_TABLES, SupabaseTable
-from resources.supabase import BY_ID, Keyset, SupabaseResource, TableReader
-from resources.warehouse import Rejected, WarehouseResource
+from contract.canonical import CANONICAL_TABLES, PII_COLUMNS, PROJECTS, CanonicalTable
+from contract.config import ContractError, TableEntry, load_contract
+from contract.plan import TablePlan, entry_path, plan_table, where
+from contract.staging import infer_shape, raw_columns, row_values, view_sql
+from resources.raw_mirror import MirrorChanges, ensure_mirror, record_served, stored_columns
+from resources.supabase import Keyset, SchemaForbidden, SupabaseResource, TableReader, TableShape
+from resources.warehouse import Rejected, TableSpec, WarehouseResource
 
 # Rows re-read behind the stored cursor on every run: a source transaction that commits late
 # carries an updated_at older than rows we already saw. Re-reading them is a no-op merge.
 OVERLAP = timedelta(minutes=10)
 
 
-def start_position(keyset: Keyset, cursor: dict[str, Any] | None) -> dict[str, Any] | None:
-    if cursor is None:
-        return None
-    if not keyset.mutable:
-        return {"id": cursor["id"]}
-    since = datetime.fromisoformat(cursor["updated_at"]) - OVERLAP
-    return {"updated_at": since.isoformat(), "id": 0}
+@dataclass(frozen=True)
+class Start:
+    position: dict[str, Any] | None  # None: read the whole table
+    why: str
+
+
+def start_position(plan: TablePlan, cursor: dict[str, Any] | None, now: datetime) -> Start:
+    """Where this run's scan starts, given the stored cursor and the plan's strategy."""
+    kind, column = plan.cursor.kind, plan.cursor.column
+    if kind == "snapshot":
+        return Start(None, "snapshot: the whole table")
+    if not cursor or cursor.get("strategy") != kind or cursor.get("column") != column:
+        return Start(None, "first read with this strategy: the whole table")
+    if kind == "key":
+        full_read_at = datetime.fromisoformat(cursor["full_read_at"])
+        if now - full_read_at >= timedelta(hours=plan.entry.reread_hours):
+            return Start(None, f"periodic full re-read (every {plan.entry.reread_hours:g} h)")
+        return Start({plan.key.name: cursor["position"]}, "new rows after the last key")
+    assert column is not None
+    since = datetime.fromisoformat(cursor["position"]) - OVERLAP
+    return Start({column: since.isoformat(), plan.key.name: None}, f"rows changed since {since}")
 
 
 class RecordStream:
-    """Validated rows for the loader, remembering the keyset position of the last row read."""
+    """Rows for the loader, remembering how far the scan got (the next cursor)."""
 
-    def __init__(self, table: SupabaseTable, pages: Iterable[list[dict[str, Any]]]) -> None:
-        self.table = table
-        self.pages = pages
-        self.last: dict[str, Any] | None = None
+    def __init__(
+        self,
+        plan: TablePlan,
+        columns: list[tuple[str, str]],
+        pages: Iterable[list[dict[str, Any]]],
+        start: Start,
+        now: datetime,
+    ) -> None:
+        self.plan, self.columns, self.pages, self.start, self.now = plan, columns, pages, start, now
+        self.position: Any = None
 
     def __iter__(self) -> Iterator[tuple[Any, ...] | Rejected]:
+        track = self.plan.cursor.column or self.plan.key.name
         for page in self.pages:
             for record in page:
-                yield self._row(record)
-            self.last = {c: page[-1].get(c) for c in self.table.keyset.columns}
+                reason = self.plan.check(record)
+                if reason is not None:
+                    yield Rejected(_key_text(record.get(self.plan.key.name)), reason, record)
+                    continue
+                yield row_values(self.columns, record)
+            # the last non-NULL value in keyset order is the largest: NULLs sort last
+            seen = [r.get(track) for r in page if r.get(track) is not None]
+            if seen:
+                self.position = seen[-1]
 
-    def _row(self, record: dict[str, Any]) -> tuple[Any, ...] | Rejected:
-        parsed = parse(self.table.model, record)
-        if isinstance(parsed, Rejected):
-            return parsed
-        # a model's __dict__ holds its fields in declaration order: the spec's column order
-        values = [
-            orjson.dumps(v).decode() if isinstance(v, dict | list) else v
-            for v in parsed.__dict__.values()
-        ]
-        return (*values, orjson.dumps(record).decode())
+    def cursor(self, old: dict[str, Any] | None) -> dict[str, Any]:
+        kind, column = self.plan.cursor.kind, self.plan.cursor.column
+        same = old is not None and old.get("strategy") == kind and old.get("column") == column
+        position = self.position
+        full_read_at = self.now.isoformat()
+        if old is not None and same:
+            position = old["position"] if position is None else position
+            if self.start.position is not None:
+                full_read_at = old["full_read_at"]
+        return {"strategy": kind, "column": column, "position": position,
+                "full_read_at": full_read_at}  # fmt: skip
 
-    def cursor(self, old: dict[str, Any] | None) -> dict[str, Any] | None:
-        return self.last or old
+
+def _key_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def discover(api: TableReader, entry: TableEntry) -> TableShape:
+    """The source table's shape; from served rows when the key may not read the schema."""
+    try:
+        shapes = api.describe()
+    except SchemaForbidden:
+        rows = next(iter(api.scan(entry.table, Keyset((entry.key or "id",)), None)), [])
+        if not rows:
+            raise
+        return infer_shape(entry.table, entry.key or "id", rows)
+    if entry.table not in shapes:
+        raise ContractError(
+            f"{where(entry)} is not served by the project (its tables: "
+            f"{', '.join(sorted(shapes)) or 'none'}); fix `table:` under {entry_path(entry)} "
+            "in the contract file."
+        )
+    return shapes[entry.table]
+
+
+def prepare(
+    warehouse: WarehouseResource, plan: TablePlan
+) -> tuple[MirrorChanges, list[tuple[str, str]]]:
+    """Evolve the raw mirror, regenerate the staging view and record the shape, in one
+    transaction; return the changes and the served columns with their stored types."""
+    table = plan.entry.canonical
+    indexed = [f.source.name for f in plan.feeds if f.canonical.indexed and f.source]
+    with warehouse.connection() as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                     (f"load:{table.raw_schema}.{table.name}",))  # fmt: skip
+        served = raw_columns(plan.shape)
+        changes = ensure_mirror(conn, table.raw_schema, table.name, served, plan.key.name, indexed)
+        stored = stored_columns(conn, table.raw_schema, table.name)
+        conn.execute(view_sql(plan, stored))
+        record_served(conn, table.source, table.name, plan.shape, plan_summary(plan))
+    return changes, [(name, stored[name]) for name, _ in served]
+
+
+def plan_summary(plan: TablePlan) -> dict[str, Any]:
+    return {
+        "source_table": plan.entry.table,
+        "key": f"{plan.key.name} ({plan.key.type})",
+        "cursor": plan.cursor.kind + (f" on {plan.cursor.column}" if plan.cursor.column else ""),
+        "cursor_reason": plan.cursor.reason,
+        "feeds": {f.canonical.name: f.describe for f in plan.feeds},
+        "unmapped": list(plan.unmapped),
+    }
 
 
 def sync_table(
-    warehouse: WarehouseResource, resource: SupabaseResource, table: SupabaseTable
+    warehouse: WarehouseResource, resource: SupabaseResource, table: CanonicalTable
 ) -> dict[str, Any]:
-    """Load what changed since the cursor, then mark hard deletes; return the domain counts."""
-    spec = table.spec
-    start = start_position(table.keyset, warehouse.get_cursor(table.source, table.name))
+    """Load what changed since the cursor, then mark deletions; return the domain counts."""
+    entry = load_contract().entry(table.name)
+    now = datetime.now(UTC)
     with resource.open() as api:
-        stream = RecordStream(table, api.scan(table.name, table.keyset, start))
-        result = warehouse.load(
-            spec, stream, source=table.source, entity=table.name, new_cursor=stream.cursor
+        plan = plan_table(entry, discover(api, entry))
+        changes, columns = prepare(warehouse, plan)
+        spec = TableSpec(table.raw_schema, table.name, (*(c for c, _ in columns), "_raw"),
+                         (plan.key.name,))  # fmt: skip
+        start = start_position(plan, warehouse.get_cursor(table.source, table.name), now)
+        stream = RecordStream(
+            plan, columns, api.scan(entry.table, plan.keyset, start.position), start, now
         )
-        deleted = warehouse.mark_deleted(spec, _live_ids(api, table))
+        snapshot = plan.cursor.kind == "snapshot"
+        result = warehouse.load(spec, stream, source=table.source, entity=table.name,
+                                new_cursor=stream.cursor, snapshot=snapshot)  # fmt: skip
+        deleted = (
+            result.deleted if snapshot else warehouse.mark_deleted(spec, _live_keys(api, plan))
+        )
     counts: dict[str, Any] = {
+        **plan_summary(plan),
+        "scan": start.why,
+        "schema_changes": changes.summary,
+        "schema_inferred": plan.shape.inferred,
         "rows_read": result.rows_in + result.quarantined,
         "rows_inserted": result.inserted,
         "rows_updated": result.updated,
@@ -92,43 +188,48 @@ def sync_table(
     return counts
 
 
+def _live_keys(api: TableReader, plan: TablePlan) -> Iterator[list[Any]]:
+    key = plan.key.name
+    for page in api.scan(plan.entry.table, Keyset((key,), plan.keyset.quoted), None, columns=key):
+        yield [row[key] for row in page]
+
+
 def load_supabase_table(
-    context: dg.AssetExecutionContext, table: SupabaseTable
+    context: dg.AssetExecutionContext, table: CanonicalTable
 ) -> dg.MaterializeResult:
     warehouse: WarehouseResource = context.resources.warehouse
     counts = sync_table(warehouse, getattr(context.resources, table.source), table)
     context.log.info(
-        f"{table.source}.{table.name}: {counts['rows_read']} rows read, "
-        f"{counts['rows_inserted']} new, {counts['rows_updated']} updated, "
-        f"{counts['rows_deleted']} deleted, cursor {counts['cursor_after']}"
+        f"{table.source}.{table.name}: {counts['cursor']} ({counts['cursor_reason']}); "
+        f"{counts['rows_read']} rows read, {counts['rows_inserted']} new, "
+        f"{counts['rows_updated']} updated, {counts['rows_deleted']} deleted; "
+        f"schema {counts['schema_changes']}"
     )
+    counts["feeds"] = dg.MetadataValue.json(counts["feeds"])
+    counts["unmapped"] = ", ".join(counts["unmapped"]) or "none"
     return dg.MaterializeResult(
         metadata=table_metadata(
             warehouse,
-            table.spec.schema,
-            table.spec.name,
+            table.raw_schema,
+            table.name,
             hide=PII_COLUMNS,
-            order_by=", ".join(table.keyset.columns[::-1]),
+            order_by="_loaded_at",
             counts=counts,
-        )
+        )  # fmt: skip
     )
 
 
-def _live_ids(api: TableReader, table: SupabaseTable) -> Iterator[list[int]]:
-    for page in api.scan(table.name, BY_ID, None, columns="id"):
-        yield [row["id"] for row in page]
-
-
-def build_supabase_asset(table: SupabaseTable) -> dg.AssetsDefinition:
+def build_supabase_asset(table: CanonicalTable) -> dg.AssetsDefinition:
     project = PROJECTS[table.project]
 
     @raw_asset(
         table.source,
         table.name,
         (
-            f"Supabase {project} `{table.name}` as received, typed, with hard deletes marked. "
-            "Each run re-reads a short overlap behind its cursor and merges by id, so a "
-            "re-run changes nothing."
+            f"Supabase {project}: {table.description}, mirrored as the source serves it "
+            f"(the contract entry {table.name} maps it to the canonical columns of "
+            f"{table.staging_schema}.{table.name}). Each run re-reads a short overlap behind "
+            "its cursor and merges by key, so a re-run changes nothing."
         ),
     )
     def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -139,4 +240,4 @@ def build_supabase_asset(table: SupabaseTable) -> dg.AssetsDefinition:
     return _asset
 
 
-supabase_assets = [build_supabase_asset(table) for table in SUPABASE_TABLES]
+supabase_assets = [build_supabase_asset(table) for table in CANONICAL_TABLES]

@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from assets.supabase import sync_table
-from assets.supabase_tables import SUPABASE_TABLES
+from contract.canonical import CANONICAL_TABLES as SUPABASE_TABLES
 from resources import embedded_pg
 from resources.supabase import SupabaseResource
 from resources.warehouse import WarehouseResource, engine_for
@@ -70,7 +70,7 @@ def run(server: str, count: int = 200_000) -> list[list]:
     t0 = time.perf_counter()
     baseline_dsn = fresh_db(server, "bench_baseline")
     with psycopg.connect(baseline_dsn) as conn:
-        conn.execute((supabase_db.SCHEMA_DIR / "main.sql").read_bytes())
+        supabase_db.create_schema(baseline_dsn, "main")
         with conn.cursor().copy(copy_into) as copy:
             for row in landing_rows(count):
                 copy.write_row(row)

@@ -89,10 +89,10 @@ def _webhook_figures(
 ) -> dict[str, Any]:
     """The course's webhook figures; `correct_pipeline` counts those on `pipeline` (None: 0)."""
     template = sql.SQL(load_sql("ops/webhook_diagnostic"))  # type: ignore[arg-type]
-    query = template.format(table=sql.Identifier("raw_supabase_main", f"{course}_course_sales"))
-    total, correct, latest, with_utm, without = warehouse.fetch_all(
-        query, {"pipeline": pipeline}
-    )[0]
+    query = template.format(table=sql.Identifier("stg_supabase_main", f"{course}_course_sales"))
+    total, correct, latest, with_utm, without = warehouse.fetch_all(query, {"pipeline": pipeline})[
+        0
+    ]
     return {"total_sales": total, "correct_pipeline": correct, "latest_sale": _iso(latest),
             "with_utm": with_utm, "without_utm": without}  # fmt: skip
 
@@ -103,7 +103,11 @@ def webhook(warehouse: WarehouseResource, course: str, limits: Thresholds) -> Di
     try:
         pipeline = resolve_pipelines(warehouse)[course]
     except ContractError as exc:
-        return Diagnostic(name, "error", exc.message, {})
+        # the contract's mistake is the finding; the webhook's own figures still show
+        figures = _webhook_figures(warehouse, course, None)
+        details = {"total_sales": figures["total_sales"], "correct_pipeline": None,
+                   "latest_sale": figures["latest_sale"]}  # fmt: skip
+        return Diagnostic(name, "error", exc.message, details)
     figures = _webhook_figures(warehouse, course, pipeline)
     details = {k: figures[k] for k in ("total_sales", "correct_pipeline", "latest_sale")}
     total, correct = figures["total_sales"], figures["correct_pipeline"]
@@ -143,9 +147,9 @@ def landing_sync(warehouse: WarehouseResource, limits: Thresholds) -> Diagnostic
     total, synced, latest, late = warehouse.fetch_all(
         "SELECT count(*), count(*) FILTER (WHERE synced_to_amocrm), max(created_at),"
         " count(*) FILTER (WHERE NOT synced_to_amocrm AND created_at < (SELECT max(created_at)"
-        "   FROM raw_supabase_main.landing_leads WHERE _deleted_at IS NULL)"
+        "   FROM stg_supabase_main.landing_leads WHERE _deleted_at IS NULL)"
         "   - make_interval(mins => %s))"
-        " FROM raw_supabase_main.landing_leads WHERE _deleted_at IS NULL",
+        " FROM stg_supabase_main.landing_leads WHERE _deleted_at IS NULL",
         (limits.unsynced_after_minutes,),
     )[0]
     details = {"total_leads": total, "synced": synced, "not_synced": total - synced,

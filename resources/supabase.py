@@ -8,6 +8,7 @@ API facts: ../shared/apis/supabase.md.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,17 +38,50 @@ TABLE_MISSING_CODES = frozenset({"PGRST205", "42P01"})
 
 @dataclass(frozen=True)
 class Keyset:
-    """How a table is scanned: by (updated_at, id) when rows change, by id when append-only."""
+    """How a table is scanned: by (timestamp, key) when rows change, by the key alone otherwise.
+
+    `quoted` says the key's values are text (uuid, slugs): PostgREST needs them double-quoted
+    inside `or=(...)`, where a comma or a parenthesis would otherwise end the value.
+    """
 
     columns: tuple[str, ...]
+    quoted: bool = False
 
     @property
     def mutable(self) -> bool:
-        return self.columns[0] != "id"
+        return len(self.columns) == 2
+
+    @property
+    def key(self) -> str:
+        return self.columns[-1]
 
 
 BY_UPDATED_AT = Keyset(("updated_at", "id"))
 BY_ID = Keyset(("id",))
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    name: str
+    type: str  # the PostgreSQL type name, as PostgREST's OpenAPI `format` says it
+    required: bool = False  # NOT NULL without a default
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """A source table as discovery sees it: its columns in order and its primary key."""
+
+    name: str
+    columns: tuple[SourceColumn, ...]
+    primary_key: tuple[str, ...] = ()
+    inferred: bool = False  # from served rows, because the schema could not be read
+
+    def column(self, name: str) -> SourceColumn | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
 
 
 @dataclass
@@ -62,6 +96,8 @@ class TableReader(Protocol):
     """What a raw asset reads through: the REST API or the project's database."""
 
     stats: ScanStats
+
+    def describe(self) -> dict[str, TableShape]: ...
 
     def scan(
         self, table: str, keyset: Keyset, after: dict[str, Any] | None, columns: str = "*"
@@ -147,9 +183,25 @@ class SupabaseResource(dg.ConfigurableResource):
             client = create_client(
                 url, key, options=ClientOptions(httpx_client=http, postgrest_client_retry=False)
             )
-            yield SupabaseProject(self, client, url_var, key_var, last)
+            yield SupabaseProject(self, client, url_var, key_var, last, _Rest(http, url, key))
         finally:
             http.close()
+
+
+class SchemaForbidden(SourceError):
+    """The key may read tables but not the schema (an anon or publishable key)."""
+
+
+@dataclass(frozen=True)
+class _Rest:
+    http: httpx.Client
+    url: str
+    key: str
+
+    def get_root(self) -> httpx.Response:
+        headers = {"apikey": self.key, "Authorization": f"Bearer {self.key}",
+                   "Accept": "application/openapi+json, application/json"}  # fmt: skip
+        return self.http.get(f"{self.url.rstrip('/')}/rest/v1/", headers=headers)
 
 
 class SupabaseProject:
@@ -162,13 +214,54 @@ class SupabaseProject:
         url_var: str,
         key_var: str,
         last: _LastResponse,
+        rest: _Rest,
     ) -> None:
         self.config = config
         self.client = client
         self.url_var = url_var
         self.key_var = key_var
         self._last = last
+        self._rest = rest
         self.stats = ScanStats()
+
+    def describe(self) -> dict[str, TableShape]:
+        """Every table the REST API exposes, from PostgREST's OpenAPI root (`GET /rest/v1/`).
+
+        Supabase serves that root to the service-role / secret key only; an anon or publishable
+        key gets 403 there while it may still read the tables, which we say as such.
+        """
+        src = self.config.source
+        self.stats.requests += 1
+        try:
+            response = self._rest.get_root()
+        except httpx.TransportError as exc:
+            raise SourceError(
+                src,
+                f"{src}: cannot read the schema at {self.url_var}/rest/v1/ "
+                f"({type(exc).__name__}). Check the URL and network.",
+                transient=True,
+            ) from None
+        if response.status_code == 403:
+            raise SchemaForbidden(
+                src,
+                f"{src}: the key in {self.key_var} may not read the schema (PostgREST's OpenAPI "
+                "root answers 403 to anon and publishable keys); set "
+                f"{self.config.env_prefix}_SERVICE_ROLE_KEY to the project's service-role or "
+                "secret key (Settings → API) so discovery can list the tables.",
+            )
+        body = _json_or_none(response)
+        if response.status_code != 200 or not isinstance(body, dict):
+            message = body.get("message", "") if isinstance(body, dict) else ""
+            if message == INVALID_KEY_MESSAGE or message.startswith("No API key"):
+                keys = f"{self.config.env_prefix}_SERVICE_ROLE_KEY or _ANON_KEY"
+                raise SourceError(src, f"{src}: {message} (check {keys}).")
+            raise SourceError(
+                src,
+                f"{src}: the schema at {self.url_var}/rest/v1/ answered HTTP "
+                f"{response.status_code} {message}".strip(),
+                transient=response.status_code in RETRY_STATUSES,
+            )
+        return parse_openapi(body)
 
     def scan(
         self, table: str, keyset: Keyset, after: dict[str, Any] | None, columns: str = "*"
@@ -246,15 +339,61 @@ class SupabaseProject:
 
 
 def _keyset_page(query: Any, keyset: Keyset, after: dict[str, Any] | None, columns: str) -> Any:
+    """One page in keyset order (PostgREST sorts NULL timestamps last) strictly after `after`.
+
+    A position without a key (`{ts: T, key: None}`) starts at T inclusive; rows whose timestamp
+    is NULL come after every dated row, so a dated position always includes them.
+    """
     query = query(columns)
     for column in keyset.columns:
         query = query.order(column)
     if after is None:
         return query
+    key, value = keyset.key, after.get(keyset.key)
     if not keyset.mutable:
-        return query.gt("id", after["id"])
-    ts, last_id = after["updated_at"], after["id"]
-    return query.or_(f"updated_at.gt.{ts},and(updated_at.eq.{ts},id.gt.{last_id})")
+        return query.gt(key, value)
+    ts_column, ts = keyset.columns[0], after.get(keyset.columns[0])
+    if ts is None:
+        return query.is_(ts_column, "null").gt(key, value)
+    if value is None:
+        return query.or_(f"{ts_column}.gte.{ts},{ts_column}.is.null")
+    quoted = _quote(value) if keyset.quoted else value
+    return query.or_(
+        f"{ts_column}.gt.{ts},{ts_column}.is.null,and({ts_column}.eq.{ts},{key}.gt.{quoted})"
+    )
+
+
+def _quote(value: Any) -> str:
+    """A value inside PostgREST's `or=(...)`: double-quoted, with `\\` and `"` escaped."""
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+PK_MARK = "<pk/>"  # PostgREST's marker in a primary key column's OpenAPI description
+
+
+def parse_openapi(document: dict[str, Any]) -> dict[str, TableShape]:
+    """Tables and views of PostgREST's OpenAPI (Swagger 2.0) document, columns in order."""
+    shapes = {}
+    for name, definition in (document.get("definitions") or {}).items():
+        required = set(definition.get("required") or ())
+        properties = definition.get("properties") or {}
+        columns = tuple(
+            SourceColumn(
+                column, str(prop.get("format") or prop.get("type") or "text"), column in required
+            )  # fmt: skip
+            for column, prop in properties.items()
+        )
+        pk = tuple(c for c, p in properties.items() if PK_MARK in (p.get("description") or ""))
+        shapes[name] = TableShape(name, columns, pk)
+    return shapes
 
 
 def _backoff(attempt: int, base: float, cap: float) -> float:
@@ -299,6 +438,20 @@ class DirectProject:
         finally:
             conn.close()
 
+    def describe(self) -> dict[str, TableShape]:
+        """The public schema's tables, as the OpenAPI root would list them."""
+        self.stats.requests += 1
+        shapes: dict[str, TableShape] = {}
+        for table, column, type_name, required, in_pk in self.conn.execute(_DESCRIBE_SQL):
+            shape = shapes.setdefault(table, TableShape(table, ()))
+            pk = (*shape.primary_key, column) if in_pk else shape.primary_key
+            # PostgREST names types without their modifiers: numeric, not numeric(14,2)
+            base = re.sub(r"\(.*?\)", "", type_name)
+            columns = (*shape.columns, SourceColumn(column, base, required))
+            shapes[table] = TableShape(table, columns, pk)
+        self.conn.rollback()
+        return shapes
+
     def scan(
         self, table: str, keyset: Keyset, after: dict[str, Any] | None, columns: str = "*"
     ) -> Iterator[list[dict[str, Any]]]:
@@ -339,14 +492,33 @@ class DirectProject:
             ) from None
 
 
+_DESCRIBE_SQL = """
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+       a.attnotnull AND NOT a.atthasdef, coalesce(a.attnum = ANY(i.indkey), false)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
+ORDER BY c.relname, a.attnum
+"""
+
+
 def _keyset_where(keyset: Keyset, after: dict[str, Any] | None) -> tuple[sql.Composable, list]:
+    """The REST scan's filter in SQL: ORDER BY's ascending default also sorts NULLs last."""
     if after is None:
         return sql.SQL(""), []
+    key, value = sql.Identifier("t", keyset.key), after.get(keyset.key)
     if not keyset.mutable:
-        return sql.SQL("WHERE t.id > %s"), [after["id"]]
-    return sql.SQL("WHERE (t.updated_at, t.id) > (%s::timestamptz, %s)"), [
-        after["updated_at"],
-        after["id"],
+        return sql.SQL("WHERE {} > %s").format(key), [value]
+    ts, at = sql.Identifier("t", keyset.columns[0]), after.get(keyset.columns[0])
+    if at is None:
+        return sql.SQL("WHERE {} IS NULL AND {} > %s").format(ts, key), [value]
+    if value is None:
+        return sql.SQL("WHERE {ts} >= %s OR {ts} IS NULL").format(ts=ts), [at]
+    return sql.SQL("WHERE ({ts}, {k}) > (%s, %s) OR {ts} IS NULL").format(ts=ts, k=key), [
+        at,
+        value,
     ]
 
 

@@ -24,6 +24,8 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import Engine, create_engine
 
+from contract.canonical import CANONICAL_TABLES
+from contract.staging import placeholder_sql
 from resources.embedded_pg import sqlalchemy_uri
 from resources.sql_files import load_sql, migrations
 
@@ -168,6 +170,7 @@ class WarehouseResource(dg.ConfigurableResource):
                     (version, checksum),
                 )
                 applied_now.append(version)
+            _ensure_staging_views(conn)
         return applied_now
 
     def get_cursor(self, source: str, entity: str) -> Any:
@@ -330,6 +333,15 @@ class WarehouseResource(dg.ConfigurableResource):
 class ModelBuild:
     rows_written: int
     days_rebuilt: int | None  # None: the whole table
+
+
+def _ensure_staging_views(conn: psycopg.Connection) -> None:
+    """Every staging view exists, so core builds before a table's first load (or without its
+    source configured at all) read no rows instead of failing."""
+    for table in CANONICAL_TABLES:
+        view = f"{table.staging_schema}.{table.name}"
+        if conn.execute("SELECT to_regclass(%s)", (view,)).fetchone() == (None,):
+            conn.execute(placeholder_sql(table))
 
 
 def _touched_days(

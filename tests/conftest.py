@@ -5,6 +5,7 @@ instance whose storage is PostgreSQL, configured by the project's own dagster.ya
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,8 @@ from resources.warehouse import WarehouseResource, engine_for
 from sandbox.stack import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_PGDATA = ROOT / ".local" / "test-pgdata"
+# a separate data dir per concurrent test session (one session stops its server at the end)
+TEST_PGDATA = Path(os.environ.get("TEST_PGDATA") or ROOT / ".local" / "test-pgdata")
 TEMPLATE_DB = "warehouse_template"
 SEED, SCALE = 7, 0.3
 # AmoCRM's real 7 requests/s would make every test run take seconds; the rate limiter has its

@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from assets.supabase import RecordStream
-from assets.supabase_tables import SUPABASE_TABLES
+from contract.canonical import CANONICAL_TABLES as SUPABASE_TABLES
 from resources.errors import SourceError
 from resources.supabase import BY_UPDATED_AT, SupabaseResource
 from tests.conftest import point_env_at, run_job, step_failures

@@ -7,7 +7,7 @@ SELECT 'landing:' || l.id AS lead_key, 'landing' AS source, l.id AS source_id,
        l.synced_to_amocrm,
        core.attribute(l.utm_source, l.utm_medium, l.utm_campaign, l.utm_content, l.utm_term)
            AS targetologist
-FROM raw_supabase_main.landing_leads l
+FROM stg_supabase_main.landing_leads l
 LEFT JOIN raw_amocrm.leads a ON a.id = l.amocrm_lead_id AND a._deleted_at IS NULL
 WHERE l._deleted_at IS NULL
 UNION ALL
@@ -16,7 +16,7 @@ SELECT 'prooftest:' || p.id, 'prooftest', p.id, 'prooftest', true, p.created_at,
        p.utm_source, p.utm_medium, p.utm_campaign, p.utm_content, p.utm_term,
        NULL, NULL, NULL, false,
        core.attribute(p.utm_source, p.utm_medium, p.utm_campaign, p.utm_content, p.utm_term)
-FROM raw_supabase_main.prooftest_leads p
+FROM stg_supabase_main.prooftest_leads p
 WHERE p._deleted_at IS NULL
 UNION ALL
 SELECT 'tripwire:' || u.id, 'tripwire', u.id, 'tripwire', false, u.created_at,
@@ -24,11 +24,11 @@ SELECT 'tripwire:' || u.id, 'tripwire', u.id, 'tripwire', false, u.created_at,
        u.utm_source, u.utm_medium, u.utm_campaign, u.utm_content, u.utm_term,
        NULL, NULL, NULL, false,
        core.attribute(u.utm_source, u.utm_medium, u.utm_campaign, u.utm_content, u.utm_term)
-FROM raw_supabase_tripwire.tripwire_users u
+FROM stg_supabase_tripwire.tripwire_users u
 WHERE u._deleted_at IS NULL
 UNION ALL
 -- deals created in AmoCRM itself, in a course pipeline, that no landing lead points to
-SELECT 'amocrm:' || a.id, 'amocrm', a.id,
+SELECT 'amocrm:' || a.id, 'amocrm', a.id::text,
        CASE a.pipeline_id WHEN %(express)s THEN 'express' ELSE 'flagship' END, false,
        a.created_at, (a.created_at AT TIME ZONE %(tz)s)::date,
        a.utm_source, a.utm_medium, a.utm_campaign, a.utm_content, a.utm_term,
@@ -36,4 +36,4 @@ SELECT 'amocrm:' || a.id, 'amocrm', a.id,
        core.attribute(a.utm_source, a.utm_medium, a.utm_campaign, a.utm_content, a.utm_term)
 FROM raw_amocrm.leads a
 WHERE a._deleted_at IS NULL AND a.pipeline_id IN (%(express)s, %(flagship)s)
-  AND NOT EXISTS (SELECT 1 FROM raw_supabase_main.landing_leads l WHERE l.amocrm_lead_id = a.id)
+  AND NOT EXISTS (SELECT 1 FROM stg_supabase_main.landing_leads l WHERE l.amocrm_lead_id = a.id)

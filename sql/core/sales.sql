@@ -1,9 +1,9 @@
 -- core.sales: one row per real sale: course webhooks deduplicated per deal and linked to AmoCRM, won deals without a webhook, paid tripwire purchases.
 WITH webhooks AS (
-    SELECT 'express' AS course, w.* FROM raw_supabase_main.express_course_sales w
+    SELECT 'express' AS course, w.* FROM stg_supabase_main.express_course_sales w
     WHERE w._deleted_at IS NULL
     UNION ALL
-    SELECT 'flagship', w.* FROM raw_supabase_main.flagship_course_sales w
+    SELECT 'flagship', w.* FROM stg_supabase_main.flagship_course_sales w
     WHERE w._deleted_at IS NULL
 ), keyed AS (
     -- the same webhook delivered twice is one sale; the first delivery stands for it
@@ -23,7 +23,7 @@ WITH webhooks AS (
     FROM firsts f
     LEFT JOIN raw_amocrm.leads a ON a.id = f.amocrm_lead_id
     LEFT JOIN LATERAL (
-        SELECT * FROM raw_supabase_main.landing_leads l0
+        SELECT * FROM stg_supabase_main.landing_leads l0
         WHERE l0.amocrm_lead_id = f.amocrm_lead_id ORDER BY l0.id LIMIT 1
     ) l ON true
 )
@@ -37,7 +37,7 @@ SELECT 'deal:' || c.deal_key AS sale_key, 'webhook' AS source,
        c.deal_pipeline AS amocrm_pipeline_id, c.deal_status AS amocrm_status_id,
        c.pipeline_id IS DISTINCT FROM coalesce(c.deal_pipeline, c.course_pipeline)
            AS pipeline_mismatch,
-       EXISTS (SELECT 1 FROM raw_supabase_traffic.all_sales_tracking t
+       EXISTS (SELECT 1 FROM stg_supabase_traffic.all_sales_tracking t
                WHERE t.amocrm_lead_id = c.amocrm_lead_id AND t._deleted_at IS NULL) AS tracked,
        -- the sale's UTM is its lead's: the landing lead's, else the deal's, else the webhook's
        u.src AS utm_source, u.med AS utm_medium, u.camp AS utm_campaign,
@@ -58,7 +58,7 @@ SELECT 'deal:' || a.id, 'amocrm',
        a.id, coalesce(a.closed_at, a.updated_at),
        (coalesce(a.closed_at, a.updated_at) AT TIME ZONE %(tz)s)::date,
        coalesce(a.price, 0), %(currency)s, 0, NULL, a.pipeline_id, a.status_id, false,
-       EXISTS (SELECT 1 FROM raw_supabase_traffic.all_sales_tracking t
+       EXISTS (SELECT 1 FROM stg_supabase_traffic.all_sales_tracking t
                WHERE t.amocrm_lead_id = a.id AND t._deleted_at IS NULL),
        a.utm_source, a.utm_medium, a.utm_campaign, a.utm_content, a.utm_term,
        core.attribute(a.utm_source, a.utm_medium, a.utm_campaign, a.utm_content, a.utm_term)
@@ -68,11 +68,11 @@ WHERE a._deleted_at IS NULL AND a.status_id = 142 AND a.pipeline_id IN (%(expres
 UNION ALL
 SELECT 'tripwire:' || p.id, 'tripwire', 'tripwire', NULL, p.created_at,
        (p.created_at AT TIME ZONE %(tz)s)::date, p.amount, p.currency, 0, NULL, NULL, NULL, false,
-       EXISTS (SELECT 1 FROM raw_supabase_traffic.all_sales_tracking t
+       EXISTS (SELECT 1 FROM stg_supabase_traffic.all_sales_tracking t
                WHERE t.product = 'tripwire' AND t.sold_at = p.created_at
                  AND t._deleted_at IS NULL),
        u.utm_source, u.utm_medium, u.utm_campaign, u.utm_content, u.utm_term,
        core.attribute(u.utm_source, u.utm_medium, u.utm_campaign, u.utm_content, u.utm_term)
-FROM raw_supabase_tripwire.tripwire_purchases p
-LEFT JOIN raw_supabase_tripwire.tripwire_users u ON u.id = p.user_id
+FROM stg_supabase_tripwire.tripwire_purchases p
+LEFT JOIN stg_supabase_tripwire.tripwire_users u ON u.id = p.user_id
 WHERE p._deleted_at IS NULL AND p.status = 'paid'

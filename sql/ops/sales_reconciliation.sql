@@ -5,13 +5,13 @@ WITH won AS (
     WHERE _deleted_at IS NULL AND status_id = 142 AND pipeline_id IN (%(express)s, %(flagship)s)
 ), webhook AS (
     SELECT DISTINCT amocrm_lead_id AS id, 'express' AS funnel
-    FROM raw_supabase_main.express_course_sales WHERE _deleted_at IS NULL
+    FROM stg_supabase_main.express_course_sales WHERE _deleted_at IS NULL
     UNION
     SELECT DISTINCT amocrm_lead_id, 'flagship'
-    FROM raw_supabase_main.flagship_course_sales WHERE _deleted_at IS NULL
+    FROM stg_supabase_main.flagship_course_sales WHERE _deleted_at IS NULL
 ), tracked AS (
     SELECT DISTINCT amocrm_lead_id AS id, product AS funnel
-    FROM raw_supabase_traffic.all_sales_tracking
+    FROM stg_supabase_traffic.all_sales_tracking
     WHERE _deleted_at IS NULL AND product IN ('express', 'flagship')
 )
 SELECT f.funnel,

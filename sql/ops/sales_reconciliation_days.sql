@@ -7,10 +7,10 @@ WITH won AS (
     GROUP BY 1, 2
 ), hooks AS (
     SELECT funnel, (min(created_at) AT TIME ZONE %(tz)s)::date AS day, amocrm_lead_id
-    FROM (SELECT 'express' AS funnel, * FROM raw_supabase_main.express_course_sales
+    FROM (SELECT 'express' AS funnel, * FROM stg_supabase_main.express_course_sales
           WHERE _deleted_at IS NULL
           UNION ALL
-          SELECT 'flagship', * FROM raw_supabase_main.flagship_course_sales
+          SELECT 'flagship', * FROM stg_supabase_main.flagship_course_sales
           WHERE _deleted_at IS NULL) w
     GROUP BY funnel, amocrm_lead_id
 ), webhook AS (
@@ -18,7 +18,7 @@ WITH won AS (
 ), tracked AS (
     SELECT product AS funnel, (sold_at AT TIME ZONE %(tz)s)::date AS day,
            count(DISTINCT amocrm_lead_id) AS n
-    FROM raw_supabase_traffic.all_sales_tracking
+    FROM stg_supabase_traffic.all_sales_tracking
     WHERE _deleted_at IS NULL AND product IN ('express', 'flagship')
     GROUP BY 1, 2
 )

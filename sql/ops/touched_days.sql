@@ -1,22 +1,22 @@
 -- Reporting days whose core and marts rows may differ from the last build (raw rows stamped after %(since)s); a NULL day means everything (the attribution rules changed).
 WITH landing AS (
-    SELECT * FROM raw_supabase_main.landing_leads
+    SELECT * FROM stg_supabase_main.landing_leads
     WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
 ), deals AS (
     SELECT * FROM raw_amocrm.leads WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
 ), webhooks AS (
     SELECT amocrm_lead_id, created_at, _loaded_at, _deleted_at
-    FROM raw_supabase_main.express_course_sales
+    FROM stg_supabase_main.express_course_sales
     UNION ALL
     SELECT amocrm_lead_id, created_at, _loaded_at, _deleted_at
-    FROM raw_supabase_main.flagship_course_sales
+    FROM stg_supabase_main.flagship_course_sales
 ), changed_webhooks AS (
     SELECT * FROM webhooks WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
 ), tracking AS (
-    SELECT * FROM raw_supabase_traffic.all_sales_tracking
+    SELECT * FROM stg_supabase_traffic.all_sales_tracking
     WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
 ), users AS (
-    SELECT * FROM raw_supabase_tripwire.tripwire_users
+    SELECT * FROM stg_supabase_tripwire.tripwire_users
     WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
 ), sale_deals AS (
     -- a course sale's day is its deal's first webhook; these deals' sales may have changed
@@ -26,10 +26,10 @@ WITH landing AS (
     UNION SELECT amocrm_lead_id FROM tracking
 ), instants AS (
     SELECT created_at AS at FROM landing
-    UNION ALL SELECT created_at FROM raw_supabase_main.prooftest_leads
+    UNION ALL SELECT created_at FROM stg_supabase_main.prooftest_leads
               WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
     UNION ALL SELECT created_at FROM users
-    UNION ALL SELECT l.created_at FROM raw_supabase_main.landing_leads l
+    UNION ALL SELECT l.created_at FROM stg_supabase_main.landing_leads l
               JOIN deals d ON d.id = l.amocrm_lead_id
     UNION ALL SELECT created_at FROM deals
     UNION ALL SELECT coalesce(closed_at, updated_at) FROM deals
@@ -37,7 +37,7 @@ WITH landing AS (
     UNION ALL SELECT min(w.created_at) FROM webhooks w
               WHERE w._deleted_at IS NULL AND w.amocrm_lead_id IN (SELECT * FROM sale_deals)
               GROUP BY w.amocrm_lead_id
-    UNION ALL SELECT created_at FROM raw_supabase_tripwire.tripwire_purchases
+    UNION ALL SELECT created_at FROM stg_supabase_tripwire.tripwire_purchases
               WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
                  OR user_id IN (SELECT id FROM users)
     UNION ALL SELECT sold_at FROM tracking
@@ -54,9 +54,9 @@ FROM raw_facebook.ad_insights_daily
 WHERE %(provisional)s
 UNION
 SELECT NULL WHERE EXISTS (
-    SELECT 1 FROM raw_supabase_traffic.targetologist_utm_rules
+    SELECT 1 FROM stg_supabase_traffic.targetologist_utm_rules
     WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
     UNION ALL
-    SELECT 1 FROM raw_supabase_traffic.targetologists
+    SELECT 1 FROM stg_supabase_traffic.targetologists
     WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
 )

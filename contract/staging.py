@@ -1,0 +1,140 @@
+"""The mapping layer: raw tables mirror the source's columns, and one generated view per table
+(`stg_supabase_<project>.<table>`) gives core its canonical columns. Core SQL never names a
+source column; which one feeds a canonical column lives here, derived from the plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from psycopg import sql
+
+from contract.canonical import KEY_TYPE, CanonicalTable
+from contract.plan import Feed, TablePlan
+from resources.supabase import SourceColumn, TableShape
+
+# How a source type is stored in the raw mirror; a type not listed (enums, inet, ranges...) is
+# kept as the text PostgREST serves, and arrays as the JSON arrays it serves.
+RAW_TYPES = {
+    "smallint": "smallint",
+    "integer": "integer",
+    "bigint": "bigint",
+    "numeric": "numeric",
+    "real": "real",
+    "double precision": "double precision",
+    "boolean": "boolean",
+    "text": "text",
+    "character varying": "text",
+    "character": "text",
+    "uuid": "uuid",
+    "date": "date",
+    "timestamp with time zone": "timestamptz",
+    "timestamp without time zone": "timestamp",
+    "time without time zone": "time",
+    "jsonb": "jsonb",
+    "json": "jsonb",
+}
+SYSTEM_COLUMNS = ("_raw", "_loaded_at", "_deleted_at")
+
+
+def raw_type(source_type: str) -> str:
+    if source_type in RAW_TYPES:
+        return RAW_TYPES[source_type]
+    return "jsonb" if source_type.endswith("[]") else "text"
+
+
+def raw_columns(shape: TableShape) -> list[tuple[str, str]]:
+    """The raw mirror's typed columns: every served column, in the source's order."""
+    return [(c.name, raw_type(c.type)) for c in shape.columns]
+
+
+def row_values(columns: list[tuple[str, str]], record: dict[str, Any]) -> tuple[Any, ...]:
+    """A served record as COPY values for the raw mirror's (name, stored type) columns, then
+    `_raw`."""
+    values = []
+    for name, stored in columns:
+        value = record.get(name)
+        if value is not None and (stored == "jsonb" or isinstance(value, dict | list)):
+            value = orjson.dumps(value).decode()
+        values.append(value)
+    return (*values, orjson.dumps(record).decode())
+
+
+def infer_shape(name: str, key: str, rows: list[dict[str, Any]]) -> TableShape:
+    """A table's shape guessed from served rows, when the key may not read the schema."""
+    types: dict[str, str] = {}
+    for row in rows:
+        for column, value in row.items():
+            if value is not None and column not in types:
+                types[column] = _json_type(value)
+    names = list(dict.fromkeys(c for row in rows for c in row))
+    columns = tuple(SourceColumn(c, types.get(c, "text")) for c in names)
+    return TableShape(name, columns, (key,), inferred=True)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "bigint"
+    if isinstance(value, float):
+        return "numeric"
+    if isinstance(value, dict | list):
+        return "jsonb"
+    return "text"
+
+
+def view_sql(plan: TablePlan, raw_types: dict[str, str]) -> sql.Composed:
+    """`CREATE OR REPLACE VIEW` of the canonical columns over the raw mirror.
+
+    `raw_types` are the raw table's stored column types (a column whose type changed at the
+    source may be stored wider than the source says now).
+    """
+    table = plan.entry.canonical
+    key = sql.SQL("r.{}::text AS id").format(sql.Identifier(plan.key.name))
+    items = [key, *(_feed_sql(f, raw_types, plan.entry.timezone) for f in plan.feeds)]
+    items.append(sql.SQL("r._loaded_at, r._deleted_at"))
+    return _view(
+        table, items, sql.SQL("FROM {} r").format(sql.Identifier(table.raw_schema, table.name))
+    )
+
+
+def placeholder_sql(table: CanonicalTable) -> sql.Composed:
+    """The view of a table never loaded: the canonical columns and no rows."""
+    items = [sql.SQL("NULL::{} AS id").format(sql.SQL(KEY_TYPE))]
+    items += [
+        sql.SQL("NULL::{} AS {}").format(sql.SQL(c.type), sql.Identifier(c.name))
+        for c in table.columns
+    ]
+    items += [
+        sql.SQL("NULL::timestamptz AS _loaded_at"),
+        sql.SQL("NULL::timestamptz AS _deleted_at"),
+    ]
+    return _view(table, items, sql.SQL("WHERE false"))
+
+
+def _view(table: CanonicalTable, items: list[sql.Composable], tail: sql.Composable) -> sql.Composed:
+    return sql.SQL("CREATE OR REPLACE VIEW {} AS SELECT {} {}").format(
+        sql.Identifier(table.staging_schema, table.name), sql.SQL(", ").join(items), tail
+    )
+
+
+def _feed_sql(feed: Feed, raw_types: dict[str, str], zone: str) -> sql.Composable:
+    kind = feed.canonical.type
+    alias = sql.Identifier(feed.canonical.name)
+    if feed.source is None:
+        value = None if feed.constant is None else feed.constant.value
+        return sql.SQL("CAST({} AS {}) AS {}").format(sql.Literal(value), sql.SQL(kind), alias)
+    stored = raw_types.get(feed.source.name, raw_type(feed.source.type))
+    expr: sql.Composable = sql.SQL("r.{}").format(sql.Identifier(feed.source.name))
+    if stored == "jsonb" and kind != "jsonb":
+        expr = sql.SQL("({} #>> '{{}}')").format(expr)
+        stored = "text"
+    if kind == "timestamptz" and stored in ("timestamp", "date"):
+        # a wall time without a zone means the zone the contract names for this table
+        expr = sql.SQL("({}::timestamp AT TIME ZONE {})").format(expr, sql.Literal(zone))
+    elif kind == "jsonb" and stored != "jsonb":
+        expr = sql.SQL("to_jsonb({})").format(expr)
+    elif kind != stored:
+        expr = sql.SQL("{}::{}").format(expr, sql.SQL(kind))
+    return sql.SQL("{} AS {}").format(expr, alias)

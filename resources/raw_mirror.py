@@ -1,0 +1,149 @@
+"""Raw tables that mirror what a source serves: created from the discovered columns, widened as
+the source grows (schema evolution). A column the source stops serving stays, holding its old
+values; a column whose type changes is converted, or kept as text when its rows cannot be."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from resources.supabase import TableShape
+
+
+@dataclass
+class MirrorChanges:
+    created: bool = False
+    added: list[str] = field(default_factory=list)
+    retyped: list[str] = field(default_factory=list)  # "col: old → new"
+
+    @property
+    def summary(self) -> str:
+        parts = ["table created"] if self.created else []
+        parts += [f"added {c}" for c in self.added] + [f"retyped {c}" for c in self.retyped]
+        return "; ".join(parts) or "unchanged"
+
+
+def stored_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
+    """The table's columns and their types (`format_type`, e.g. timestamptz as PostgreSQL
+    writes it: 'timestamp with time zone'), in order; empty when it does not exist."""
+    rows = conn.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+        " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped"
+        " ORDER BY a.attnum",
+        (sql.Identifier(schema, table).as_string(conn),),
+    ).fetchall()
+    return {name: _short(type_name) for name, type_name in rows}
+
+
+def ensure_mirror(
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    key: str,
+    indexed: Sequence[str] = (),
+) -> MirrorChanges:
+    """Make `schema.table` hold `columns` (name, type) keyed by `key`, plus the system columns."""
+    changes = MirrorChanges()
+    target = sql.Identifier(schema, table)
+    stored = stored_columns(conn, schema, table)
+    if not stored:
+        defs = [
+            sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t))
+            + (sql.SQL(" PRIMARY KEY") if n == key else sql.SQL(""))
+            for n, t in columns
+        ]
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} ({}, _raw jsonb NOT NULL,"
+                " _loaded_at timestamptz NOT NULL DEFAULT now(), _deleted_at timestamptz)"
+            ).format(target, sql.SQL(", ").join(defs))
+        )
+        changes.created = True
+    else:
+        for name, wanted in columns:
+            have = stored.get(name)
+            if have is None:
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                        target, sql.Identifier(name), sql.SQL(wanted)
+                    )
+                )
+                changes.added.append(name)
+            elif have not in (_short(wanted), "text"):  # text already holds any value
+                changes.retyped.append(f"{name}: {have} → {_retype(conn, target, name, wanted)}")
+    for name in indexed:
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                sql.Identifier(f"{table}_{name}_idx"), target, sql.Identifier(name)
+            )
+        )
+    return changes
+
+
+def _retype(conn: psycopg.Connection, target: sql.Identifier, column: str, wanted: str) -> str:
+    """Convert a column to its new source type; when old rows do not convert, keep it as text
+    (which holds any value) so that neither the old rows nor the new ones are lost."""
+    col = sql.Identifier(column)
+    try:
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::text::{}").format(
+                    target, col, sql.SQL(wanted), col, sql.SQL(wanted)
+                )
+            )
+        return wanted
+    except psycopg.Error:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE text USING {}::text").format(
+                target, col, col
+            )
+        )
+        return "text"
+
+
+def record_served(
+    conn: psycopg.Connection,
+    source: str,
+    entity: str,
+    shape: TableShape,
+    plan: dict[str, Any],
+) -> None:
+    """Note the shape served now beside the accepted one (ops.source_schemas).
+
+    The first shape seen is accepted as it is; later, a new column is accepted as it appears
+    (schema evolution), while a column gone or retyped stays a difference until someone accepts
+    it (`python -m contract accept-drift`): the schema-drift check reports it meanwhile.
+    """
+    served = [[c.name, c.type] for c in shape.columns]
+    row = conn.execute(
+        "SELECT accepted FROM ops.source_schemas WHERE source = %s AND entity = %s FOR UPDATE",
+        (source, entity),
+    ).fetchone()
+    accepted = served if row is None else row[0]
+    known = {name for name, _ in accepted}
+    accepted = accepted + [c for c in served if c[0] not in known]
+    conn.execute(
+        "INSERT INTO ops.source_schemas (source, entity, served, accepted, plan, inferred)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (source, entity) DO UPDATE SET"
+        " served = EXCLUDED.served, accepted = EXCLUDED.accepted, plan = EXCLUDED.plan,"
+        " inferred = EXCLUDED.inferred, updated_at = now()",
+        (source, entity, Jsonb(served), Jsonb(accepted), Jsonb(plan), shape.inferred),
+    )
+
+
+_SHORT = {
+    "timestamp with time zone": "timestamptz",
+    "timestamp without time zone": "timestamp",
+    "time without time zone": "time",
+}
+
+
+def _short(type_name: str) -> str:
+    base = type_name.split("(")[0].strip()
+    return _SHORT.get(base, base)
