@@ -125,6 +125,8 @@ def test_given_a_source_run_then_its_checks_carry_the_diagnostics_as_metadata(
     monkeypatch, warehouse, fresh_sandbox, dagster_instance
 ):
     point_env_at(monkeypatch, warehouse, fresh_sandbox)
+    # the contract names the course pipelines: the webhook checks need AmoCRM's pipelines loaded
+    assert run_job(dagster_instance, "refresh_amocrm").success
     result = run_job(dagster_instance, "refresh_supabase_main")
     assert result.success  # a failed check does not fail the run
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
