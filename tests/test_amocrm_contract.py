@@ -14,6 +14,7 @@ import yaml
 import resources.amocrm
 from assets.amocrm_records import CustomField, CustomFieldValue, utm_values
 from assets.jobs import SOURCES, source_job_name
+from checks.diagnostics import Thresholds, reconciliation, webhook
 from contract.amocrm import (
     check_amocrm,
     discover_amocrm,
@@ -261,3 +262,15 @@ def test_given_an_empty_section_when_proposed_then_the_proposal_resolves_on_the_
         f"{path}: amocrm.utm_fields.utm_term is 'Термин', but no lead custom field has that "
         "code, name or id (seen: 1001 utm_source, 1003 utm_medium,"
     )
+
+
+def test_given_a_pipeline_not_set_then_the_pipeline_diagnostics_say_so_not_sql(
+    warehouse, monkeypatch, tmp_path
+):
+    path = with_contract(monkeypatch, tmp_path, {"pipelines": {"flagship": FLAGSHIP_PIPELINE}})
+    sentence = (
+        f"{path}: amocrm.pipelines.express is not set; write the id or name of the Express "
+        "course pipeline (make discover lists them)."
+    )
+    for diagnostic in (webhook(warehouse, "flagship", Thresholds()), reconciliation(warehouse)):
+        assert (diagnostic.status, diagnostic.message) == ("error", sentence)
