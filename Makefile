@@ -6,7 +6,7 @@ UV := .local/uv/bin/uv
 PYTHON := .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)/.local/dagster_home
 
-.PHONY: install demo ui run rebuild test bench lint diagnose clean stop
+.PHONY: install demo ui run rebuild test bench lint diagnose discover discover-apply clean stop
 
 $(UV):
 	@mkdir -p .local
@@ -43,7 +43,7 @@ bench: install
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy resources checks assets sandbox bench refresh.py definitions.py
+	.venv/bin/mypy resources checks assets contract sandbox bench refresh.py definitions.py
 
 stop:
 	-$(PYTHON) -m resources.embedded_pg stop
@@ -53,3 +53,9 @@ clean: stop
 
 diagnose: install
 	$(PYTHON) -m checks.diagnostics
+
+discover: install
+	$(PYTHON) -m contract discover
+
+discover-apply: install
+	$(PYTHON) -m contract discover --apply

@@ -17,6 +17,7 @@ from assets.sources import raw_assets
 from checks.alerts import integration_alerts
 from checks.asset_checks import diagnostic_checks
 from checks.quality import quality_checks
+from checks.schema_drift import schema_drift_checks
 from contract.canonical import PROJECTS
 from resources.amocrm import AmoCrmResource
 from resources.facebook import FacebookResource
@@ -39,7 +40,7 @@ resources = {
 
 defs = dg.Definitions(
     assets=[*raw_assets, *model_assets],
-    asset_checks=[*diagnostic_checks, *quality_checks],
+    asset_checks=[*diagnostic_checks, *quality_checks, *schema_drift_checks],
     jobs=[*source_jobs, models_job, full_rebuild_job, facebook_restatement_job],
     schedules=[hourly_refresh, daily_facebook_restatement],
     sensors=[automation_sensor, integration_alerts],

@@ -15,7 +15,7 @@ from sandbox.facebook import FacebookSimulator
 from sandbox.postgrest import PostgrestSimulator, create_postgrest_app, make_jwt
 from sandbox.server import SimServer
 from sandbox.telegram import TelegramSimulator
-from sandbox.world import CURRENCY, EXPRESS_PIPELINE, FLAGSHIP_PIPELINE, FX_RATES, World
+from sandbox.world import CURRENCY, FX_RATES, World
 
 SUPABASE_PROJECTS = ("main", "tripwire", "traffic")
 TEN_YEARS = 10 * 365 * 24 * 3600
@@ -162,8 +162,6 @@ class Sandbox:
             "REPORTING_TZ": "Asia/Almaty",
             "REPORTING_CURRENCY": CURRENCY,
             "FX_RATES": ",".join(f"{c}={r}" for c, r in FX_RATES.items()),
-            "AMOCRM_EXPRESS_PIPELINE_ID": str(EXPRESS_PIPELINE),
-            "AMOCRM_FLAGSHIP_PIPELINE_ID": str(FLAGSHIP_PIPELINE),
         }
         for project in SUPABASE_PROJECTS:
             prefix = f"SUPABASE_{project.upper()}"

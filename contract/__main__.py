@@ -1,0 +1,102 @@
+"""`python -m contract discover [--apply]` (make discover / make discover-apply) and
+`python -m contract accept-drift [TABLE ...]`. A configuration error is one line and exit 2;
+problems discovery finds are one line each and exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from contract.canonical import CANONICAL_TABLES, PROJECTS
+from contract.config import contract_path, load_contract
+from contract.discover import apply_edits, diff, discover_supabase
+from resources.errors import SourceError
+from resources.supabase import SupabaseResource
+from resources.warehouse import WarehouseResource
+
+
+def _supabase_resources() -> dict[str, SupabaseResource]:
+    return {
+        project: SupabaseResource(project=display, env_prefix=f"SUPABASE_{project.upper()}")
+        for project, display in PROJECTS.items()
+    }
+
+
+def discover(apply: bool) -> int:
+    path = contract_path()
+    contract = load_contract(path)
+    found = discover_supabase(_supabase_resources(), contract)
+    extra: dict = {}
+    amocrm = _amocrm_section(contract, found.problems)
+    print("\n\n".join(found.sections))
+    if amocrm is not None:
+        text, proposed = amocrm
+        print("\n" + text)
+        if proposed:
+            extra["amocrm"] = proposed
+    old = path.read_text(encoding="utf-8")
+    new = apply_edits(old, found.edits, extra) if (found.edits or extra) else old
+    if new != old and diff(old, new, path.name).strip():
+        print("\nProposed contract changes:\n" + diff(old, new, path.name))
+        if apply:
+            path.write_text(new, encoding="utf-8")
+            print(f"{path.name} updated with the changes above.")
+        else:
+            print("Apply them with `make discover-apply` (only the lines shown change).")
+    else:
+        print("\nThe contract needs no change.")
+    for problem in found.problems:
+        print(f"problem: {problem}")
+    return 1 if found.problems else 0
+
+
+def _amocrm_section(contract, problems: list[str]) -> tuple[str, dict] | None:
+    """AmoCRM's pipelines and custom fields and the proposed `amocrm:` section, or None when
+    AmoCRM is not configured (its problem is then one line among the others)."""
+    from contract.amocrm import check_amocrm, discover_amocrm, propose_amocrm, render_amocrm
+    from resources.amocrm import AmoCrmResource
+
+    warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+    try:
+        warehouse.apply_ddl()
+        catalog = discover_amocrm(AmoCrmResource(), warehouse)
+    except SourceError as exc:
+        problems.append(exc.message)
+        return None
+    problems.extend(check_amocrm(catalog, contract.amocrm))
+    proposed = propose_amocrm(catalog, contract.amocrm)
+    current = {"pipelines": contract.amocrm.pipelines, "utm_fields": contract.amocrm.utm_fields}
+    return render_amocrm(catalog), ({} if proposed == current else proposed)
+
+
+def accept_drift(tables: list[str]) -> int:
+    names = tables or [t.name for t in CANONICAL_TABLES]
+    warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+    accepted = warehouse.accept_served_schemas(names)
+    print(f"accepted the served shape of {accepted} tables: {', '.join(names)}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m contract")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("discover", help="read the sources, propose contract changes")
+    run.add_argument("--apply", action="store_true", help="write the proposed changes")
+    drift = commands.add_parser("accept-drift", help="accept the served shape as the baseline")
+    drift.add_argument("tables", nargs="*")
+    args = parser.parse_args()
+    from refresh import prepare_environment
+
+    try:
+        prepare_environment()
+        if args.command == "discover":
+            return discover(args.apply)
+        return accept_drift(args.tables)
+    except SourceError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
