@@ -6,7 +6,6 @@ regenerated → scan from the cursor → rows the models cannot use go to quaran
 with the cursor in one transaction → deletions marked → metadata saying what ran and why.
 """
 
-
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta

@@ -15,7 +15,7 @@ from resources.warehouse import WarehouseResource
 
 def drift(accepted: list[list[str]], served: list[list[str]], inferred: bool) -> list[str]:
     """One line per difference that can lose data: a column gone, or its type changed."""
-    now = dict(map(tuple, served))  # type: ignore[arg-type]
+    now = {name: kind for name, kind in served}
     lines = []
     for name, kind in accepted:
         if name not in now:

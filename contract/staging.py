@@ -4,6 +4,7 @@ source column; which one feeds a canonical column lives here, derived from the p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -92,7 +93,10 @@ def view_sql(plan: TablePlan, raw_types: dict[str, str]) -> sql.Composed:
     """
     table = plan.entry.canonical
     key = sql.SQL("r.{}::text AS id").format(sql.Identifier(plan.key.name))
-    items = [key, *(_feed_sql(f, raw_types, plan.entry.timezone) for f in plan.feeds)]
+    items: list[sql.Composable] = [
+        key,
+        *(_feed_sql(f, raw_types, plan.entry.timezone) for f in plan.feeds),
+    ]
     items.append(sql.SQL("r._loaded_at, r._deleted_at"))
     return _view(
         table, items, sql.SQL("FROM {} r").format(sql.Identifier(table.raw_schema, table.name))
@@ -101,7 +105,7 @@ def view_sql(plan: TablePlan, raw_types: dict[str, str]) -> sql.Composed:
 
 def placeholder_sql(table: CanonicalTable) -> sql.Composed:
     """The view of a table never loaded: the canonical columns and no rows."""
-    items = [sql.SQL("NULL::{} AS id").format(sql.SQL(KEY_TYPE))]
+    items: list[sql.Composable] = [sql.SQL("NULL::{} AS id").format(sql.SQL(KEY_TYPE))]
     items += [
         sql.SQL("NULL::{} AS {}").format(sql.SQL(c.type), sql.Identifier(c.name))
         for c in table.columns
@@ -113,7 +117,9 @@ def placeholder_sql(table: CanonicalTable) -> sql.Composed:
     return _view(table, items, sql.SQL("WHERE false"))
 
 
-def _view(table: CanonicalTable, items: list[sql.Composable], tail: sql.Composable) -> sql.Composed:
+def _view(
+    table: CanonicalTable, items: Sequence[sql.Composable], tail: sql.Composable
+) -> sql.Composed:
     return sql.SQL("CREATE OR REPLACE VIEW {} AS SELECT {} {}").format(
         sql.Identifier(table.staging_schema, table.name), sql.SQL(", ").join(items), tail
     )
