@@ -34,6 +34,8 @@ INVALID_KEY_MESSAGE = "Invalid API key"
 PGRST_JWT_MALFORMED = "PGRST301"
 PGRST_JWT_EXPIRED = "PGRST303"
 TABLE_MISSING_CODES = frozenset({"PGRST205", "42P01"})
+# Where a project's key may come from, preferred first: legacy JWT keys and the new sb_ keys.
+KEY_SUFFIXES = ("SERVICE_ROLE_KEY", "SECRET_KEY", "ANON_KEY", "PUBLISHABLE_KEY")
 
 
 @dataclass(frozen=True)
@@ -138,16 +140,17 @@ class SupabaseResource(dg.ConfigurableResource):
         return name, env(name)
 
     def _key(self) -> tuple[str, str]:
-        """(variable it came from, key); the service role key is preferred over the anon key."""
-        for suffix in ("SERVICE_ROLE_KEY", "ANON_KEY"):
+        """(variable it came from, key): a key that may read the schema (service-role JWT or
+        `sb_secret_...`) before a read-only one (anon JWT or `sb_publishable_...`)."""
+        for suffix in KEY_SUFFIXES:
             name, value = self._env(suffix)
             if value:
                 return name, value
+        names = " or ".join(f"{self.env_prefix}_{s}" for s in KEY_SUFFIXES)
         raise ConfigError(
             self.source,
-            f"{self.source}: no API key is set (set {self.env_prefix}_SERVICE_ROLE_KEY, or "
-            f"{self.env_prefix}_ANON_KEY for read-only access; both are in the project's "
-            "Settings → API).",
+            f"{self.source}: no API key is set (set {names}; the service-role or secret key "
+            "also lets discovery read the schema; all are in the project's Settings → API).",
         )
 
     @contextmanager

@@ -91,9 +91,10 @@ def test_given_missing_table_then_message_names_project_and_table(sandbox_env):
     [
         (
             ("SUPABASE_TRAFFIC_SERVICE_ROLE_KEY", "SUPABASE_TRAFFIC_ANON_KEY"),
-            "Supabase Traffic: no API key is set (set SUPABASE_TRAFFIC_SERVICE_ROLE_KEY, or "
-            "SUPABASE_TRAFFIC_ANON_KEY for read-only access; both are in the project's "
-            "Settings → API).",
+            "Supabase Traffic: no API key is set (set SUPABASE_TRAFFIC_SERVICE_ROLE_KEY or "
+            "SUPABASE_TRAFFIC_SECRET_KEY or SUPABASE_TRAFFIC_ANON_KEY or "
+            "SUPABASE_TRAFFIC_PUBLISHABLE_KEY; the service-role or secret key also lets "
+            "discovery read the schema; all are in the project's Settings → API).",
         ),
         (
             ("SUPABASE_TRAFFIC_URL",),
