@@ -114,7 +114,7 @@ def discover(api: TableReader, entry: TableEntry) -> TableShape:
     return shapes[entry.table]
 
 
-def prepare(
+def _evolve_mirror(
     warehouse: WarehouseResource, plan: TablePlan
 ) -> tuple[MirrorChanges, list[tuple[str, str]]]:
     """Evolve the raw mirror, regenerate the staging view and record the shape, in one
@@ -143,31 +143,47 @@ def plan_summary(plan: TablePlan) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A table ready to load: its plan, the raw mirror's served columns (with their stored
+    types) as the loader's spec, and what the mirror's schema evolution changed."""
+
+    plan: TablePlan
+    columns: list[tuple[str, str]]
+    spec: TableSpec
+    changes: MirrorChanges
+
+
+def prepare_table(
+    warehouse: WarehouseResource, api: TableReader, table: CanonicalTable
+) -> Prepared:
+    entry = load_contract().entry(table.name)
+    plan = plan_table(entry, discover(api, entry))
+    changes, columns = _evolve_mirror(warehouse, plan)
+    names = (*(c for c, _ in columns), "_raw")
+    return Prepared(plan, columns, TableSpec(table.raw_schema, table.name, names,
+                                             (plan.key.name,)), changes)  # fmt: skip
+
+
 def sync_table(
     warehouse: WarehouseResource, resource: SupabaseResource, table: CanonicalTable
 ) -> dict[str, Any]:
     """Load what changed since the cursor, then mark deletions; return the domain counts."""
-    entry = load_contract().entry(table.name)
     now = datetime.now(UTC)
     with resource.open() as api:
-        plan = plan_table(entry, discover(api, entry))
-        changes, columns = prepare(warehouse, plan)
-        spec = TableSpec(table.raw_schema, table.name, (*(c for c, _ in columns), "_raw"),
-                         (plan.key.name,))  # fmt: skip
+        ready = prepare_table(warehouse, api, table)
+        plan, spec = ready.plan, ready.spec
         start = start_position(plan, warehouse.get_cursor(table.source, table.name), now)
-        stream = RecordStream(
-            plan, columns, api.scan(entry.table, plan.keyset, start.position), start, now
-        )
+        pages = api.scan(plan.entry.table, plan.keyset, start.position)
+        stream = RecordStream(plan, ready.columns, pages, start, now)
         snapshot = plan.cursor.kind == "snapshot"
         result = warehouse.load(spec, stream, source=table.source, entity=table.name,
                                 new_cursor=stream.cursor, snapshot=snapshot)  # fmt: skip
-        deleted = (
-            result.deleted if snapshot else warehouse.mark_deleted(spec, _live_keys(api, plan))
-        )
+        deleted = result.deleted if snapshot else warehouse.mark_deleted(spec, _live_keys(api, plan))
     counts: dict[str, Any] = {
         **plan_summary(plan),
         "scan": start.why,
-        "schema_changes": changes.summary,
+        "schema_changes": ready.changes.summary,
         "schema_inferred": plan.shape.inferred,
         "rows_read": result.rows_in + result.quarantined,
         "rows_inserted": result.inserted,

@@ -9,7 +9,7 @@ import os
 import sys
 
 from contract.canonical import CANONICAL_TABLES, PROJECTS
-from contract.config import contract_path, load_contract
+from contract.config import ContractError, contract_path, load_contract
 from contract.discover import apply_edits, diff, discover_supabase
 from resources.errors import SourceError
 from resources.supabase import SupabaseResource
@@ -45,7 +45,7 @@ def discover(apply: bool) -> int:
         else:
             print("Apply them with `make discover-apply` (only the lines shown change).")
     else:
-        print("\nThe contract needs no change.")
+        print("\nThe contract needs no change for what could be read.")
     for problem in found.problems:
         print(f"problem: {problem}")
     return 1 if found.problems else 0
@@ -71,10 +71,18 @@ def _amocrm_section(contract, problems: list[str]) -> tuple[str, dict] | None:
 
 
 def accept_drift(tables: list[str]) -> int:
-    names = tables or [t.name for t in CANONICAL_TABLES]
+    known = [t.name for t in CANONICAL_TABLES]
+    unknown = [t for t in tables if t not in known]
+    if unknown:
+        raise ContractError(
+            f"accept-drift: no table named {', '.join(unknown)}; the tables are {', '.join(known)}."
+        )
     warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
-    accepted = warehouse.accept_served_schemas(names)
-    print(f"accepted the served shape of {accepted} tables: {', '.join(names)}")
+    accepted = warehouse.accept_served_schemas(tables or known)
+    if not accepted:
+        print("nothing to accept: none of these tables has loaded yet")
+    else:
+        print(f"accepted the shape served now as the baseline of: {', '.join(accepted)}")
     return 0
 
 

@@ -156,15 +156,23 @@ def stored_pipelines(warehouse: WarehouseResource) -> list[tuple[int, str]] | No
 
 
 def resolve_pipelines(
-    warehouse: WarehouseResource, contract: Contract | None = None
-) -> dict[str, int]:
-    """{"express": id, "flagship": id} from the contract, checked against the stored pipelines."""
+    warehouse: WarehouseResource, contract: Contract | None = None, *, before_load: bool = False
+) -> dict[str, int | None]:
+    """{"express": id, "flagship": id} from the contract, checked against the stored pipelines.
+
+    `before_load=True` (the models) lets a pipeline named by name stay None while AmoCRM has
+    never loaded: no deal exists yet for an id to classify, so the marts come out the same and
+    an AmoCRM outage from the first day does not stop the other sources' leads and sales. The
+    diagnostics keep saying the sentence meanwhile.
+    """
     contract = contract or load_contract()
     seen = stored_pipelines(warehouse)
-    return {
-        key: resolve_pipeline(key, contract.amocrm.pipelines.get(key), seen, contract.path)
-        for key in PIPELINE_KEYS
-    }
+    resolved: dict[str, int | None] = {}
+    for key in PIPELINE_KEYS:
+        value = contract.amocrm.pipelines.get(key)
+        pending = before_load and seen is None and isinstance(value, str)
+        resolved[key] = None if pending else resolve_pipeline(key, value, seen, contract.path)
+    return resolved
 
 
 def resolve_pipeline(key: str, value: int | str | None, seen: PipelineNames | None,

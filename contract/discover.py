@@ -4,7 +4,7 @@ propose the contract changes a mapping needs (as a diff; applying them is a sepa
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -37,7 +37,7 @@ def discover_supabase(resources: dict[str, SupabaseResource], contract: Contract
                 shapes = api.describe()
         except SourceError as exc:
             found.problems.append(exc.message)
-            found.sections.append(f"Supabase {display}: not read ({exc.message})")
+            found.sections.append(f"Supabase {display}: not read (see the problems below)")
             continue
         found.sections.append(_project_section(display, shapes))
         for table in (t for t in CANONICAL_TABLES if t.project == project):
@@ -68,7 +68,7 @@ def _meet(found: Discovery, entry: TableEntry, shapes: dict[str, TableShape]) ->
             )
             return
         edits["table"] = guess[0]
-        entry = TableEntry(**{**entry.__dict__, "table": guess[0]})
+        entry = replace(entry, table=guess[0])
     shape = shapes[entry.table]
     columns = dict(entry.columns)
     for column in entry.canonical.columns:
@@ -80,7 +80,7 @@ def _meet(found: Discovery, entry: TableEntry, shapes: dict[str, TableShape]) ->
         if proposal is not None:
             columns[column.name] = proposal
             edits.setdefault("columns", {})[column.name] = _yaml_value(proposal)
-    entry = TableEntry(**{**entry.__dict__, "columns": columns})
+    entry = replace(entry, columns=columns)
     try:
         plan = plan_table(entry, shape)
     except ContractError as exc:

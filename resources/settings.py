@@ -81,7 +81,7 @@ def model_params(warehouse: WarehouseResource, table: str) -> dict[str, Any]:
         }
         text = load_sql(table.replace(".", "/"))
         if any(f"%({key})s" in text for key in PIPELINE_KEYS):
-            params |= resolve_pipelines(warehouse)
+            params |= resolve_pipelines(warehouse, before_load=True)
     except ConfigError as exc:
         # the model fails with the sentence alone, as a source step does, and is not retried:
         # only a person editing the setting or the contract can fix it

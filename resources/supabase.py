@@ -253,18 +253,15 @@ class SupabaseProject:
                 "secret key (Settings → API) so discovery can list the tables.",
             )
         body = _json_or_none(response)
-        if response.status_code != 200 or not isinstance(body, dict):
-            message = body.get("message", "") if isinstance(body, dict) else ""
-            if message == INVALID_KEY_MESSAGE or message.startswith("No API key"):
-                keys = f"{self.config.env_prefix}_SERVICE_ROLE_KEY or _ANON_KEY"
-                raise SourceError(src, f"{src}: {message} (check {keys}).")
-            raise SourceError(
-                src,
-                f"{src}: the schema at {self.url_var}/rest/v1/ answered HTTP "
-                f"{response.status_code} {message}".strip(),
-                transient=response.status_code in RETRY_STATUSES,
-            )
-        return parse_openapi(body)
+        if response.status_code == 200 and isinstance(body, dict):
+            return parse_openapi(body)
+        if isinstance(body, dict) and response.status_code not in RETRY_STATUSES:
+            raise self._terminal("the schema", APIError(body))
+        raise SourceError(
+            src,
+            f"{src}: the schema at {self.url_var}/rest/v1/ answered HTTP {response.status_code}.",
+            transient=response.status_code in RETRY_STATUSES,
+        )
 
     def scan(
         self, table: str, keyset: Keyset, after: dict[str, Any] | None, columns: str = "*"
@@ -304,7 +301,7 @@ class SupabaseProject:
             except APIError as exc:
                 status = self._last.status
                 if status not in RETRY_STATUSES:
-                    raise self._terminal(table, exc) from None
+                    raise self._terminal(f"table {table}", exc) from None
                 if attempt == cfg.max_attempts:
                     raise SourceError(
                         cfg.source,
@@ -316,7 +313,7 @@ class SupabaseProject:
             time.sleep(_backoff(attempt, cfg.backoff_seconds, cfg.backoff_cap_seconds))
         raise AssertionError("unreachable")
 
-    def _terminal(self, table: str, exc: APIError) -> SourceError:
+    def _terminal(self, what: str, exc: APIError) -> SourceError:
         """One clear sentence per vendor error: what happened, which variable, what to do."""
         src, code, message, hint = self.config.source, exc.code, exc.message or "", exc.hint
         keys = f"{self.config.env_prefix}_SERVICE_ROLE_KEY or {self.config.env_prefix}_ANON_KEY"
@@ -333,9 +330,9 @@ class SupabaseProject:
                 f"({code}: {message}); copy it again from the project's Settings → API."
             )
         elif code in TABLE_MISSING_CODES:
-            text = f"{src}: table {table} not found ({code}: {message})."
+            text = f"{src}: {what} not found ({code}: {message})."
         else:
-            text = f"{src}: table {table}: HTTP {self._last.status} {code or ''} {message}".strip()
+            text = f"{src}: {what}: HTTP {self._last.status} {code or ''} {message}".strip()
         if hint:
             text += f" Hint: {hint}"
         return SourceError(src, text)

@@ -271,13 +271,15 @@ class WarehouseResource(dg.ConfigurableResource):
             stamp = _change_stamp(conn)
             return conn.execute(load_sql(name).encode(), {"stamp": stamp}).rowcount
 
-    def accept_served_schemas(self, entities: Sequence[str]) -> int:
-        """Take each table's served shape as its accepted one (ends its schema-drift warning)."""
-        with self.connection() as conn:
-            return conn.execute(
-                "UPDATE ops.source_schemas SET accepted = served WHERE entity = ANY(%s)",
-                (list(entities),),
-            ).rowcount
+    def accept_served_schemas(self, entities: Sequence[str]) -> list[str]:
+        """Take each table's served shape as its accepted one (ends its schema-drift warning);
+        return the tables that had one."""
+        rows = self.fetch_all(
+            "UPDATE ops.source_schemas SET accepted = served WHERE entity = ANY(%s)"
+            " RETURNING entity",
+            (list(entities),),
+        )
+        return sorted(entity for (entity,) in rows)
 
     def last_success(self, source: str) -> datetime | None:
         """When any entity of `source` last loaded successfully (None: never)."""

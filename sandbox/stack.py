@@ -168,8 +168,6 @@ class Sandbox:
             env[f"{prefix}_URL"] = self.servers[f"supabase_{project}"].url
             env[f"{prefix}_SERVICE_ROLE_KEY"] = self.keys[project]["service_role"]
             env[f"{prefix}_ANON_KEY"] = self.keys[project]["anon"]
-            env[f"{prefix}_SECRET_KEY"] = self.keys[project]["secret"]
-            env[f"{prefix}_PUBLISHABLE_KEY"] = self.keys[project]["publishable"]
         env |= {
             "AMOCRM_BASE_URL": self.servers["amocrm"].url,
             "AMOCRM_CLIENT_ID": AMOCRM_CLIENT["client_id"],

@@ -102,7 +102,7 @@ def test_given_a_column_added_then_dropped_then_mirror_evolves_and_drift_warns(
     assert "column coupon (text) is no longer served" in (result.description or "")
     assert "column utm_medium (text) is no longer served" in (result.description or "")
     assert "canonical column utm_medium has no source column" in (result.description or "")
-    warehouse.accept_served_schemas(["all_sales_tracking"])
+    assert warehouse.accept_served_schemas(["all_sales_tracking"]) == ["all_sales_tracking"]
     assert "no longer served" not in (evaluate(warehouse, tracking).description or "")
     # the rows served before the drop keep their values; none was lost or duplicated
     counts = warehouse.fetch_all(
@@ -126,8 +126,6 @@ def test_given_new_api_keys_when_run_then_marts_equal_ground_truth(
         prefix = f"SUPABASE_{project.upper()}"
         monkeypatch.delenv(f"{prefix}_SERVICE_ROLE_KEY")
         monkeypatch.delenv(f"{prefix}_ANON_KEY")
-        monkeypatch.delenv(f"{prefix}_SECRET_KEY", raising=False)
-        monkeypatch.delenv(f"{prefix}_PUBLISHABLE_KEY", raising=False)
         monkeypatch.setenv(f"{prefix}_{key.upper()}_KEY", sandbox.keys[project][key])
     refresh_all(dagster_instance)
     assert_staged_equals_world(warehouse, sandbox)

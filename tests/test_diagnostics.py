@@ -132,7 +132,7 @@ def test_given_a_source_run_then_its_checks_carry_the_diagnostics_as_metadata(
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(evaluations) == {
         "express_course_webhook", "flagship_course_webhook", "landing_bd_sync",
-        "express_course_sales", "flagship_course_sales", "supabase_main_key",
+        "express_course_sales", "flagship_course_sales", "supabase_main_key", "schema_drift",
     }  # fmt: skip
     flagship = evaluations["flagship_course_webhook"]
     assert not flagship.passed and flagship.severity.value == "ERROR"

@@ -5,13 +5,13 @@ one project failing leaves the other two loading; keys never reach the event log
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from assets.supabase import RecordStream
+from assets.supabase import RecordStream, Start, prepare_table
 from contract.canonical import CANONICAL_TABLES as SUPABASE_TABLES
 from resources.errors import SourceError
 from resources.supabase import BY_UPDATED_AT, SupabaseResource
@@ -192,8 +192,13 @@ def test_given_rows_updated_mid_scan_then_none_lost_none_duplicated(sandbox_env,
                             (later, page[0]["id"], max(world_rows)),
                         )
 
-    stream = RecordStream(spec_table, pages_with_writes_between())
-    result = warehouse.load(spec_table.spec, stream, source="supabase_main", entity="landing_leads")
+    with MAIN.open() as api:
+        ready = prepare_table(warehouse, api, spec_table)
+    start = Start(None, "the whole table")
+    stream = RecordStream(
+        ready.plan, ready.columns, pages_with_writes_between(), start, datetime.now(UTC)
+    )
+    result = warehouse.load(ready.spec, stream, source="supabase_main", entity="landing_leads")
     stored = warehouse.fetch_all("SELECT id, name FROM raw_supabase_main.landing_leads")
     assert sorted(i for i, _ in stored) == sorted(world_rows)
     assert sum(1 for _, name in stored if name == "moved") == 2
@@ -265,9 +270,18 @@ def test_given_direct_database_url_then_same_rows_as_rest(
     assert run_job(dagster_instance, "refresh_supabase_main").success
     assert len(server.requests) == before  # no REST call on the direct path
     for table in [t for t in SUPABASE_TABLES if t.project == "main"]:
+        columns = [
+            name
+            for (name,) in warehouse.fetch_all(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s"
+                " AND table_name = %s AND column_name <> '_loaded_at' ORDER BY ordinal_position",
+                (table.raw_schema, table.name),
+            )
+        ]
+        assert "_raw" in columns and "_deleted_at" in columns
         query = sql.SQL("SELECT {} FROM {} ORDER BY id").format(
-            sql.SQL(", ").join(map(sql.Identifier, [*table.field_names, "_raw", "_deleted_at"])),
-            sql.Identifier(table.spec.schema, table.spec.name),
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.Identifier(table.raw_schema, table.name),
         )
         assert direct.fetch_all(query) == warehouse.fetch_all(query), table.name
     engine_for(direct.url).dispose()

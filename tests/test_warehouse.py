@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from resources.raw_mirror import ensure_mirror
 from resources.warehouse import Rejected, TableSpec, WarehouseResource
 
 SPEC = TableSpec(
@@ -27,6 +28,18 @@ HOSTILE = [
     "",
     "comma, semicolon; | pipe",
 ]
+
+
+@pytest.fixture(autouse=True)
+def prooftest_mirror(request: pytest.FixtureRequest) -> None:
+    """The raw table the loader writes, created as a Supabase load creates it."""
+    if "warehouse" not in request.fixturenames:
+        return
+    warehouse: WarehouseResource = request.getfixturevalue("warehouse")
+    columns = [("id", "bigint"), ("created_at", "timestamptz"), ("updated_at", "timestamptz"),
+               ("name", "text"), ("utm_source", "text")]  # fmt: skip
+    with warehouse.connection() as conn:
+        ensure_mirror(conn, SPEC.schema, SPEC.name, columns, "id")
 
 
 def rows(ids: range, name: str = "n") -> list[tuple[Any, ...]]:

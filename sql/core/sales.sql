@@ -15,7 +15,8 @@ WITH webhooks AS (
 ), course AS (
     SELECT f.*, a.id AS deal_id, a.pipeline_id AS deal_pipeline, a.status_id AS deal_status,
            a.price AS deal_price, l.id AS landing_id,
-           CASE WHEN f.course = 'express' THEN %(express)s ELSE %(flagship)s END AS course_pipeline,
+           CASE WHEN f.course = 'express' THEN %(express)s::bigint ELSE %(flagship)s::bigint END
+               AS course_pipeline,
            l.utm_source AS l_src, l.utm_medium AS l_med, l.utm_campaign AS l_camp,
            l.utm_content AS l_cont, l.utm_term AS l_term,
            a.utm_source AS a_src, a.utm_medium AS a_med, a.utm_campaign AS a_camp,
