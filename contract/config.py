@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FILE = ROOT / "contract.yaml"
 ENTRY_KEYS = ("table", "key", "cursor", "reread_hours", "timezone", "columns")
 CURSOR_WORDS = ("auto", "key", "snapshot")  # anything else names a timestamp column
+KIND_WORDS = {str: "text", int: "a number", float: "a number", bool: "true or false"}
 UTM_FIELD_NAMES = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 
 
@@ -93,7 +95,7 @@ def parse_contract(text: str, path: Path) -> Contract:
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise ContractError(f"{path}{where}: {problem}; fix the YAML syntax.") from None
     reader = _Reader(path)
-    top = reader.mapping(root, "the file", ("version", "supabase", "amocrm"), allow_empty=True)
+    top = reader.mapping(root, "the file", ("version", "supabase", "amocrm"))
     tables = {t.name: TableEntry(t, t.name) for t in CANONICAL_TABLES}
     projects = reader.mapping(top.get("supabase"), "supabase", tuple(PROJECTS))
     for project, node in projects.items():
@@ -114,7 +116,7 @@ class _Reader:
         return ContractError(f"{self.path}{line}: {message}")
 
     def mapping(
-        self, node: yaml.Node | None, what: str, allowed: tuple[str, ...], allow_empty: bool = True
+        self, node: yaml.Node | None, what: str, allowed: tuple[str, ...]
     ) -> dict[str, yaml.Node]:
         if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
             return {}
@@ -136,8 +138,7 @@ class _Reader:
             raise self.fail(node, f"{what} must be a single value.")
         value = yaml.safe_load(yaml.serialize(node))
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            wanted = " or ".join(k.__name__.replace("str", "text").replace("int", "a number")
-                                 for k in kinds)  # fmt: skip
+            wanted = " or ".join(dict.fromkeys(KIND_WORDS[k] for k in kinds))
             raise self.fail(node, f"{what} must be {wanted} (got {value!r}).")
         return value
 
@@ -196,8 +197,6 @@ class _Reader:
 
 
 def _check_zone(reader: _Reader, node: yaml.Node, what: str, name: str) -> None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -12,35 +12,25 @@ from psycopg import sql
 
 from contract.canonical import KEY_TYPE, CanonicalTable
 from contract.plan import Feed, TablePlan
+from resources.raw_mirror import short_type
 from resources.supabase import SourceColumn, TableShape
 
-# How a source type is stored in the raw mirror; a type not listed (enums, inet, ranges...) is
-# kept as the text PostgREST serves, and arrays as the JSON arrays it serves.
-RAW_TYPES = {
-    "smallint": "smallint",
-    "integer": "integer",
-    "bigint": "bigint",
-    "numeric": "numeric",
-    "real": "real",
-    "double precision": "double precision",
-    "boolean": "boolean",
-    "text": "text",
-    "character varying": "text",
-    "character": "text",
-    "uuid": "uuid",
-    "date": "date",
-    "timestamp with time zone": "timestamptz",
-    "timestamp without time zone": "timestamp",
-    "time without time zone": "time",
-    "jsonb": "jsonb",
-    "json": "jsonb",
-}
+# Source types the raw mirror stores as they are (in PostgreSQL's short names); the aliases are
+# stored as their usual type, and any other type (enums, inet, ranges...) as the text PostgREST
+# serves, arrays as the JSON arrays it serves.
+STORED_AS_IS = frozenset({
+    "smallint", "integer", "bigint", "numeric", "real", "double precision", "boolean", "text",
+    "uuid", "date", "timestamptz", "timestamp", "time", "jsonb",
+})  # fmt: skip
+ALIASES = {"character varying": "text", "character": "text", "json": "jsonb"}
 SYSTEM_COLUMNS = ("_raw", "_loaded_at", "_deleted_at")
 
 
 def raw_type(source_type: str) -> str:
-    if source_type in RAW_TYPES:
-        return RAW_TYPES[source_type]
+    name = short_type(source_type)
+    name = ALIASES.get(name, name)
+    if name in STORED_AS_IS:
+        return name
     return "jsonb" if source_type.endswith("[]") else "text"
 
 

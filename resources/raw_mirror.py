@@ -37,7 +37,7 @@ def stored_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[st
         " ORDER BY a.attnum",
         (sql.Identifier(schema, table).as_string(conn),),
     ).fetchall()
-    return {name: _short(type_name) for name, type_name in rows}
+    return {name: short_type(type_name) for name, type_name in rows}
 
 
 def ensure_mirror(
@@ -75,7 +75,7 @@ def ensure_mirror(
                     )
                 )
                 changes.added.append(name)
-            elif have not in (_short(wanted), "text"):  # text already holds any value
+            elif have not in (short_type(wanted), "text"):  # text already holds any value
                 changes.retyped.append(f"{name}: {have} → {_retype(conn, target, name, wanted)}")
     for name in indexed:
         conn.execute(
@@ -144,6 +144,8 @@ _SHORT = {
 }
 
 
-def _short(type_name: str) -> str:
+def short_type(type_name: str) -> str:
+    """PostgreSQL's short name of a type, without modifiers: `timestamp with time zone` and
+    `timestamptz` alike are timestamptz, `numeric(14,2)` is numeric."""
     base = type_name.split("(")[0].strip()
     return _SHORT.get(base, base)
