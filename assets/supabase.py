@@ -179,7 +179,8 @@ def sync_table(
         snapshot = plan.cursor.kind == "snapshot"
         result = warehouse.load(spec, stream, source=table.source, entity=table.name,
                                 new_cursor=stream.cursor, snapshot=snapshot)  # fmt: skip
-        deleted = result.deleted if snapshot else warehouse.mark_deleted(spec, _live_keys(api, plan))
+        if not snapshot:  # a snapshot load marked what it did not see, in its transaction
+            result.deleted = warehouse.mark_deleted(spec, _live_keys(api, plan))
     counts: dict[str, Any] = {
         **plan_summary(plan),
         "scan": start.why,
@@ -190,7 +191,7 @@ def sync_table(
         "rows_updated": result.updated,
         "rows_unchanged": result.unchanged,
         "rows_quarantined": result.quarantined,
-        "rows_deleted": deleted,
+        "rows_deleted": result.deleted,
         "pages": api.stats.pages,
         "requests": api.stats.requests,
         "retries": api.stats.retries,
