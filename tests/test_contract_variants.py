@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from checks.schema_drift import evaluate
@@ -16,7 +17,7 @@ from contract.config import DEFAULT_FILE, load_contract
 from contract.discover import apply_edits, discover_supabase
 from sandbox.stack import Sandbox
 from sandbox.truth import compare_marts
-from tests.conftest import FAST_SANDBOX, point_env_at
+from tests.conftest import FAST_SANDBOX, point_env_at, run_job
 from tests.test_supabase_slice import assert_staged_equals_world, refresh_all
 
 # Variants whose differences the canonical defaults cover: they must need no contract edit.
@@ -132,3 +133,28 @@ def test_given_new_api_keys_when_run_then_marts_equal_ground_truth(
     assert compare_marts(warehouse, sandbox.world) == []
     inferred = warehouse.fetch_all("SELECT bool_and(inferred) FROM ops.source_schemas")[0][0]
     assert inferred is (key == "publishable")
+
+
+@pytest.mark.parametrize("variant_env", ["default"], indirect=True)
+def test_given_null_cursor_timestamps_then_those_rows_load_and_stay_once(
+    variant_env, warehouse, dagster_instance
+):
+    """A real table's updated_at is often nullable (set by a trigger on update only): rows
+    without one sort last in the keyset, load on the first read and on every incremental one,
+    and are never duplicated."""
+    _, sandbox, _ = variant_env
+    with psycopg.connect(sandbox.dsn("main"), autocommit=True) as conn:
+        conn.execute("ALTER TABLE landing_leads ALTER COLUMN updated_at DROP NOT NULL")
+        nulled = conn.execute(
+            "UPDATE landing_leads SET updated_at = NULL WHERE id % 7 = 0 RETURNING id"
+        ).fetchall()
+    sandbox.postgrest["main"].cache.invalidate()
+    assert nulled
+    for _ in range(2):
+        assert run_job(dagster_instance, "refresh_supabase_main").success
+        live = sandbox.world.supabase["main"]["landing_leads"].rows
+        counts = warehouse.fetch_all(
+            "SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE updated_at IS NULL)"
+            " FROM raw_supabase_main.landing_leads WHERE _deleted_at IS NULL"
+        )[0]
+        assert counts == (len(live), len(live), len(nulled))
