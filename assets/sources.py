@@ -1,17 +1,15 @@
 """The sources and their raw assets: each source's raw assets form a group named after it."""
 
-from datetime import timedelta
-
 import dagster as dg
 
 from assets.amocrm import amocrm_assets
 from assets.facebook import facebook_assets
 from assets.supabase import supabase_assets
+from resources.settings import SOURCE_STALE_ERROR, SOURCE_STALE_WARNING
 
-# Loaded hourly: a source two hours behind is a warning, six hours an error (the UI and the
-# freshness checks show it; marts.source_freshness says why).
+# the UI and the freshness checks show a late source; marts.source_freshness says why
 RAW_FRESHNESS = dg.FreshnessPolicy.time_window(
-    fail_window=timedelta(hours=6), warn_window=timedelta(hours=2)
+    fail_window=SOURCE_STALE_ERROR, warn_window=SOURCE_STALE_WARNING
 )
 raw_assets = dg.map_asset_specs(
     lambda spec: spec.replace_attributes(freshness_policy=RAW_FRESHNESS),

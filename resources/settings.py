@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,6 +16,10 @@ if TYPE_CHECKING:
     from resources.warehouse import WarehouseResource
 
 DEFAULT_REPORTING_TZ = "Asia/Almaty"
+# Sources load hourly: one two hours behind is a warning, six hours an error. The UI's freshness
+# policies, the dashboard API's stale flags and the health probe all read these two.
+SOURCE_STALE_WARNING = timedelta(hours=2)
+SOURCE_STALE_ERROR = timedelta(hours=6)
 
 
 def env(name: str) -> str | None:
