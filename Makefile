@@ -6,7 +6,7 @@ UV := .local/uv/bin/uv
 PYTHON := .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)/.local/dagster_home
 
-.PHONY: install demo ui run rebuild test bench lint diagnose discover discover-apply clean stop
+.PHONY: install demo ui run rebuild test bench lint diagnose health watchdog discover discover-apply clean stop
 
 $(UV):
 	@mkdir -p .local
@@ -43,7 +43,7 @@ bench: install
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy resources checks assets contract sandbox bench refresh.py definitions.py
+	.venv/bin/mypy resources checks assets contract sandbox bench health refresh.py definitions.py
 
 stop:
 	-$(PYTHON) -m resources.embedded_pg stop
@@ -53,6 +53,14 @@ clean: stop
 
 diagnose: install
 	$(PYTHON) -m checks.diagnostics
+
+# exit 0 healthy, 1 unhealthy (one line per problem), 2 a setting missing; see health/probe.py
+health: install
+	@$(PYTHON) -m health
+
+# probe and send one Telegram message when the health changed (deploy/ runs it every 2 minutes)
+watchdog: install
+	@$(PYTHON) -m health watch
 
 discover: install
 	$(PYTHON) -m contract discover

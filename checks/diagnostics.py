@@ -4,7 +4,8 @@ Each diagnostic is one function returning a `Diagnostic` (name, status ok/warnin
 message, details). They run as Dagster asset checks and from the command line:
 
     python -m checks.diagnostics            # the report's JSON; exit 0 ok, 1 warning, 2 error
-    python -m checks.diagnostics --health   # {"status", "service", "timestamp"}
+    python -m checks.diagnostics --health   # {"status", "service", "timestamp", "problems"}:
+                                            # the health probe (health/probe.py), exit 0/1/2
 """
 
 from __future__ import annotations
@@ -353,8 +354,17 @@ EXIT_CODES = {"ok": 0, "warning": 1, "error": 2}
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m checks.diagnostics")
-    parser.add_argument("--health", action="store_true", help="the short health object only")
+    parser.add_argument("--health", action="store_true", help="the health probe's short object")
     args = parser.parse_args()
+    if args.health:
+        # the daemon, the runs and the sources' freshness, without calling any vendor
+        from health.probe import probe_environment
+
+        health = probe_environment()
+        print(json.dumps({"status": "ok" if health.healthy else "error", "service": SERVICE,
+                          "timestamp": health.checked_at.isoformat(),
+                          "problems": health.problems}, ensure_ascii=False, indent=2))  # fmt: skip
+        return health.exit_code
     import refresh
     from resources import embedded_pg
 
@@ -368,9 +378,6 @@ def main() -> int:
         store(warehouse, diagnostics)
     result = report(diagnostics)
     overall = result["data"]["overall_status"]
-    if args.health:
-        result = {"status": overall, "service": SERVICE,
-                  "timestamp": datetime.now(UTC).isoformat()}  # fmt: skip
     print(json.dumps(result, ensure_ascii=False, indent=2))
     return EXIT_CODES[overall]
 

@@ -1,0 +1,1 @@
+"""Health judged from outside the Dagster daemon: the probe and the watchdog."""
