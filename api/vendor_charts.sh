@@ -13,7 +13,8 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 # npm pack checks the tarball against the registry's sha512 integrity
 (cd "$WORK" && npm pack --silent "chart.js@$VERSION" >/dev/null && tar xzf "chart.js-$VERSION.tgz")
-cp "$WORK/package/dist/chart.umd.min.js" "$DEST/chart.umd.min.js"
+# without its sourceMappingURL line: the 1 MB map is not vendored, and browsers would ask for it
+sed '/^\/\/# sourceMappingURL=/d' "$WORK/package/dist/chart.umd.min.js" > "$DEST/chart.umd.min.js"
 cp "$WORK/package/LICENSE.md" "$DEST/chart.js.LICENSE.md"
 echo "chart.js $VERSION" > "$DEST/VERSION"
 if [ "$VERSION" = "$PINNED" ]; then

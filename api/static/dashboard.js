@@ -235,7 +235,24 @@
     },
   };
 
-  function drawChart(key, kind, labels, values, flags, digits) {
+  // "n/a" on the days that have rows but no value (spend unknown: an exchange rate is missing)
+  const unknownMarks = {
+    id: "unknownMarks",
+    afterDatasetsDraw(chart, args, opts) {
+      const x = chart.scales.x;
+      if (!x || !(opts.unknown || []).length) return;
+      const ctx = chart.ctx;
+      ctx.save();
+      ctx.fillStyle = "#a86200";
+      ctx.font = "10px sans-serif";
+      ctx.textAlign = "center";
+      for (const i of opts.unknown) ctx.fillText("n/a", x.getPixelForValue(i), chart.chartArea.bottom - 4);
+      ctx.restore();
+    },
+  };
+
+  function drawChart(key, kind, labels, values, flags, digits, present) {
+    const unknown = values.flatMap((v, i) => (v === null && present[i] ? [i] : []));
     if (charts[key]) charts[key].destroy();
     const color = COLORS[key];
     const pattern = hatch(color);
@@ -265,6 +282,7 @@
         plugins: {
           legend: { display: false },
           provisionalBand: { flags },
+          unknownMarks: { unknown },
           tooltip: {
             callbacks: {
               title: (items) => items[0].label + (flags[items[0].dataIndex] ? " (provisional)" : ""),
@@ -277,7 +295,7 @@
           y: { beginAtZero: true },
         },
       },
-      plugins: [provisionalBand],
+      plugins: [provisionalBand, unknownMarks],
     });
   }
 
@@ -326,10 +344,11 @@
     const index = new Map(perDay.map((d) => [d.day, d]));
     const flags = labels.map((day) => Boolean(index.get(day) && index.get(day).is_provisional));
     const series = (k) => labels.map((day) => (index.has(day) ? index.get(day)[k] : null));
-    drawChart("spend", "bar", labels, series("spend"), flags, 2);
-    drawChart("leads", "bar", labels, series("leads"), flags, 0);
-    drawChart("cpl", "line", labels, series("cpl"), flags, 2);
-    drawChart("roas", "line", labels, series("roas"), flags, 4);
+    const present = labels.map((day) => index.has(day));
+    drawChart("spend", "bar", labels, series("spend"), flags, 2, present);
+    drawChart("leads", "bar", labels, series("leads"), flags, 0, present);
+    drawChart("cpl", "line", labels, series("cpl"), flags, 2, present);
+    drawChart("roas", "line", labels, series("roas"), flags, 4, present);
     $("report").hidden = false;
   }
 
