@@ -30,6 +30,8 @@ DAY_COLUMNS: dict[str, str | None] = {
     "marts.leads_by_funnel": "day",
     "marts.sales_total": "day",
     "marts.targetologist_daily": "day",
+    "marts.leads_by_targetologist": "day",
+    "marts.sales_by_targetologist": "day",
 }
 
 
@@ -129,6 +131,18 @@ marts_targetologist_daily = build_model_asset(
     "Dashboard: spend, leads, sales, revenue, CPL, CPA and ROAS per day and targetologist; "
     "days inside Facebook's restatement window are marked provisional.",
 )
+marts_leads_by_targetologist = build_model_asset(
+    "marts.leads_by_targetologist",
+    [key("core", "leads")],
+    "Dashboard API: leads per day, targetologist and funnel; a targetologist's token reads "
+    "its own rows of it (row-level security) for the lead endpoints.",
+)
+marts_sales_by_targetologist = build_model_asset(
+    "marts.sales_by_targetologist",
+    [key("core", "sales")],
+    "Dashboard API: sales and revenue per day, targetologist, funnel and currency; a "
+    "targetologist's token reads its own rows of it for the sales endpoint.",
+)
 
 marts_source_freshness = build_model_asset(
     "marts.source_freshness",
@@ -141,4 +155,5 @@ MODEL_TABLES = list(DAY_COLUMNS)
 model_assets = [
     marts_source_freshness, core_leads, core_sales, core_ad_spend, marts_leads_total,
     marts_leads_by_funnel, marts_sales_total, marts_targetologist_daily,
+    marts_leads_by_targetologist, marts_sales_by_targetologist,
 ]  # fmt: skip

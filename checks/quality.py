@@ -10,9 +10,9 @@ import dagster as dg
 import pandas as pd
 from psycopg import sql
 
+from contract.canonical import FUNNELS
 from resources.warehouse import WarehouseResource
 
-FUNNELS = ["express", "flagship", "tripwire", "prooftest"]
 CURRENCIES = ["KZT", "USD", "EUR", "RUB"]
 EARLIEST_DAY = date(2015, 1, 1)
 
@@ -29,13 +29,13 @@ def _expectations(table: str) -> list[Any]:
             e.ExpectColumnValuesToBeUnique(column="sale_key"),
             e.ExpectColumnValuesToBeBetween(column="amount", min_value=0),
             e.ExpectColumnValuesToBeInSet(column="currency", value_set=CURRENCIES),
-            e.ExpectColumnValuesToBeInSet(column="funnel", value_set=FUNNELS),
+            e.ExpectColumnValuesToBeInSet(column="funnel", value_set=list(FUNNELS)),
             e.ExpectColumnValuesToBeBetween(column="report_day", **day_range),
         ]
     return [
         e.ExpectColumnValuesToNotBeNull(column="lead_key"),
         e.ExpectColumnValuesToBeUnique(column="lead_key"),
-        e.ExpectColumnValuesToBeInSet(column="funnel", value_set=FUNNELS),
+        e.ExpectColumnValuesToBeInSet(column="funnel", value_set=list(FUNNELS)),
         e.ExpectColumnValuesToNotBeNull(column="targetologist"),
         e.ExpectColumnValuesToBeBetween(column="report_day", **day_range),
     ]

@@ -17,6 +17,9 @@ CanonicalType = Literal["text", "bigint", "integer", "numeric", "boolean", "time
 KEY_TYPE: CanonicalType = "text"
 UTM_COLUMNS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 PROJECTS = {"main": "Main", "tripwire": "Tripwire", "traffic": "Traffic"}
+# The funnels the models emit; a landing lead whose source names none lands in UNKNOWN_FUNNEL.
+FUNNELS = ("express", "flagship", "tripwire", "prooftest")
+UNKNOWN_FUNNEL = "unknown"
 
 
 @dataclass(frozen=True)

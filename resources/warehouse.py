@@ -27,6 +27,7 @@ from sqlalchemy import Engine, create_engine
 from contract.canonical import CANONICAL_TABLES
 from contract.staging import placeholder_sql
 from resources.embedded_pg import sqlalchemy_uri
+from resources.pg_auth import scram_verifier
 from resources.sql_files import load_sql, migrations
 
 MIGRATIONS_LOCK = 7_300_001  # advisory lock id held while DDL is applied
@@ -123,16 +124,17 @@ class WarehouseResource(dg.ConfigurableResource):
                 "dashboard_reader; ask an administrator to enable its login."
             )
 
-    def configure_dashboard_role(self) -> None:
-        """With DASHBOARD_READER_PASSWORD set, dashboard_reader may log in with it (the DDL
-        creates it without login: reading the marts through it is optional)."""
-        password = dg.EnvVar("DASHBOARD_READER_PASSWORD").get_value()
+    def configure_dashboard_role(self, password: str | None = None) -> None:
+        """With a password (or DASHBOARD_READER_PASSWORD set), dashboard_reader may log in with
+        it (the DDL creates it without login: reading the marts through it is optional). Only
+        its SCRAM verifier is sent, so the password appears in no server log."""
+        password = password or dg.EnvVar("DASHBOARD_READER_PASSWORD").get_value()
         if not password:
             return
         with self.connection() as conn:
             conn.execute(
                 sql.SQL("ALTER ROLE dashboard_reader LOGIN PASSWORD {}").format(
-                    sql.Literal(password)
+                    sql.Literal(scram_verifier(password))
                 )
             )
 

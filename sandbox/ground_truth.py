@@ -134,6 +134,25 @@ def leads_by_funnel(world: World) -> list[tuple[date, str, int, int]]:
     return [(d, f, c[0], c[1]) for (d, f), c in sorted(counts.items())]
 
 
+def leads_by_targetologist(world: World) -> list[tuple[date, str, str, int, int, int]]:
+    counts: dict[tuple[date, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for lead in leads(world):
+        row = counts[(lead.day, lead.targetologist, lead.funnel)]
+        row[0] += 1
+        row[1] += lead.is_test
+        row[2] += lead.synced
+    return [(d, t, f, *c) for (d, t, f), c in sorted(counts.items())]  # type: ignore[misc]
+
+
+def sales_by_targetologist(world: World) -> list[tuple[date, str, str, str, int, Decimal]]:
+    totals: dict[tuple[date, str, str, str], list[Any]] = defaultdict(lambda: [0, Decimal(0)])
+    for sale in sales(world):
+        key = (sale.day, sale.targetologist, sale.funnel, sale.currency)
+        totals[key][0] += 1
+        totals[key][1] += sale.amount
+    return [(d, t, f, c, n[0], n[1]) for (d, t, f, c), n in sorted(totals.items())]
+
+
 def sales_total(world: World) -> list[tuple[date, str, str, int, Decimal]]:
     totals: dict[tuple[date, str, str], list[Any]] = defaultdict(lambda: [0, Decimal(0)])
     for sale in sales(world):
@@ -190,4 +209,6 @@ def all_marts(world: World) -> dict[str, list[tuple[Any, ...]]]:
         "marts.leads_by_funnel": leads_by_funnel(world),
         "marts.sales_total": sales_total(world),
         "marts.targetologist_daily": targetologist_daily(world),
+        "marts.leads_by_targetologist": leads_by_targetologist(world),
+        "marts.sales_by_targetologist": sales_by_targetologist(world),
     }

@@ -17,6 +17,9 @@ MART_COLUMNS = {
     "marts.sales_total": "day, funnel, currency, sales, revenue",
     "marts.targetologist_daily": "day, targetologist, currency, spend, impressions, clicks, "
     "leads, sales, revenue, cpl, cpa, roas, is_provisional",
+    "marts.leads_by_targetologist": "day, targetologist, funnel, leads, test_leads, "
+    "synced_to_amocrm",
+    "marts.sales_by_targetologist": "day, targetologist, funnel, currency, sales, revenue",
 }
 
 
@@ -25,8 +28,11 @@ def compare_marts(warehouse: WarehouseResource, world: World) -> list[str]:
     problems = []
     for table, expected in ground_truth.all_marts(world).items():
         schema, name = table.split(".")
-        query = sql.SQL("SELECT {} FROM {} ORDER BY 1, 2").format(
-            sql.SQL(MART_COLUMNS[table]), sql.Identifier(schema, name)
+        columns = MART_COLUMNS[table]
+        # every mart's key is its leading columns, in the order the truth sorts by
+        order = ", ".join(str(i + 1) for i in range(columns.count(",") + 1))
+        query = sql.SQL("SELECT {} FROM {} ORDER BY {}").format(
+            sql.SQL(columns), sql.Identifier(schema, name), sql.SQL(order)
         )
         actual = warehouse.fetch_all(query)
         if actual != expected:

@@ -103,13 +103,56 @@ def point_env_at(
         monkeypatch.setenv(key, value)
 
 
-def run_job(instance: dg.DagsterInstance, name: str) -> dg.ExecuteInProcessResult:
+def run_job(
+    instance: dg.DagsterInstance, name: str, tags: dict[str, str] | None = None
+) -> dg.ExecuteInProcessResult:
+    from assets.jobs import job_run_config, job_run_tags
     from definitions import defs
 
-    return defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False)
+    return defs.resolve_job_def(name).execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        tags={**job_run_tags(name), **(tags or {})},
+        run_config=job_run_config(name),
+    )
 
 
 def step_failures(result: dg.ExecuteInProcessResult) -> dict[str, str]:
     from refresh import failure_messages
 
     return failure_messages(result)
+
+
+def run(instance: dg.DagsterInstance, *jobs: str) -> None:
+    for job in jobs:
+        result = run_job(instance, job)
+        assert result.success, step_failures(result)
+
+
+def load_everything(instance: dg.DagsterInstance, restate: bool = False) -> None:
+    from assets.jobs import SOURCES, source_job_name
+
+    run(instance, *(source_job_name(s) for s in SOURCES))
+    if restate:
+        run(instance, "facebook_restatement")
+
+
+@pytest.fixture(scope="module")
+def loaded_warehouse(
+    pg_server: str, warehouse_template: str, dagster_instance: dg.DagsterInstance
+) -> Iterator[tuple[WarehouseResource, Sandbox]]:
+    """A warehouse one full refresh has filled from a sandbox of its own, shared by the tests
+    of one module that only read it (or that run last, after changing it)."""
+    name = f"warehouse_module_{next(_counter)}"
+    embedded_pg.drop_database(pg_server, name)
+    embedded_pg.create_database(pg_server, name, template=warehouse_template)
+    warehouse = WarehouseResource(url=embedded_pg.database_uri(pg_server, name))
+    mp = pytest.MonkeyPatch()
+    with Sandbox(pg_server, prefix=f"module{next(_counter)}", **FAST_SANDBOX) as sandbox:
+        point_env_at(mp, warehouse, sandbox)
+        load_everything(dagster_instance)
+        run(dagster_instance, "rebuild_models")
+        yield warehouse, sandbox
+    mp.undo()
+    engine_for(warehouse.url).dispose()
+    embedded_pg.drop_database(pg_server, name)

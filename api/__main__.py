@@ -1,0 +1,146 @@
+"""`python -m api`: serve the dashboard API, and issue, list or revoke its tokens.
+
+    python -m api serve [--host 127.0.0.1] [--port 8000]      # `make serve`
+    python -m api token issue --admin [--label L] [--days N]
+    python -m api token issue --targetologist NAME [--label L] [--days N]
+    python -m api token list
+    python -m api token revoke ID
+
+The warehouse is WAREHOUSE_URL or else the embedded server. A configuration problem prints one
+line naming the variable and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from datetime import timedelta
+
+from dotenv import dotenv_values
+from sqlalchemy.exc import DBAPIError
+from tabulate import tabulate
+
+from api import access
+from api.settings import ApiSettings, as_reader, reader_url
+from resources import embedded_pg
+from resources.errors import ConfigError
+from resources.settings import env
+from resources.warehouse import WarehouseResource
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m api", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API (OpenAPI docs at /docs)")
+    serve.add_argument("--host", default=env("API_HOST") or "127.0.0.1")
+    serve.add_argument("--port", type=int, default=int(env("API_PORT") or 8000))
+    token = commands.add_parser("token", help="issue, list or revoke bearer tokens")
+    actions = token.add_subparsers(dest="action", required=True)
+    issue = actions.add_parser("issue", help="print a new token once")
+    who = issue.add_mutually_exclusive_group(required=True)
+    who.add_argument("--admin", action="store_true", help="sees every targetologist")
+    who.add_argument("--targetologist", help="sees this targetologist's rows only")
+    issue.add_argument("--label", help="who holds it (shown by `token list`)")
+    issue.add_argument("--days", type=int, help="expires after this many days (default never)")
+    actions.add_parser("list", help="every token's id, label and scope (never the token)")
+    revoke = actions.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id", type=int)
+    return parser
+
+
+def serve(host: str, port: int, user_set_warehouse: bool) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    owner = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+    if user_set_warehouse:
+        url = reader_url(owner.url)  # someone else's warehouse: never touch it as its owner
+    else:
+        owner.apply_ddl()  # our embedded one: make it ready and let dashboard_reader in
+        password = env("DASHBOARD_READER_PASSWORD") or secrets.token_urlsafe(24)
+        owner.configure_dashboard_role(password)
+        url = as_reader(owner.url, password)
+    _check_reader(url)
+    app = create_app(ApiSettings(reader_url=url), health=_health_probe(url))
+    print(f"dashboard API on http://{host}:{port}/ (docs at /docs, charts at /dashboard)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0
+
+
+def _check_reader(url: str) -> None:
+    """Fail at start, in one line, rather than on every request."""
+    try:
+        ready = WarehouseResource(url=url).fetch_all(
+            "SELECT to_regprocedure('marts.dashboard_scope()')"
+        )[0]
+    except DBAPIError:
+        raise ConfigError(
+            "api",
+            "api: dashboard_reader cannot connect to the warehouse; check DASHBOARD_READER_URL "
+            "or DASHBOARD_READER_PASSWORD (and that its login is enabled).",
+        ) from None
+    if ready[0] is None:
+        raise ConfigError(
+            "api",
+            "api: the warehouse has no dashboard API schema yet; run `make run` once so its "
+            "migrations are applied.",
+        )
+
+
+def _health_probe(url: str):  # -> api.app.HealthProbe | None
+    try:
+        from health.probe import probe
+    except ImportError:
+        return None
+    import dagster as dg
+
+    def check() -> tuple[bool, list[str]]:
+        with dg.DagsterInstance.get() as instance:
+            result = probe(instance, url)
+        return result.healthy, result.problems
+
+    return check
+
+
+def token(args: argparse.Namespace) -> int:
+    warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+    warehouse.apply_ddl()
+    if args.action == "issue":
+        expires = timedelta(days=args.days) if args.days else None
+        issued = access.issue_token(
+            warehouse, targetologist=args.targetologist, label=args.label, expires_in=expires
+        )
+        print(f"token {issued.id} ({issued.label}); shown once, keep it secret:\n{issued.token}")
+    elif args.action == "list":
+        headers = ["id", "label", "scope", "created_at", "expires_at", "revoked_at"]
+        print(tabulate(access.list_tokens(warehouse), headers))
+    elif not access.revoke_token(warehouse, args.id):
+        print(f"no live token with id {args.id}")
+        return 1
+    else:
+        print(f"token {args.id} revoked")
+    return 0
+
+
+def main() -> int:
+    import refresh
+
+    args = _parser().parse_args()
+    dotenv = dotenv_values(refresh.ROOT / ".env")
+    user_set_warehouse = bool(os.environ.get("WAREHOUSE_URL") or dotenv.get("WAREHOUSE_URL"))
+    try:
+        with embedded_pg.owned_server():
+            refresh.prepare_environment()
+            if args.command == "serve":
+                return serve(args.host, args.port, user_set_warehouse)
+            return token(args)
+    except ConfigError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

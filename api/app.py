@@ -1,0 +1,245 @@
+"""The dashboard API: the old backend's endpoints, answered from the marts.
+
+Nothing here calls a vendor: a source outage shows as a stale source in every answer's
+`freshness`, with the last good numbers, never as a 500. Every data endpoint needs a bearer
+token; PostgreSQL resolves it and row-level security limits the rows to what it may see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+
+from api import models, params
+from api.freshness import freshness
+from api.reader import Reader, Scope, Session
+from api.settings import SERVICE, ApiSettings
+from checks import diagnostics as checks
+
+DASHBOARD = "/api/traffic-dashboard"
+HealthProbe = Callable[[], tuple[bool, list[str]]]
+
+
+def create_app(settings: ApiSettings, health: HealthProbe | None = None) -> FastAPI:
+    app = FastAPI(title="Traffic dashboard API", description=__doc__, version="1.0")
+    app.state.reader = Reader(settings.reader_url)
+    app.state.health = health
+    _error_handlers(app)
+    app.middleware("http")(_no_store)
+    app.include_router(router)
+    _include_dashboard(app)
+    return app
+
+
+async def _no_store(request: Request, call_next: Callable[..., Awaitable[Response]]) -> Response:
+    response = await call_next(request)
+    if request.url.path.startswith("/api/"):  # per-token answers: never in a shared cache
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _session(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Iterator[Session]:
+    token = _bearer(authorization)
+    with request.app.state.reader.session(token) as s:
+        if s.scope is None:
+            raise _unauthorized("token not accepted: unknown, expired or revoked")
+        yield s
+
+
+router = APIRouter()
+Db = Annotated[Session, Depends(_session)]
+Days = Annotated[params.Range, Depends(params.day_range)]
+Funnel = Annotated[str | None, Depends(params.funnel)]
+Who = Annotated[str | None, Depends(params.targetologist)]
+
+
+def _allow(*names: str) -> list[Any]:
+    return [Depends(params.only(*names))]
+
+
+def _fresh(s: Session) -> dict[str, Any]:
+    return freshness(s.rows("freshness"))
+
+
+def _query(s: Session, days: params.Range, who: str | None, **extra: Any) -> dict[str, Any]:
+    return {**days.as_params(), "targetologist": _allowed(s.scope, who), **extra}
+
+
+@router.get(f"{DASHBOARD}/leads/total", dependencies=_allow("from", "to", "targetologist"))
+def leads_total(s: Db, days: Days, who: Who) -> models.LeadsTotal:
+    """Leads (test leads counted apart) over the range, and per day."""
+    rows = s.rows("leads_total", _query(s, days, who))
+    data = {**days.as_params(), "leads": _sum(rows, "leads"),
+            "test_leads": _sum(rows, "test_leads"), "days": rows}  # fmt: skip
+    return models.LeadsTotal.model_validate({"data": data, "freshness": _fresh(s)})
+
+
+@router.get(f"{DASHBOARD}/leads/by-funnel",
+            dependencies=_allow("from", "to", "funnel", "targetologist"))  # fmt: skip
+def leads_by_funnel(s: Db, days: Days, funnel: Funnel, who: Who) -> models.LeadsByFunnel:
+    """Leads and how many reached AmoCRM per funnel over the range, and per day."""
+    rows = s.rows("leads_by_funnel", _query(s, days, who, funnel=funnel))
+    funnels = _totals(rows, ("funnel",), ("leads", "synced_to_amocrm"))
+    data = {**days.as_params(), "funnels": funnels, "days": rows}
+    return models.LeadsByFunnel.model_validate({"data": data, "freshness": _fresh(s)})
+
+
+@router.get(f"{DASHBOARD}/sales/total",
+            dependencies=_allow("from", "to", "funnel", "targetologist"))  # fmt: skip
+def sales_total(s: Db, days: Days, funnel: Funnel, who: Who) -> models.SalesTotal:
+    """Sales and revenue (per currency) per funnel over the range, and per day."""
+    rows = s.rows("sales_total", _query(s, days, who, funnel=funnel))
+    totals = _totals(rows, ("funnel", "currency"), ("sales", "revenue"))
+    data = {**days.as_params(), "sales": _sum(rows, "sales"), "totals": totals, "days": rows}
+    return models.SalesTotal.model_validate({"data": data, "freshness": _fresh(s)})
+
+
+@router.get(f"{DASHBOARD}/targetologist-daily",
+            dependencies=_allow("from", "to", "targetologist"))  # fmt: skip
+def targetologist_daily(s: Db, days: Days, who: Who) -> models.TargetologistDaily:
+    """A targetologist's days: spend, leads, sales, revenue, CPL, CPA, ROAS, provisional."""
+    rows = s.rows("targetologist_daily", _query(s, days, who))
+    data = {**days.as_params(), "currency": rows[0]["currency"] if rows else None,
+            "rows": rows, "totals": _per_targetologist(rows)}  # fmt: skip
+    return models.TargetologistDaily.model_validate({"data": data, "freshness": _fresh(s)})
+
+
+@router.get(f"{DASHBOARD}/targetologists", dependencies=_allow())
+def targetologists(s: Db) -> models.Targetologists:
+    """The targetologists this token may read (a targetologist's token: itself)."""
+    data = {"targetologists": [r["targetologist"] for r in s.rows("targetologists")]}
+    return models.Targetologists.model_validate({"data": data, "freshness": _fresh(s)})
+
+
+@router.post("/api/admin/diagnostics", dependencies=_allow())
+def diagnostics(s: Db) -> models.Diagnostics:
+    """The integration diagnostics as the checks last stored them (admin tokens only), in the
+    old backend's shape."""
+    _admin_only(s.scope)
+    stored = s.rows("diagnostics")
+    result = checks.report([checks.Diagnostic(r["name"], r["status"], r["message"], r["details"])
+                            for r in stored])  # fmt: skip
+    data = {**result["data"], "checked_at": max((r["checked_at"] for r in stored), default=None)}
+    return models.Diagnostics.model_validate({"data": data, "freshness": _fresh(s)})
+
+
+@router.get("/api/admin/diagnostics", dependencies=_allow(),
+            responses={503: {"model": models.Health}})  # fmt: skip
+def health_check(request: Request) -> JSONResponse:
+    """Health for monitors, no token needed: 200 healthy, 503 unhealthy with one line per
+    problem."""
+    probe = request.app.state.health
+    healthy, problems = probe() if probe else _freshness_health(request.app.state.reader)
+    body = models.Health(status="healthy" if healthy else "unhealthy", service=SERVICE,
+                         timestamp=datetime.now(UTC), problems=problems)  # fmt: skip
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if healthy else 503)
+
+
+def _include_dashboard(app: FastAPI) -> None:
+    try:
+        from api.dashboard import router
+    except ImportError:  # the page is optional for the API
+        return
+    app.include_router(router)
+
+
+def _freshness_health(reader: Reader) -> tuple[bool, list[str]]:
+    with reader.anonymous() as s:
+        block = freshness(s.rows("freshness"))
+    problems = [f"{src['source']}: stale since {src['as_of'] or 'never loaded'}"
+                + (f" ({src['error']})" if src["error"] else "")
+                for src in block["sources"] if src["stale"]]  # fmt: skip
+    return not problems, problems
+
+
+def _bearer(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("send the header `Authorization: Bearer <token>`")
+    return token.strip()
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _allowed(scope: Scope | None, who: str | None) -> str | None:
+    """The targetologist to filter by. Row-level security enforces the same in PostgreSQL;
+    this only turns asking for another's rows into a clear 403 instead of an empty answer."""
+    assert scope is not None
+    if scope.is_admin or who is None or who == scope.targetologist:
+        return who
+    raise HTTPException(403, detail=f"this token may read targetologist {scope.targetologist!r} "
+                                    "only")  # fmt: skip
+
+
+def _admin_only(scope: Scope | None) -> None:
+    if scope is None or not scope.is_admin:
+        raise HTTPException(403, detail="admin tokens only")
+
+
+def _sum(rows: list[dict[str, Any]], column: str) -> Any:
+    return sum(r[column] for r in rows)
+
+
+def _totals(
+    rows: list[dict[str, Any]], by: tuple[str, ...], sums: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    groups: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        group = groups.setdefault(tuple(r[k] for k in by), {**{k: r[k] for k in by},
+                                                            **dict.fromkeys(sums, 0)})  # fmt: skip
+        for k in sums:
+            group[k] += r[k]
+    return [groups[k] for k in sorted(groups)]
+
+
+def _per_targetologist(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Range totals per targetologist, ratios recomputed from the sums (never averaged)."""
+    result = []
+    for who in sorted({r["targetologist"] for r in rows}):
+        own = [r for r in rows if r["targetologist"] == who]
+        spend = None if any(r["spend"] is None for r in own) else _sum(own, "spend")
+        leads, sales, revenue = _sum(own, "leads"), _sum(own, "sales"), _sum(own, "revenue")
+        result.append({
+            "targetologist": who, "spend": spend, "leads": leads, "sales": sales,
+            "revenue": revenue,
+            "cpl": _ratio(spend, leads, CENT), "cpa": _ratio(spend, sales, CENT),
+            "roas": _ratio(revenue, spend, RATIO),
+        })  # fmt: skip
+    return result
+
+
+CENT, RATIO = Decimal("0.01"), Decimal("0.0001")  # as the marts round cpl/cpa and roas
+
+
+def _ratio(numerator: Decimal | None, denominator: Any, unit: Decimal) -> Decimal | None:
+    if numerator is None or not denominator:
+        return None
+    return (Decimal(numerator) / Decimal(denominator)).quantize(unit)
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, 422)
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(DBAPIError)
+    async def warehouse_down(_: Request, exc: Exception) -> JSONResponse:
+        # the message of a failed connection may name hosts and users: say what, not where
+        return JSONResponse(
+            {"detail": "the warehouse is unreachable or too slow right now; try again"}, 503
+        )

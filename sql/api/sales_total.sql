@@ -1,0 +1,8 @@
+-- GET /api/traffic-dashboard/sales/total: sales and revenue per day, funnel and currency of the range.
+SELECT day, funnel, currency, sum(sales)::bigint AS sales, sum(revenue) AS revenue
+FROM marts.sales_by_targetologist
+WHERE day BETWEEN %(from)s AND %(to)s
+  AND (%(funnel)s::text IS NULL OR funnel = %(funnel)s::text)
+  AND (%(targetologist)s::text IS NULL OR targetologist = %(targetologist)s::text)
+GROUP BY day, funnel, currency
+ORDER BY day, funnel, currency

@@ -1,0 +1,5 @@
+-- marts.sales_by_targetologist: sales and revenue per reporting day, targetologist, funnel and currency; what a targetologist's token reads instead of marts.sales_total.
+SELECT report_day AS day, targetologist, funnel, currency, count(*) AS sales,
+       sum(amount) AS revenue
+FROM core.sales
+GROUP BY report_day, targetologist, funnel, currency
