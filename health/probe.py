@@ -176,7 +176,12 @@ def daemon_problems(instance: dg.DagsterInstance, now: datetime, bounds: Bounds)
         ages = [a for a in stale.values() if a is not None]
         since = f"for {_duration(min(ages))}" if ages else "yet"
         names = ", ".join(_daemon_name(d) for d in stale)
-        source = "any of its daemons" if len(stale) == len(required) > 1 else f"its {names}"
+        plural = "s" if len(stale) > 1 else ""
+        source = (
+            "any of its daemons"
+            if len(stale) == len(required) > 1
+            else f"its {names} daemon{plural}"
+        )
         problems.insert(
             0,
             Problem(
