@@ -6,7 +6,7 @@ UV := .local/uv/bin/uv
 PYTHON := .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)/.local/dagster_home
 
-.PHONY: install demo ui run rebuild test bench lint diagnose health watchdog discover discover-apply clean stop
+.PHONY: install demo ui run rebuild test dashboard-test vendor-charts bench lint diagnose health watchdog discover discover-apply clean stop
 
 $(UV):
 	@mkdir -p .local
@@ -36,6 +36,14 @@ rebuild: install
 
 test: install
 	$(PYTHON) -m pytest
+
+# the page of charts in headless Chromium (Debian's `chromium`); refreshes docs/dashboard-*.png
+dashboard-test: install
+	DASHBOARD_SCREENSHOTS=docs $(PYTHON) -m pytest tests/test_dashboard_page.py
+
+# re-fetch the vendored chart library (Chart.js, pinned) from the npm registry; needs npm
+vendor-charts:
+	sh api/vendor_charts.sh
 
 bench: install
 	$(PYTHON) -m bench
