@@ -1,4 +1,7 @@
-"""A Telegram Bot API simulator: `sendMessage` as the Bot API answers it, recording messages."""
+"""A Telegram Bot API simulator: `sendMessage` as the Bot API answers it, recording messages.
+
+`GET /messages` (not a Bot API method) lists what was sent, for a person watching the sandbox.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +23,14 @@ class TelegramSimulator:
         self.messages: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self.app = Starlette(
-            routes=[Route("/bot{token}/sendMessage", self._send, methods=["POST", "GET"])]
+            routes=[
+                Route("/bot{token}/sendMessage", self._send, methods=["POST", "GET"]),
+                Route("/messages", self._list, methods=["GET"]),
+            ]
         )
+
+    async def _list(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.messages)
 
     async def _send(self, request: Request) -> JSONResponse:
         if request.path_params["token"] != self.token:

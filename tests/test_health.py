@@ -11,6 +11,7 @@ process executing a job is killed with SIGKILL mid-step.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,10 +23,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import pytest
 import yaml
 
 from assets.sources import SOURCES
+from checks import diagnostics
 from health.probe import DEFAULT_HEARTBEAT_BOUND, NO_INSTANCE, RUN_BOUND_FLOOR, probe
 from health.watchdog import watch
 from resources import embedded_pg
@@ -143,6 +146,8 @@ def test_given_daemon_killed_when_bound_passes_then_unhealthy_one_alert_then_one
     sandbox_env: Sandbox,
     daemon: Daemon,
     home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     given_every_source_loaded_just_now(warehouse)
     telegram, messages = TelegramResource(), sandbox_env.telegram.messages
@@ -184,6 +189,16 @@ def test_given_daemon_killed_when_bound_passes_then_unhealthy_one_alert_then_one
     assert cli.returncode == 1, cli.stdout + cli.stderr
     assert len(lines) == 1 and lines[0].startswith("Dagster daemon: no heartbeat"), lines
     assert os.environ["TELEGRAM_BOT_TOKEN"] not in cli.stdout + cli.stderr
+    # the diagnostics' short health object is the same probe (in-process: a second interpreter
+    # start would cost seconds)
+    monkeypatch.setenv("HEALTH_HEARTBEAT_SECONDS", "1")
+    monkeypatch.setattr(sys, "argv", ["python -m checks.diagnostics", "--health"])
+    capsys.readouterr()
+    assert diagnostics.main() == 1
+    health = json.loads(capsys.readouterr().out)
+    monkeypatch.delenv("HEALTH_HEARTBEAT_SECONDS")
+    assert health["status"] == "error" and len(health["problems"]) == 1
+    assert health["problems"][0].startswith("Dagster daemon: no heartbeat from any of its daemons")
 
     daemon.start()
     back = probe(instance, warehouse.url)
@@ -193,6 +208,9 @@ def test_given_daemon_killed_when_bound_passes_then_unhealthy_one_alert_then_one
     assert watch(probe(instance, warehouse.url), state, telegram).message is None
     assert len(messages) == before + 2
     assert all(os.environ["TELEGRAM_BOT_TOKEN"] not in m["text"] for m in messages[before:])
+    # what a person watching the sandbox sees
+    shown = httpx.get(f"{os.environ['TELEGRAM_API_URL']}/messages").json()
+    assert [m["text"] for m in shown[before:]] == [first.message, messages[-1]["text"]]
 
 
 def test_given_run_process_killed_when_probed_later_then_run_named(
