@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,10 +17,8 @@ from typing import Any
 
 import pytest
 
-from api.access import issue_token
-from api.app import create_app
-from api.settings import ApiSettings, as_reader
 from assets.jobs import SOURCES, source_job_name
+from tests.api_server import Served, serve
 from tests.conftest import ROOT, point_env_at, run_job, step_failures
 
 MONTH, FIRST, LAST = "2026-09", "2026-09-01", "2026-09-30"  # the sandbox world's first month
@@ -45,33 +40,28 @@ def chromium_path() -> str:
 
 
 @dataclass
-class Served:
-    url: str
-    warehouse: Any
+class Tokens:
+    api: Served
+    targetologist: str  # the month's busiest, whose own token `own` is
+    own: str
     admin: str
-    targetologist: str
-    token: str
 
 
 @pytest.fixture
-def served(monkeypatch, warehouse, shared_sandbox, dagster_instance) -> Iterator[Served]:
-    """The sandbox's world loaded and built, the API on a free port, one token of each kind."""
+def tokens(monkeypatch, warehouse, shared_sandbox, dagster_instance) -> Iterator[Tokens]:
+    """The sandbox's world loaded and built, the API over HTTP, one token of each kind."""
     chromium_path()  # fail before the load when the browser is missing
     point_env_at(monkeypatch, warehouse, shared_sandbox)
     for job in (*(source_job_name(s) for s in SOURCES), "rebuild_models"):
         result = run_job(dagster_instance, job)
         assert result.success, step_failures(result)
-    warehouse.configure_dashboard_role("page-test-secret")
     busiest = warehouse.fetch_all(
         "SELECT targetologist FROM marts.targetologist_daily WHERE day BETWEEN %s AND %s"
         " AND targetologist <> 'unattributed' GROUP BY 1 ORDER BY sum(leads) DESC, 1 LIMIT 1",
         (FIRST, LAST),
     )[0][0]
-    admin = issue_token(warehouse, targetologist=None, label="page test admin").token
-    own = issue_token(warehouse, targetologist=busiest, label="page test").token
-    app = create_app(ApiSettings(reader_url=as_reader(warehouse.url, "page-test-secret")))
-    with serve(app) as url:
-        yield Served(url, warehouse, admin, busiest, own)
+    with serve(warehouse) as api:
+        yield Tokens(api, busiest, api.token(busiest), api.token(None))
 
 
 @pytest.fixture
@@ -84,33 +74,6 @@ def browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
-
-
-class serve:
-    """uvicorn in a thread on a port the OS picks; stopped (and joined) on exit."""
-
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        host, port = self.sock.getsockname()
-        return f"http://{host}:{port}"
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
 
 
 # ---- what the marts hold, as the warehouse owner reads them ---------------------------------
@@ -184,7 +147,7 @@ def page_totals(page) -> dict[str, Any]:
     return {k: shown(page.inner_text(f"[data-testid=total-{k}]")) for k in COLUMNS}
 
 
-def open_dashboard(browser, served: Served, token: str, who: str):
+def open_dashboard(browser, api: Served, token: str, who: str):
     page = browser.new_page(viewport=VIEWPORT)
     errors: list[str] = []
 
@@ -194,7 +157,7 @@ def open_dashboard(browser, served: Served, token: str, who: str):
 
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", console)
-    page.goto(served.url + "/dashboard")
+    page.goto(api.url + "/dashboard")
     page.fill("[data-testid=token-input]", token)
     page.click("[data-testid=token-submit]")
     page.wait_for_selector("#app[data-state=ready], #app[data-state=error]")
@@ -232,15 +195,15 @@ def screenshot(page, folder: Path, name: str) -> None:
     assert path.stat().st_size < SCREENSHOT_LIMIT, f"{name} is {path.stat().st_size} bytes"
 
 
-def test_given_tokens_when_a_month_is_picked_then_the_page_shows_the_marts(served, browser, shots):
-    page, errors = open_dashboard(browser, served, served.token, served.targetologist)
+def test_given_tokens_when_a_month_is_picked_then_the_page_shows_the_marts(tokens, browser, shots):
+    page, errors = open_dashboard(browser, tokens.api, tokens.own, tokens.targetologist)
     # a targetologist sees itself only, no picker
     assert page.is_hidden("[data-testid=targetologist]")
-    assert page.inner_text("[data-testid=targetologist-fixed]").endswith(served.targetologist)
-    assert_shows_the_marts(page, served.warehouse, served.targetologist)
+    assert page.inner_text("[data-testid=targetologist-fixed]").endswith(tokens.targetologist)
+    assert_shows_the_marts(page, tokens.api.warehouse, tokens.targetologist)
     assert page.locator("[data-testid=day-row][data-provisional=true]").count() > 0
     assert page.is_visible("[data-testid=provisional-legend]")
-    freshness = served.warehouse.fetch_all("SELECT source FROM marts.source_freshness")
+    freshness = tokens.api.warehouse.fetch_all("SELECT source FROM marts.source_freshness")
     sources = {r[0] for r in freshness}
     strip = page.eval_on_selector_all(
         "[data-testid=freshness-item]", "items => items.map(i => i.dataset.source)"
@@ -249,16 +212,42 @@ def test_given_tokens_when_a_month_is_picked_then_the_page_shows_the_marts(serve
     screenshot(page, shots, "dashboard-targetologist.png")
     page.close()
 
-    page, admin_errors = open_dashboard(browser, served, served.admin, "all")
+    page, admin_errors = open_dashboard(browser, tokens.api, tokens.admin, "all")
     names = page.eval_on_selector_all(
         "[data-testid=targetologist] option", "os => os.map(o => o.value)"
     )
-    assert names[0] == "" and served.targetologist in names and "unattributed" in names
-    assert_shows_the_marts(page, served.warehouse, None)  # "all": summed in the browser
+    assert names[0] == "" and tokens.targetologist in names and "unattributed" in names
+    assert_shows_the_marts(page, tokens.api.warehouse, None)  # "all": summed in the browser
     screenshot(page, shots, "dashboard-admin.png")
-    page.select_option("[data-testid=targetologist]", served.targetologist)
-    wait_ready(page, served.targetologist)
-    assert_shows_the_marts(page, served.warehouse, served.targetologist)
+    page.select_option("[data-testid=targetologist]", tokens.targetologist)
+    wait_ready(page, tokens.targetologist)
+    assert_shows_the_marts(page, tokens.api.warehouse, tokens.targetologist)
+
+    # a stale source as the API reports it (AmoCRM's last attempt failed): badge and sentence
+    def amocrm_failed(route) -> None:
+        response = route.fetch()
+        body = response.json()
+        for source in body["freshness"]["sources"]:
+            if source["source"] == "amocrm":
+                source.update(
+                    status="error", stale=True, error="AmoCRM answered 402 Payment Required"
+                )
+        body["freshness"]["stale"] = ["amocrm"]
+        route.fulfill(response=response, json=body)
+
+    page.route("**/api/traffic-dashboard/targetologist-daily?*", amocrm_failed)
+    page.click("[data-testid=apply]")
+    page.wait_for_selector("[data-testid=freshness-item][data-source=amocrm][data-stale=true]")
+    amocrm = page.locator("[data-testid=freshness-item][data-source=amocrm]")
+    assert amocrm.locator("[data-testid=freshness-badge]").inner_text().lower() == "stale"
+    assert "402 Payment Required" in amocrm.locator("[data-testid=freshness-error]").inner_text()
+    page.unroute("**/api/traffic-dashboard/targetologist-daily?*")
+
+    # a range the API refuses (422): its own sentence shown
+    page.fill("[data-testid=from]", "2020-01-01")
+    page.click("[data-testid=apply]")
+    page.wait_for_selector("#app[data-state=error]")
+    assert page.inner_text("[data-testid=error]").startswith("to: the range is")
 
     # a token the API refuses: said so, in one line
     page.click("[data-testid=token-forget]")
@@ -266,6 +255,6 @@ def test_given_tokens_when_a_month_is_picked_then_the_page_shows_the_marts(serve
     page.click("[data-testid=token-submit]")
     page.wait_for_selector("#app[data-state=error]")
     assert page.inner_text("[data-testid=error]").startswith("Token not accepted")
-    # the refused token's 401 is the only console error either page logged
-    assert errors == [] and [e for e in admin_errors if "401" not in e] == []
+    # the refused 422 and 401 are the only console errors either page logged
+    assert errors == [] and [e for e in admin_errors if not {"401", "422"} & set(e.split())] == []
     page.close()
