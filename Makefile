@@ -6,7 +6,7 @@ UV := .local/uv/bin/uv
 PYTHON := .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)/.local/dagster_home
 
-.PHONY: install demo ui run rebuild test dashboard-test vendor-charts bench lint diagnose health watchdog discover discover-apply clean stop
+.PHONY: install demo ui serve run rebuild test dashboard-test vendor-charts bench lint diagnose health watchdog discover discover-apply clean stop
 
 $(UV):
 	@mkdir -p .local
@@ -27,6 +27,10 @@ demo:
 
 ui: install
 	$(PYTHON) -m sandbox ui
+
+# the dashboard API and its charts page as dashboard_reader (API_HOST, API_PORT; see README)
+serve: install
+	@$(PYTHON) -m api serve
 
 run: install
 	$(PYTHON) refresh.py
@@ -51,7 +55,7 @@ bench: install
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy resources checks assets contract sandbox bench health refresh.py definitions.py
+	.venv/bin/mypy resources checks assets contract sandbox bench health api refresh.py definitions.py
 
 stop:
 	-$(PYTHON) -m resources.embedded_pg stop

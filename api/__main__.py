@@ -18,6 +18,7 @@ import secrets
 import sys
 from datetime import timedelta
 
+import dagster as dg
 from dotenv import dotenv_values
 from sqlalchemy.exc import DBAPIError
 from tabulate import tabulate
@@ -64,9 +65,10 @@ def serve(host: str, port: int, user_set_warehouse: bool) -> int:
         owner.configure_dashboard_role(password)
         url = as_reader(owner.url, password)
     _check_reader(url)
-    app = create_app(ApiSettings(reader_url=url), health=_health_probe(url))
-    print(f"dashboard API on http://{host}:{port}/ (docs at /docs, charts at /dashboard)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    with dg.DagsterInstance.get() as instance:  # DAGSTER_HOME: whose daemon the health judges
+        app = create_app(ApiSettings(reader_url=url), instance)
+        print(f"dashboard API on http://{host}:{port}/ (docs at /docs, charts at /dashboard)")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0
 
 
@@ -88,21 +90,6 @@ def _check_reader(url: str) -> None:
             "api: the warehouse has no dashboard API schema yet; run `make run` once so its "
             "migrations are applied.",
         )
-
-
-def _health_probe(url: str):  # -> api.app.HealthProbe | None
-    try:
-        from health.probe import probe
-    except ImportError:
-        return None
-    import dagster as dg
-
-    def check() -> tuple[bool, list[str]]:
-        with dg.DagsterInstance.get() as instance:
-            result = probe(instance, url)
-        return result.healthy, result.problems
-
-    return check
 
 
 def token(args: argparse.Namespace) -> int:

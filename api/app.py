@@ -8,34 +8,36 @@ token; PostgreSQL resolves it and row-level security limits the rows to what it 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
+import dagster as dg
 import psycopg
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 
-from api import models, params
+from api import dashboard, models, params
 from api.freshness import freshness
 from api.reader import Reader, Scope, Session
 from api.settings import SERVICE, ApiSettings
 from checks import diagnostics as checks
+from health.probe import probe
 
 DASHBOARD = "/api/traffic-dashboard"
-HealthProbe = Callable[[], tuple[bool, list[str]]]
 
 
-def create_app(settings: ApiSettings, health: HealthProbe | None = None) -> FastAPI:
+def create_app(settings: ApiSettings, instance: dg.DagsterInstance | None = None) -> FastAPI:
+    """`instance`: the Dagster instance whose daemon and runs the health endpoint judges."""
     app = FastAPI(title="Traffic dashboard API", description=__doc__, version="1.0")
     app.state.reader = Reader(settings.reader_url)
-    app.state.health = health
+    app.state.settings = settings
+    app.state.instance = instance
     _error_handlers(app)
     app.middleware("http")(_no_store)
     app.include_router(router)
-    _include_dashboard(app)
+    app.include_router(dashboard.router)
     return app
 
 
@@ -136,30 +138,13 @@ def diagnostics(s: Db) -> models.Diagnostics:
 @router.get("/api/admin/diagnostics", dependencies=_allow(),
             responses={503: {"model": models.Health}})  # fmt: skip
 def health_check(request: Request) -> JSONResponse:
-    """Health for monitors, no token needed: 200 healthy, 503 unhealthy with one line per
-    problem."""
-    probe = request.app.state.health
-    healthy, problems = probe() if probe else _freshness_health(request.app.state.reader)
-    body = models.Health(status="healthy" if healthy else "unhealthy", service=SERVICE,
-                         timestamp=datetime.now(UTC), problems=problems)  # fmt: skip
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if healthy else 503)
-
-
-def _include_dashboard(app: FastAPI) -> None:
-    try:
-        from api.dashboard import router
-    except ImportError:  # the page is optional for the API
-        return
-    app.include_router(router)
-
-
-def _freshness_health(reader: Reader) -> tuple[bool, list[str]]:
-    with reader.anonymous() as s:
-        block = freshness(s.rows("freshness"))
-    problems = [f"{src['source']}: stale since {src['as_of'] or 'never loaded'}"
-                + (f" ({src['error']})" if src["error"] else "")
-                for src in block["sources"] if src["stale"]]  # fmt: skip
-    return not problems, problems
+    """Health for monitors, no token needed: the probe of `make health` (daemon heartbeats,
+    stuck runs, stale sources); 200 healthy, 503 unhealthy with one line per problem."""
+    state = request.app.state
+    report = probe(state.instance, state.settings.reader_url)
+    body = models.Health(status="healthy" if report.healthy else "unhealthy", service=SERVICE,
+                         timestamp=report.checked_at, problems=report.problems)  # fmt: skip
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if report.healthy else 503)
 
 
 def _bearer(authorization: str | None) -> str:

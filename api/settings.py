@@ -20,7 +20,6 @@ SERVICE = "integrations-diagnostics"  # the old health endpoint's service name; 
 @dataclass(frozen=True)
 class ApiSettings:
     reader_url: str  # a connection as dashboard_reader: marts only, under row-level security
-    dagster_home: str | None = None  # for the health probe's daemon and run checks
 
 
 def reader_url(warehouse_url: str) -> str:

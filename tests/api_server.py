@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import dagster as dg
 import httpx
 import uvicorn
 
 from api.access import issue_token
-from api.app import HealthProbe, create_app
+from api.app import create_app
 from api.settings import ApiSettings, as_reader
 from resources.warehouse import WarehouseResource
 
@@ -40,11 +41,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve(warehouse: WarehouseResource, health: HealthProbe | None = None) -> Iterator[Served]:
+def serve(
+    warehouse: WarehouseResource, instance: dg.DagsterInstance | None = None
+) -> Iterator[Served]:
     warehouse.configure_dashboard_role(READER_PASSWORD)
     settings = ApiSettings(reader_url=as_reader(warehouse.url, READER_PASSWORD))
     port = _free_port()
-    config = uvicorn.Config(create_app(settings, health), host="127.0.0.1", port=port,
+    config = uvicorn.Config(create_app(settings, instance), host="127.0.0.1", port=port,
                             log_level="warning")  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
