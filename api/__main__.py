@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import sys
 from datetime import timedelta
 
@@ -65,6 +66,9 @@ def serve(host: str, port: int, user_set_warehouse: bool) -> int:
         owner.configure_dashboard_role(password)
         url = as_reader(owner.url, password)
     _check_reader(url)
+    # uvicorn re-raises SIGTERM once it has shut down: as an exit, so the embedded server the
+    # command started is stopped on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with dg.DagsterInstance.get() as instance:  # DAGSTER_HOME: whose daemon the health judges
         app = create_app(ApiSettings(reader_url=url), instance)
         print(f"dashboard API on http://{host}:{port}/ (docs at /docs, charts at /dashboard)")
