@@ -9,8 +9,11 @@ import html
 from functools import cache
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse
+
+from resources.errors import ConfigError
+from resources.settings import reporting_tz
 
 STATIC = Path(__file__).resolve().parent / "static"
 # what the page may load: its own files and the API, nothing inline, nothing from elsewhere
@@ -44,15 +47,17 @@ def _reporting_tz(request: Request) -> str:
     name = getattr(settings, "reporting_tz", None)
     if isinstance(name, str) and name:
         return name
-    from resources.settings import reporting_tz
-
     return reporting_tz()
 
 
 @router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
-def dashboard_page(request: Request) -> HTMLResponse:
+def dashboard_page(request: Request) -> Response:
     """The page; its default date range ends today in the reporting zone."""
-    page = _page_template().replace("{{REPORTING_TZ}}", html.escape(_reporting_tz(request)))
+    try:
+        tz = _reporting_tz(request)
+    except ConfigError as exc:  # a wrong REPORTING_TZ: its one sentence, not a stack trace
+        return PlainTextResponse(str(exc), status_code=500)
+    page = _page_template().replace("{{REPORTING_TZ}}", html.escape(tz))
     return HTMLResponse(page, headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
 
 

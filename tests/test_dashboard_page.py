@@ -258,3 +258,43 @@ def test_given_tokens_when_a_month_is_picked_then_the_page_shows_the_marts(token
     # the refused 422 and 401 are the only console errors either page logged
     assert errors == [] and [e for e in admin_errors if not {"401", "422"} & set(e.split())] == []
     page.close()
+
+
+def test_given_the_router_then_page_and_own_files_only_with_a_strict_policy(monkeypatch):
+    import asyncio
+
+    import httpx
+    from fastapi import FastAPI, HTTPException
+
+    from api.dashboard import dashboard_static, router
+
+    app = FastAPI()
+    app.include_router(router)
+
+    def get(path: str) -> httpx.Response:
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://page") as client:
+                return await client.get(path)
+
+        return asyncio.run(go())
+
+    monkeypatch.setenv("REPORTING_TZ", "Asia/Tashkent")
+    page = get("/dashboard")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<meta name="reporting-tz" content="Asia/Tashkent">' in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert "http" not in page.text  # nothing from another origin
+    library = get("/dashboard/static/vendor/chart.umd.min.js")
+    assert library.status_code == 200 and library.text.startswith("/*!\n * Chart.js v4.6.1")
+    assert "sourceMappingURL" not in library.text
+    assert get("/dashboard/static/vendor/chart.js.LICENSE.md").status_code == 200
+    for path in ("dashboard.html", "vendor/SHA256SUMS", "../dashboard.py", "%2e%2e/dashboard.py",
+                 "..%2fvendor_charts.sh", "nothing.js"):  # fmt: skip
+        assert get(f"/dashboard/static/{path}").status_code == 404, path
+    for path in ("../dashboard.py", "../../pyproject.toml", "/etc/passwd", "vendor/../../app.py"):
+        with pytest.raises(HTTPException):  # however the URL was spelled on the way in
+            dashboard_static(path)
+    monkeypatch.setenv("REPORTING_TZ", "Mars/Olympus")
+    wrong = get("/dashboard")
+    assert wrong.status_code == 500 and wrong.text.startswith("REPORTING_TZ='Mars/Olympus'")
