@@ -10,9 +10,10 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from sqlalchemy import create_engine
 
+from resources.embedded_pg import sqlalchemy_uri
 from resources.sql_files import load_sql
-from resources.warehouse import WarehouseResource
 
 
 @dataclass(frozen=True)
@@ -36,22 +37,22 @@ class Session:
 
 
 class Reader:
-    def __init__(self, url: str) -> None:
-        self.warehouse = WarehouseResource(url=url)
+    def __init__(self, url: str, pool_size: int = 8) -> None:
+        # no pre-ping: a request's latency is a few round trips, and a connection the server
+        # dropped fails that one request (503) and leaves the pool
+        self.engine = create_engine(sqlalchemy_uri(url, "psycopg"), pool_size=pool_size)
 
     @contextmanager
     def session(self, token: str) -> Iterator[Session]:
-        with self.warehouse.connection() as conn:
-            # transaction-local: the pooled connection forgets the token at commit
-            conn.execute("SELECT set_config('dashboard.token', %s, true)", (token,))
-            found = conn.execute(
-                "SELECT bool_or(is_admin), min(targetologist) FROM marts.dashboard_scope()"
-            ).fetchone()
+        with self.engine.begin() as outer:
+            conn = outer.connection.driver_connection
+            assert isinstance(conn, psycopg.Connection)
+            with conn.pipeline():  # one round trip for the token and its scope
+                # transaction-local: the pooled connection forgets the token at commit
+                conn.execute("SELECT set_config('dashboard.token', %s, true)", (token,))
+                scope_query = conn.execute(
+                    "SELECT bool_or(is_admin), min(targetologist) FROM marts.dashboard_scope()"
+                )
+            found = scope_query.fetchone()
             scope = None if found is None or found[0] is None else Scope(found[0], found[1])
             yield Session(conn, scope)
-
-    @contextmanager
-    def anonymous(self) -> Iterator[Session]:
-        """No token: what dashboard_reader may read without one (source freshness)."""
-        with self.warehouse.connection() as conn:
-            yield Session(conn, None)

@@ -1,7 +1,7 @@
 """`make bench`: speed and memory of the load paths, each with a baseline run in the same process.
 
 Figures, not pass/fail: tests check correctness, this prints rows/s, requests/s and ratios.
-`python -m bench --only supabase|amocrm|facebook|models` runs one.
+`python -m bench --only supabase|amocrm|facebook|models|api` runs one.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench import amocrm_load, facebook_backfill, models_rebuild, supabase_load
+from bench import amocrm_load, api_latency, facebook_backfill, models_rebuild, supabase_load
 from resources import embedded_pg
 
 PGDATA = Path(__file__).resolve().parent.parent / ".local" / "bench-pgdata"
@@ -20,6 +20,7 @@ BENCHES = {
     "amocrm": (amocrm_load.run, amocrm_load.HEADERS),
     "facebook": (facebook_backfill.run, facebook_backfill.HEADERS),
     "models": (models_rebuild.run, models_rebuild.HEADERS),
+    "api": (api_latency.run, api_latency.HEADERS),
 }
 
 

@@ -1,0 +1,182 @@
+"""The dashboard API's latency at a school's scale: 1M leads and 100k sales over two years,
+built into the marts by the real models, then every endpoint over HTTP (the API in its own
+process, as dashboard_reader) and the same SQL alone in this process, as the baseline.
+
+The sandbox cannot grow to this scale yet, so core is filled by SQL here; the marts the API
+reads are built from it by the project's own model files.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from api.access import issue_token
+from api.reader import Reader
+from api.settings import as_reader
+from bench.facebook_backfill import fresh_warehouse
+from resources.settings import model_params
+from resources.sql_files import load_sql
+from resources.warehouse import WarehouseResource
+
+LEADS, SALES, ADS, DAYS = 1_000_000, 100_000, 120, 730
+TARGETOLOGISTS = 12
+REQUESTS, WARMUP = 300, 30
+RANGE = {"from": "2026-10-01", "to": "2026-10-30"}  # the page's default: a month
+PASSWORD = "bench-reader"
+HEADERS = ["API at 1M leads / 100k sales", "token", "HTTP p50 ms", "HTTP p95 ms",
+           "session p95 ms", "SQL p95 ms", "HTTP × session", "target p95"]  # fmt: skip
+# endpoint → (the SQL file it runs, extra parameters)
+ENDPOINTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "/api/traffic-dashboard/leads/total": ("leads_total", {}),
+    "/api/traffic-dashboard/leads/by-funnel": ("leads_by_funnel", {"funnel": None}),
+    "/api/traffic-dashboard/sales/total": ("sales_total", {"funnel": None}),
+    "/api/traffic-dashboard/targetologist-daily": ("targetologist_daily", {}),
+}
+MARTS = ("marts.leads_by_targetologist", "marts.sales_by_targetologist",
+         "marts.targetologist_daily", "marts.source_freshness")  # fmt: skip
+
+FILL_CORE = """
+INSERT INTO core.leads (lead_key, source, source_id, funnel, is_test, created_at, report_day,
+                        synced_to_amocrm, targetologist)
+SELECT 'landing:' || g, 'landing', g::text, f.funnel, f.funnel = 'prooftest',
+       d.day::timestamptz, d.day, g %% 3 = 0, 't' || lpad((g %% %(who)s)::text, 2, '0')
+FROM generate_series(1, %(leads)s) g
+CROSS JOIN LATERAL (SELECT (ARRAY['express', 'flagship', 'tripwire', 'prooftest'])[1 + g %% 4]
+                    AS funnel) f
+CROSS JOIN LATERAL (SELECT DATE '2024-11-01' + (g %% %(days)s) AS day) d;
+INSERT INTO core.sales (sale_key, source, funnel, sold_at, report_day, amount, currency,
+                        webhook_rows, pipeline_mismatch, tracked, targetologist)
+SELECT 'sale:' || g, 'webhook', (ARRAY['express', 'flagship', 'tripwire'])[1 + g %% 3],
+       d.day::timestamptz, d.day, 10000 + g %% 5000, 'KZT', 1, false, true,
+       't' || lpad((g %% %(who)s)::text, 2, '0')
+FROM generate_series(1, %(sales)s) g
+CROSS JOIN LATERAL (SELECT DATE '2024-11-01' + (g %% %(days)s) AS day) d;
+INSERT INTO core.ad_spend_daily (ad_id, date, account_id, currency, spend, spend_reporting,
+                                 impressions, clicks, fb_leads, targetologist)
+SELECT 'ad' || a, DATE '2024-11-01' + d, 'act_1', 'KZT', 5000, 5000, 2000, 40, 3,
+       't' || lpad((a %% %(who)s)::text, 2, '0')
+FROM generate_series(1, %(ads)s) a, generate_series(0, %(days)s - 1) d;
+INSERT INTO ops.source_attempts (source, entity, succeeded, error, run_id)
+SELECT s, 'all', true, NULL, 'bench'
+FROM unnest(ARRAY['amocrm', 'facebook', 'supabase_main', 'supabase_tripwire',
+                  'supabase_traffic']) s;
+ANALYZE core.leads, core.sales, core.ad_spend_daily;
+"""
+
+
+def _fill(warehouse: WarehouseResource) -> float:
+    started = time.perf_counter()
+    sizes = {"leads": LEADS, "sales": SALES, "ads": ADS, "days": DAYS, "who": TARGETOLOGISTS}
+    with warehouse.connection() as conn:
+        for statement in filter(str.strip, FILL_CORE.split(";\n")):
+            conn.execute(statement.encode(), sizes if "%(" in statement else None)
+    for table in MARTS:
+        warehouse.run_model(table, model_params(warehouse, table))
+    with warehouse.connection() as conn:
+        conn.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+def _serve(url: str, port: int) -> None:  # in its own process: the client must not share a GIL
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import ApiSettings
+
+    uvicorn.run(create_app(ApiSettings(reader_url=url)), host="127.0.0.1", port=port,
+                log_level="error")  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _percentiles(call: Callable[[], object]) -> tuple[float, float]:
+    for _ in range(WARMUP):
+        call()
+    samples = []
+    for _ in range(REQUESTS):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    cuts = statistics.quantiles(samples, n=100)
+    return statistics.median(samples), cuts[94]
+
+
+def _session_p95(reader: Reader, token: str, query: str, extra: dict[str, Any]) -> float:
+    """What one request asks of PostgreSQL, from this process: token, scope, rows, freshness."""
+    params = {**RANGE, "targetologist": None, **extra}
+
+    def once() -> None:
+        with reader.session(token) as s:
+            s.rows(query, params)
+            s.rows("freshness")
+
+    return _percentiles(once)[1]
+
+
+def _sql_p95(reader: Reader, token: str, query: str, extra: dict[str, Any]) -> float:
+    """The SQL alone: the server's planning plus execution time of the query (EXPLAIN ANALYZE)."""
+    params = {**RANGE, "targetologist": None, **extra}
+    statement = ("EXPLAIN (ANALYZE, FORMAT JSON) " + load_sql(f"api/{query}")).encode()
+    samples = []
+    with reader.session(token) as s:
+        for _ in range(REQUESTS):
+            plan = s.conn.execute(statement, params).fetchone()[0][0]  # type: ignore[index]
+            samples.append(plan["Planning Time"] + plan["Execution Time"])
+    return statistics.quantiles(samples, n=100)[94]
+
+
+def run(server: str) -> list[list[Any]]:
+    from resources import embedded_pg
+
+    warehouse = fresh_warehouse(server, "bench_api")
+    fill_seconds = _fill(warehouse)
+    warehouse.configure_dashboard_role(PASSWORD)
+    url = as_reader(warehouse.url, PASSWORD)
+    tokens = {"admin": issue_token(warehouse, targetologist=None).token,
+              "targetologist": issue_token(warehouse, targetologist="t03").token}  # fmt: skip
+    port = _free_port()
+    api = multiprocessing.get_context("spawn").Process(target=_serve, args=(url, port))
+    api.start()
+    rows = []
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            _wait_until_up(client)
+            reader = Reader(url)
+            for path, (query, extra) in ENDPOINTS.items():
+                for who, token in tokens.items():
+                    headers = {"Authorization": f"Bearer {token}"}
+                    p50, p95 = _percentiles(
+                        lambda: client.get(path, params=RANGE, headers=headers).raise_for_status()  # noqa: B023
+                    )
+                    session = _session_p95(reader, token, query, extra)
+                    sql_p95 = _sql_p95(reader, token, query, extra)
+                    rows.append([path.rsplit("/api/", 1)[1], who, p50, p95, session, sql_p95,
+                                 p95 / session, "≤ 10 (SQL ≤ 5)"])  # fmt: skip
+    finally:
+        api.terminate()
+        api.join(10)
+        embedded_pg.drop_database(server, "bench_api")
+    rows.append([f"(core filled and marts built in {fill_seconds:.1f} s)", *[""] * 7])
+    return rows
+
+
+def _wait_until_up(client: httpx.Client) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            client.get("/openapi.json")
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("the API did not start within 60 s")
