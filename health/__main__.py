@@ -39,16 +39,20 @@ def check(args: argparse.Namespace) -> int:
 
 
 def watch(args: argparse.Namespace) -> int:
-    from health.watchdog import state_file, watch
+    from health.watchdog import exclusive, state_file, watch
     from resources.telegram import TelegramResource
 
     try:
         path = state_file()
-        report = probe_environment()
-        if report.misconfigured:
-            print_report(report, args.json)
-            return 2
-        result = watch(report, path, TelegramResource())
+        with exclusive(path) as alone:
+            if not alone:
+                print("another watchdog is running: nothing done")
+                return 0
+            report = probe_environment()
+            if report.misconfigured:
+                print_report(report, args.json)
+                return 2
+            result = watch(report, path, TelegramResource())
     except ConfigError as exc:
         print(exc.message, file=sys.stderr)
         return 2

@@ -206,10 +206,11 @@ def run_problems(instance: dg.DagsterInstance, now: datetime, bounds: Bounds) ->
             usual[key] = usual_duration(instance, run.job_name, source)
         typical, learned = usual[key]
         limit = max(RUN_BOUND_FLOOR, typical * bounds.run_factor)
-        started = run.status == dg.DagsterRunStatus.STARTED and record.start_time
+        # queued: since it was submitted; otherwise since its process started (when it did)
+        queued = run.status == dg.DagsterRunStatus.QUEUED
         since = (
             datetime.fromtimestamp(record.start_time, UTC)
-            if started and record.start_time
+            if record.start_time and not queued
             else _aware(record.create_timestamp)
         )
         age = now - since
@@ -356,11 +357,13 @@ def _short(text: str) -> str:
 
 
 def _duration(delta: timedelta) -> str:
-    """A human span: 45 s, 4 min, 3 h 10 min, 2 d 5 h."""
+    """A human span: 45 s, 2 min 5 s, 14 min, 3 h 10 min, 2 d 5 h."""
     seconds = max(0, int(delta.total_seconds()))
     if seconds < 120:
         return f"{seconds} s"
     minutes = seconds // 60
+    if minutes < 10:  # near a bound of minutes, "2 min" alone would hide which side it is on
+        return f"{minutes} min" + (f" {seconds % 60} s" if seconds % 60 else "")
     if minutes < 120:
         return f"{minutes} min"
     hours, minutes = divmod(minutes, 60)

@@ -16,9 +16,12 @@ all are gone (recovered). A problem that only changes its wording (its age) send
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -54,6 +57,23 @@ def state_file() -> Path:
             "remembers what it last announced).",
         )
     return Path(home) / STATE_FILE_NAME
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[bool]:
+    """True when this is the only watchdog on `path` now (a slow run and the next cron tick
+    must not both announce the same change); False when another one holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(path.name + ".lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def watch(report: HealthReport, path: Path, telegram: Sender) -> WatchResult:

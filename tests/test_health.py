@@ -29,8 +29,8 @@ import yaml
 
 from assets.sources import SOURCES
 from checks import diagnostics
-from health.probe import DEFAULT_HEARTBEAT_BOUND, NO_INSTANCE, RUN_BOUND_FLOOR, probe
-from health.watchdog import watch
+from health.probe import DEFAULT_HEARTBEAT_BOUND, NO_INSTANCE, RUN_BOUND_FLOOR, HealthReport, probe
+from health.watchdog import exclusive, watch
 from resources import embedded_pg
 from resources.settings import SOURCE_STALE_WARNING
 from resources.telegram import TelegramResource
@@ -288,3 +288,41 @@ def test_deploy_files_load_and_run_the_watchdog_and_probes() -> None:
     service = (deploy / "systemd" / "traffic-warehouse-watchdog.service").read_text()
     assert "ExecStart=@REPO@/.venv/bin/python -m health watch" in service
     assert "-m health watch" in (deploy / "cron" / "traffic-warehouse-watchdog.cron").read_text()
+
+
+def test_given_a_sequence_of_states_then_the_watchdog_announces_each_change_once(
+    tmp_path: Path,
+) -> None:
+    """The dedup rule on its own (a list stands in for Telegram): a new problem is announced, a
+    problem's changing age or a resolved one is not, recovery once; two watchdogs exclude."""
+
+    class Sent(list):
+        def send(self, text: str) -> None:
+            self.append(text)
+
+    def report(*problems: tuple[str, str]) -> HealthReport:
+        return HealthReport(
+            healthy=not problems,
+            problems=[text for _, text in problems],
+            checked_at=datetime.now(UTC),
+            keys=[key for key, _ in problems],
+        )
+
+    daemon, stale = ("daemon", "Dagster daemon: no heartbeat"), ("source:facebook", "Source …")
+    sent, path = Sent(), tmp_path / "state" / "watchdog.json"
+    states = [
+        (report(), 0),  # first run, healthy: nothing to recover from
+        (report(daemon), 1),
+        (report(("daemon", "Dagster daemon: no heartbeat, later")), 1),
+        (report(daemon, stale), 2),  # a new problem while unhealthy
+        (report(stale), 2),
+        (report(), 3),  # recovered
+        (report(), 3),
+    ]
+    for state, expected in states:
+        watch(state, path, sent)
+        assert len(sent) == expected, (state.keys, sent)
+    assert sent[1].startswith("🛑") and "🆕 Source …" in sent[1] and "• Dagster" in sent[1]
+    assert sent[2].startswith("✅")
+    with exclusive(path) as first, exclusive(path) as second:
+        assert first and not second
