@@ -24,6 +24,7 @@ from api.reader import Reader, Scope, Session
 from api.settings import SERVICE, ApiSettings
 from checks import diagnostics as checks
 from health.probe import probe
+from resources.errors import ConfigError
 
 DASHBOARD = "/api/traffic-dashboard"
 
@@ -220,6 +221,10 @@ def _error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
         return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, 422)
+
+    @app.exception_handler(ConfigError)
+    async def misconfigured(_: Request, exc: ConfigError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, 503)  # e.g. a wrong REPORTING_TZ
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(DBAPIError)

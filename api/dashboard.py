@@ -56,7 +56,7 @@ def dashboard_page(request: Request) -> Response:
     try:
         tz = _reporting_tz(request)
     except ConfigError as exc:  # a wrong REPORTING_TZ: its one sentence, not a stack trace
-        return PlainTextResponse(str(exc), status_code=500)
+        return PlainTextResponse(str(exc), status_code=503)
     page = _page_template().replace("{{REPORTING_TZ}}", html.escape(tz))
     return HTMLResponse(page, headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
 

@@ -199,6 +199,13 @@ def test_given_bad_parameters_then_422_naming_the_parameter(api, params, detail)
     assert detail in response.json()["detail"]
 
 
+def test_given_a_wrong_reporting_zone_then_503_with_its_sentence(api, monkeypatch):
+    monkeypatch.setenv("REPORTING_TZ", "Mars/Olympus")  # the default range is "today" there
+    response = api.get(LEADS, api.token())
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("REPORTING_TZ='Mars/Olympus' is not a time zone")
+
+
 def test_given_hostile_but_well_formed_values_then_no_rows_and_nothing_broken(api, span):
     admin = api.token()
     for hostile in ("x' OR '1'='1", "Robert'); DROP TABLE marts.leads_total;--", "<script>",

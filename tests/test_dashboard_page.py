@@ -297,4 +297,4 @@ def test_given_the_router_then_page_and_own_files_only_with_a_strict_policy(monk
             dashboard_static(path)
     monkeypatch.setenv("REPORTING_TZ", "Mars/Olympus")
     wrong = get("/dashboard")
-    assert wrong.status_code == 500 and wrong.text.startswith("REPORTING_TZ='Mars/Olympus'")
+    assert wrong.status_code == 503 and wrong.text.startswith("REPORTING_TZ='Mars/Olympus'")
