@@ -59,7 +59,7 @@ with dg.DagsterInstance.get() as instance:
 
 
 @pytest.fixture
-def home(pg_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(pg_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A DAGSTER_HOME with the project's dagster.yaml over a Dagster database of this test's own
     (no earlier test's runs or heartbeats)."""
     embedded_pg.drop_database(pg_server, "dagster_health")
@@ -69,7 +69,8 @@ def home(pg_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     monkeypatch.setenv("HEALTH_STATE_FILE", str(tmp_path / "watchdog.json"))
     shutil.copyfile(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
-    return tmp_path
+    yield tmp_path
+    embedded_pg.drop_database(pg_server, "dagster_health")
 
 
 @pytest.fixture
