@@ -62,6 +62,7 @@ DAEMON_NAMES = {
 START_DAEMON = "start it with `make ui` or the service (deploy/)"
 NO_INSTANCE = "Dagster instance: not configured (set DAGSTER_HOME)"
 MAX_DETAIL = 200
+SECRET_SUFFIXES = ("_TOKEN", "_SECRET", "_KEY", "_PASSWORD")
 
 
 @dataclass(frozen=True)
@@ -216,11 +217,8 @@ def run_problems(instance: dg.DagsterInstance, now: datetime, bounds: Bounds) ->
         age = now - since
         if age <= limit:
             continue
-        basis = (
-            f"{bounds.run_factor:g} × its usual {_duration(typical)}"
-            if learned
-            else f"no successful run to learn from yet, {_duration(limit)} assumed"
-        )
+        usual_text = "its usual" if learned else "an assumed (no successful run yet)"
+        basis = f"{bounds.run_factor:g} × {usual_text} {_duration(typical)}"
         hint = (
             "its process may be gone: terminate it in the UI (Runs) so the source's queue moves"
             if run.status != dg.DagsterRunStatus.QUEUED
@@ -291,15 +289,15 @@ def source_problems(warehouse_url: str, now: datetime, bounds: Bounds) -> list[P
 
 
 def redact(text: str) -> str:
-    """Secrets never leave the probe, whatever an exception's message carried."""
-    for name in ("TELEGRAM_BOT_TOKEN",):
-        secret = os.environ.get(name, "").strip()
-        if len(secret) >= 6:
-            text = text.replace(secret, "***")
-    for name in ("WAREHOUSE_URL", "DAGSTER_PG_URL"):
-        password = _password(os.environ.get(name, ""))
-        if password:
-            text = text.replace(password, "***")
+    """Secrets never leave the probe, whatever an exception's message carried: the value of
+    every *_TOKEN, *_SECRET, *_KEY and *_PASSWORD variable, and the databases' passwords."""
+    secrets = [
+        value.strip() for name, value in os.environ.items() if name.endswith(SECRET_SUFFIXES)
+    ]
+    secrets += [_password(os.environ.get(name, "")) for name in ("WAREHOUSE_URL", "DAGSTER_PG_URL")]
+    # shorter values would mangle ordinary words; such a secret is weak anyway
+    for secret in sorted((x for x in secrets if len(x) >= 6), key=len, reverse=True):
+        text = text.replace(secret, "***")
     return text
 
 

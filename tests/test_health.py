@@ -29,7 +29,14 @@ import yaml
 
 from assets.sources import SOURCES
 from checks import diagnostics
-from health.probe import DEFAULT_HEARTBEAT_BOUND, NO_INSTANCE, RUN_BOUND_FLOOR, HealthReport, probe
+from health.probe import (
+    DEFAULT_HEARTBEAT_BOUND,
+    NO_INSTANCE,
+    RUN_BOUND_FLOOR,
+    HealthReport,
+    probe,
+    redact,
+)
 from health.watchdog import exclusive, watch
 from resources import embedded_pg
 from resources.settings import SOURCE_STALE_WARNING
@@ -247,7 +254,7 @@ def test_given_run_process_killed_when_probed_later_then_run_named(
 
 
 def test_given_no_instance_and_sources_quiet_then_each_problem_named_without_raising(
-    warehouse: WarehouseResource,
+    warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     given_every_source_loaded_just_now(warehouse)
     warehouse.record_attempt("amocrm", "leads", error="AmoCRM: 402 Payment Required")
@@ -266,6 +273,8 @@ def test_given_no_instance_and_sources_quiet_then_each_problem_named_without_rai
     assert report.as_dict()["status"] == "error"
     unreachable = probe(None, "postgresql://nobody@/nowhere?host=/nonexistent")
     assert any(p.startswith("Warehouse: cannot read it") for p in unreachable.problems)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:secret-token")
+    assert redact("refused for bot123456:secret-token") == "refused for bot***"
 
 
 def test_deploy_files_load_and_run_the_watchdog_and_probes() -> None:
