@@ -38,6 +38,10 @@ run: install
 rebuild: install
 	$(PYTHON) refresh.py --full-rebuild
 
+# make backfill SOURCE=facebook FROM=2026-09-01 [TO=2026-10-30] | SOURCE=amocrm FROM=... | ALL=1
+backfill: install
+	$(PYTHON) -m assets.backfill $(SOURCE) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(if $(ALL),--all)
+
 test: install
 	$(PYTHON) -m pytest
 

@@ -6,6 +6,7 @@ import dagster as dg
 from assets.jobs import (
     automation_sensor,
     daily_facebook_restatement,
+    facebook_backfill_job,
     facebook_restatement_job,
     full_rebuild_job,
     hourly_refresh,
@@ -41,7 +42,13 @@ resources = {
 defs = dg.Definitions(
     assets=[*raw_assets, *model_assets],
     asset_checks=[*diagnostic_checks, *quality_checks, *schema_drift_checks],
-    jobs=[*source_jobs, models_job, full_rebuild_job, facebook_restatement_job],
+    jobs=[
+        *source_jobs,
+        models_job,
+        full_rebuild_job,
+        facebook_restatement_job,
+        facebook_backfill_job,
+    ],
     schedules=[hourly_refresh, daily_facebook_restatement],
     sensors=[automation_sensor, integration_alerts],
     resources=resources,

@@ -46,14 +46,17 @@ def prepare_environment() -> None:
 
 def run_all(instance: dg.DagsterInstance) -> dict[str, bool]:
     """Each source job, then the model rebuild; {job name: succeeded}."""
-    from assets.jobs import SOURCES, models_job, source_job_name
+    from assets.jobs import SOURCES, job_run_config, job_run_tags, models_job, source_job_name
     from definitions import defs
 
     outcome = {}
     for name in [*(source_job_name(s) for s in SOURCES), models_job.name]:
         started = time.perf_counter()
         result = defs.resolve_job_def(name).execute_in_process(
-            instance=instance, raise_on_error=False, run_config=QUIET
+            instance=instance,
+            raise_on_error=False,
+            run_config={**QUIET, **job_run_config(name)},
+            tags=job_run_tags(name),
         )
         outcome[name] = result.success
         state = "ok" if result.success else "FAILED"

@@ -8,11 +8,14 @@ ones (bad key, missing variable, unpaid subscription) are not, because only a pe
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from datetime import date, datetime, time
+from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from resources.errors import SourceError
+from resources.settings import reporting_tz
 from resources.warehouse import WarehouseResource
 
 T = TypeVar("T")
@@ -20,6 +23,32 @@ OWNERS = ["team:data"]
 TRANSIENT_RETRY = dg.RetryPolicy(
     max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
+
+
+class ReloadConfig(dg.Config):
+    """Launchpad form of a re-load: re-read the source from a day (YYYY-MM-DD, midnight in the
+    reporting zone) or `all`, instead of from the cursor. Rows merge by key, so a re-load never
+    duplicates, the cursor never moves back, and the models rebuild only the days whose rows
+    changed (their `_loaded_at` moves). Empty: the usual incremental read."""
+
+    reload_from: str | None = None
+
+
+def reload_since(config: ReloadConfig, source: str) -> datetime | None | Literal["all"]:
+    """The instant a re-load starts at ("all": the whole source; None: no re-load)."""
+    value = (config.reload_from or "").strip()
+    if not value:
+        return None
+    if value.lower() == "all":
+        return "all"
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise SourceError(
+            source,
+            f"{source}: reload_from must be a day (YYYY-MM-DD) or 'all' (got {value!r}).",
+        ) from None
+    return datetime.combine(day, time(), ZoneInfo(reporting_tz()))
 
 
 def raw_spec(source: str, name: str, description: str) -> dg.AssetSpec:
@@ -52,13 +81,14 @@ def raw_asset(source: str, name: str, description: str, **extra: Any) -> Any:
     )
 
 
-def raw_multi_asset(source: str, name: str, specs: list[dg.AssetSpec]) -> Any:
+def raw_multi_asset(source: str, name: str, specs: list[dg.AssetSpec], **extra: Any) -> Any:
     """`@dg.multi_asset` for raw tables one vendor call fills together."""
     return dg.multi_asset(
         specs=specs,
         required_resource_keys={"warehouse", source},
         retry_policy=TRANSIENT_RETRY,
         name=name,
+        **extra,
     )
 
 

@@ -8,7 +8,10 @@ day replaces the old numbers and every re-run is safe; how much spend moved is w
 `ops.facebook_restatements` in the same transaction.
 """
 
+import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -21,9 +24,11 @@ from pydantic import BaseModel, ConfigDict
 
 from assets.contract import raw_asset, raw_multi_asset, raw_spec, run_source_step
 from assets.metadata import table_metadata
+from assets.progress import Progress
 from assets.records import from_unix, parse
 from resources.errors import SourceError
 from resources.facebook import AccountThrottled, FacebookClient, FacebookResource
+from resources.settings import DEFAULT_REPORTING_TZ
 from resources.warehouse import LoadResult, Rejected, TableSpec, WarehouseResource
 
 SOURCE = "facebook"
@@ -164,27 +169,104 @@ def _chunks(since: date, until: date, days: int) -> Iterator[tuple[date, date]]:
         start = end + timedelta(days=1)
 
 
-Window = Literal["hourly", "restatement"]
+# A partition key D is calendar day D in each ad account's own time zone, for every account:
+# that is the day Graph reports as `date_start` and the `date` raw_facebook.ad_insights_daily
+# and core.ad_spend_daily store, so one partition is the same rows whatever an account's zone
+# (the sandbox's act_103 lives in Europe/Moscow, the others in Asia/Almaty). The partitions'
+# own calendar, which only decides which day is the newest partition, is the reporting zone's,
+# with today included (end_offset=1). Graph keeps 37 months of insights: days older than that
+# are clamped away per account at run time (code 3018 otherwise), so a backfill reaching
+# further back loads what still exists.
+INSIGHTS_START = "2024-01-01"
+INSIGHTS_PARTITIONS = dg.DailyPartitionsDefinition(
+    start_date=INSIGHTS_START, timezone=DEFAULT_REPORTING_TZ, end_offset=1
+)
+# Ranges of up to this many days are read with sync requests; longer ones with async jobs.
+SYNC_MAX_DAYS = 2
+
+# partitions: exactly the run's partition days (a backfill from the UI or the CLI);
+# hourly / restatement: the schedules' windows, per account by Facebook's clock (the `Date`
+# header) in the account's zone: yesterday and today; the last 28 days and one more.
+Window = Literal["partitions", "hourly", "restatement"]
 
 
-def insights_window(
-    client: FacebookClient,
+@dataclass(frozen=True)
+class Plan:
+    """One account's days for this run: [since, until], of which the days up to
+    `resume_after` were already committed by an earlier attempt of the same run."""
+
+    since: date
+    until: date
+    use_async: bool
+    initial: bool
+    resume_after: date | None = None
+    adopted: tuple[date, date] | None = None  # a pre-partition cursor's days, reported once
+
+    @property
+    def days(self) -> int:
+        start = self.resume_after + timedelta(days=1) if self.resume_after else self.since
+        return max(0, (self.until - start).days + 1)
+
+    def chunks(self, chunk_days: int) -> list[tuple[date, date]]:
+        if self.days == 0:
+            return []
+        start = self.resume_after + timedelta(days=1) if self.resume_after else self.since
+        if not self.use_async:
+            return [(start, self.until)]
+        return list(_chunks(start, self.until, chunk_days))
+
+
+def plan_account(
+    today: date,
     config: FacebookResource,
-    account: AccountInfo,
-    first: bool,
     window: Window,
-) -> tuple[date, date, bool]:
-    """(since, until, use async jobs) for one account, in its own time zone."""
-    today = client.server_now().astimezone(ZoneInfo(account.timezone_name)).date()
-    if first:
+    cursor: dict[str, Any] | None,
+    run_days: tuple[date, date],
+    run_id: str,
+) -> Plan:
+    """What to load for one account whose own calendar says `today`.
+
+    An account never loaded (no cursor) gets its first `backfill_days` on the hourly run, as
+    before partitions; one whose first backfill stopped half-way continues it. A cursor from
+    before partitions ({"since", "until"}) counts as loaded: nothing is re-pulled, and its days
+    are reported as materialized partitions once. A retry of the same run (Dagster's step retry,
+    or a re-execution: same root run id) resumes after the last committed chunk.
+    """
+    initial = False
+    if window == "partitions":
+        since, until = run_days
+    elif cursor is None or (cursor.get("initial") and not cursor.get("complete")):
+        initial = True
         since = today - timedelta(days=config.backfill_days - 1)
+        if cursor is not None and cursor.get("since"):
+            since = date.fromisoformat(cursor["since"])
+        until = today
     elif window == "restatement":
         # Facebook may still change the 28 days before today; one more day back, because a
         # daily run comes up to a day after the last change of the window's oldest day
-        since = today - timedelta(days=config.restatement_days + 1)
+        since, until = today - timedelta(days=config.restatement_days + 1), today
     else:
-        return today - timedelta(days=1), today, False
-    return max(since, today - MAX_HISTORY), today, True
+        since, until = today - timedelta(days=1), today
+    since, until = max(since, today - MAX_HISTORY), min(until, today)
+    resume_after = None
+    unfinished = cursor and cursor.get("v") == 2 and not cursor.get("complete")
+    if unfinished and cursor and cursor.get("done_through"):
+        same_run = cursor.get("run") == run_id and cursor.get("window") == window
+        same_days = cursor.get("since") == since.isoformat()
+        if (same_run or initial) and same_days:
+            resume_after = date.fromisoformat(cursor["done_through"])
+    adopted = None
+    if cursor and cursor.get("v") != 2 and cursor.get("since") and cursor.get("until"):
+        adopted = (date.fromisoformat(cursor["since"]), date.fromisoformat(cursor["until"]))
+    return Plan(since, until, (until - since).days + 1 > SYNC_MAX_DAYS, initial, resume_after,
+                adopted)  # fmt: skip
+
+
+@dataclass
+class AccountLoad:
+    results: list[LoadResult] = field(default_factory=list)
+    days: set[date] = field(default_factory=set)  # days committed (or adopted) by this run
+    cursor: Any = None
 
 
 def sync_account_insights(
@@ -192,26 +274,60 @@ def sync_account_insights(
     client: FacebookClient,
     account: AccountInfo,
     window: Window,
-) -> LoadResult:
+    run_days: tuple[date, date] | None = None,
+    run_id: str = "",
+    progress: Progress | None = None,
+) -> AccountLoad:
+    """Load one account's days, one commit per chunk (an async job's range, or the sync
+    window): each chunk's rows and the account's cursor commit together, so an attempt that
+    stops (throttled beyond the breaker's patience, a crash) keeps what it loaded and a retry
+    resumes after it. A chunk is fetched whole before its load opens a transaction: the table's
+    load lock is held only for COPY and merge, never while an account waits on Facebook."""
     entity = f"insights:{account.id}"
-    first = warehouse.get_cursor(SOURCE, entity) is None
-    since, until, use_async = insights_window(client, client.config, account, first, window)
+    cursor = warehouse.get_cursor(SOURCE, entity)
+    today = client.server_now().astimezone(ZoneInfo(account.timezone_name)).date()
+    days = run_days or (today, today)
+    plan = plan_account(today, client.config, window, cursor, days, run_id)
+    out = AccountLoad(cursor=cursor)
+    if plan.adopted:
+        out.days.update(_days(*plan.adopted))
+    chunks = plan.chunks(client.config.chunk_days)
+    if progress is not None:
+        progress.expect(plan.days)
+    for start, end in chunks:
+        pages = (
+            client.insights_async(account.id, start, end)
+            if plan.use_async
+            else client.insights_sync(account.id, start, end)
+        )
+        rows = list(insight_rows(pages, account))
+        state = {
+            "v": 2, "window": window, "since": plan.since.isoformat(),
+            "until": plan.until.isoformat(), "run": run_id, "done_through": end.isoformat(),
+            "complete": end == plan.until, "initial": plan.initial,
+        }  # fmt: skip
+        result = warehouse.load(
+            INSIGHTS,
+            rows,
+            source=SOURCE,
+            entity=entity,
+            new_cursor=partial(_replace_cursor, state),
+            before_merge="ops/facebook_restatements",
+        )
+        out.results.append(result)
+        out.cursor = result.cursor_after
+        out.days.update(_days(start, end))
+        if progress is not None:
+            progress.advance((end - start).days + 1, result.rows_in)
+    return out
 
-    def pages() -> Iterator[list[dict[str, Any]]]:
-        if not use_async:
-            yield from client.insights_sync(account.id, since, until)
-            return
-        for start, end in _chunks(since, until, client.config.chunk_days):
-            yield from client.insights_async(account.id, start, end)
 
-    return warehouse.load(
-        INSIGHTS,
-        insight_rows(pages(), account),
-        source=SOURCE,
-        entity=entity,
-        new_cursor=lambda old: {"since": since.isoformat(), "until": until.isoformat()},
-        before_merge="ops/facebook_restatements",
-    )
+def _replace_cursor(new: dict[str, Any], old: Any) -> dict[str, Any]:
+    return new
+
+
+def _days(since: date, until: date) -> list[date]:
+    return [since + timedelta(days=d) for d in range((until - since).days + 1)]
 
 
 def load_account(warehouse: WarehouseResource, client: FacebookClient, account: str) -> AccountInfo:
@@ -224,34 +340,54 @@ def load_account(warehouse: WarehouseResource, client: FacebookClient, account: 
     return info
 
 
+# Accounts load side by side: one waiting out its breaker must not hold up the others.
+MAX_PARALLEL_ACCOUNTS = 8
+
+
 def per_account(
     accounts: list[str], step: Any, context: dg.AssetExecutionContext
 ) -> dict[str, Any]:
-    """Run `step(account)` for each account; a throttled account is skipped, the others go on.
+    """Run `step(account)` for every account at once, each in its own thread (each account has
+    its own breaker and waits only for itself); a throttled account is skipped, the others go on.
 
     A skipped account fails the asset at the end, after the other accounts' data is committed.
     Not as a transient error: a retry minutes later would meet the same breaker; the next
-    scheduled run picks the account up once Facebook's estimated time has passed.
+    scheduled run (or a retry of this one, which resumes after the committed days) picks the
+    account up once Facebook's estimated time has passed. Any other error fails the asset
+    once every account has stopped, so no account is cut off mid-chunk.
     """
-    results, throttled = {}, []
-    for account in accounts:
-        try:
-            results[account] = step(account)
-        except AccountThrottled as exc:
-            context.log.warning(f"{account}: circuit breaker open for {exc.seconds:.0f} s")
-            throttled.append(exc)
+    results: dict[str, Any] = {}
+    throttled: list[AccountThrottled] = []
+    errors: list[Exception] = []
+    workers = max(1, min(len(accounts), MAX_PARALLEL_ACCOUNTS))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facebook") as pool:
+        futures = {pool.submit(step, account): account for account in accounts}
+        for future in as_completed(futures):
+            account = futures[future]
+            try:
+                results[account] = future.result()
+            except AccountThrottled as exc:
+                context.log.warning(f"{account}: circuit breaker open for {exc.seconds:.0f} s")
+                throttled.append(exc)
+            except Exception as exc:  # re-raised below, after the other accounts finished
+                errors.append(exc)
+    if errors:
+        raise errors[0]
     if throttled:
-        names = ", ".join(f"{t.account} ({t.seconds / 60:.0f} min)" for t in throttled)
+        names = ", ".join(
+            f"{t.account} ({t.seconds / 60:.0f} min)" for t in sorted(throttled, key=str)
+        )
         raise SourceError(
             "Facebook",
             f"Facebook: rate limit reached for {names}; they load on a later run once Facebook's "
             "estimated time to regain access has passed. Other accounts loaded.",
         )
-    return results
+    return {a: results[a] for a in accounts if a in results}
 
 
 class InsightsConfig(dg.Config):
-    window: Window = "hourly"
+    # "partitions" for a backfill of the picked days; the schedules' jobs set the other two
+    window: Window = "partitions"
 
 
 INSIGHT_SPECS = [
@@ -260,9 +396,10 @@ INSIGHT_SPECS = [
         "ad_insights_daily",
         (
             "Facebook insights per ad per day (spend, impressions, clicks, leads) in each "
-            "account's currency and time zone. Hourly: yesterday and today; daily restatement: "
-            "the last 28 days and one more; first run: a backfill. Rows merge by (ad_id, date): "
-            "re-running is safe."
+            "account's currency and time zone, partitioned by day (the account's own calendar "
+            "day). Hourly: yesterday and today; daily restatement: the last 28 days and one "
+            "more; any range: a backfill from the partition picker, as one run. Rows merge by "
+            "(ad_id, date): re-running is safe, and moved spend is recorded."
         ),
     ),
     raw_spec(
@@ -273,45 +410,103 @@ INSIGHT_SPECS = [
 ]
 
 
-@raw_multi_asset(SOURCE, "raw_facebook_insights", INSIGHT_SPECS)
+def _run_days(context: dg.AssetExecutionContext) -> tuple[date, date]:
+    keys = context.partition_key_range
+    return date.fromisoformat(keys.start), date.fromisoformat(keys.end)
+
+
+def _report_other_days(
+    context: dg.AssetExecutionContext, days: set[date], run_days: tuple[date, date]
+) -> int:
+    """Days loaded outside the run's partitions (an account's first backfill, a window by
+    Facebook's clock, a pre-partition cursor adopted) are reported as materializations of
+    their partitions, so the partition picker shows what the table holds."""
+    valid = set(INSIGHTS_PARTITIONS.get_partition_keys())
+    others = sorted(
+        key
+        for key in (d.isoformat() for d in days if not run_days[0] <= d <= run_days[1])
+        if key in valid
+    )
+    for key in others:
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=INSIGHTS_KEY,
+                partition=key,
+                description="loaded outside the run's own partitions",
+            )
+        )
+    return len(others)
+
+
+INSIGHTS_KEY = dg.AssetKey(["raw_facebook", "ad_insights_daily"])
+
+
+@raw_multi_asset(
+    SOURCE,
+    "raw_facebook_insights",
+    INSIGHT_SPECS,
+    partitions_def=INSIGHTS_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
 def facebook_insights(
     context: dg.AssetExecutionContext, config: InsightsConfig
 ) -> Iterator[dg.MaterializeResult]:
     warehouse: WarehouseResource = context.resources.warehouse
     resource: FacebookResource = context.resources.facebook
     last_log = warehouse.fetch_all("SELECT coalesce(max(id), 0) FROM ops.facebook_restatements")
+    run_days = _run_days(context)
+    run_id = context.run.root_run_id or context.run.run_id
+    context.log.info(
+        f"Facebook insights: window {config.window}, partitions {run_days[0]}..{run_days[1]}"
+    )
+    loaded: dict[str, AccountLoad] = {}
 
     def step() -> dict[str, Any]:
         accounts = resource.accounts()
-        with resource.open() as client:
-            results = per_account(
-                accounts,
-                lambda a: sync_account_insights(
-                    warehouse, client, load_account(warehouse, client, a), config.window
-                ),
-                context,
-            )
+        progress = Progress(context.log.info, "Facebook insights", 0, "account-days")
+        with resource.open() as client, progress.running():
+
+            def one(account: str) -> AccountLoad:
+                info = load_account(warehouse, client, account)
+                loaded[account] = sync_account_insights(
+                    warehouse, client, info, config.window, run_days, run_id, progress
+                )
+                return loaded[account]
+
+            results = per_account(accounts, one, context)
+            every = [r for load in results.values() for r in load.results]
             return {
                 "window": config.window,
-                "rows_read": sum(r.rows_in for r in results.values()),
-                "rows_inserted": sum(r.inserted for r in results.values()),
-                "rows_updated": sum(r.updated for r in results.values()),
-                "rows_quarantined": sum(r.quarantined for r in results.values()),
+                "partitions": f"{run_days[0]}..{run_days[1]}",
+                "rows_read": sum(r.rows_in for r in every),
+                "rows_inserted": sum(r.inserted for r in every),
+                "rows_updated": sum(r.updated for r in every),
+                "rows_quarantined": sum(r.quarantined for r in every),
+                "account_days": sum(len(load.days) for load in results.values()),
                 "requests": client.stats.requests,
                 "throttled_waits": client.stats.throttled_waits,
+                "waited_seconds": round(client.stats.waited_seconds, 1),
                 "max_usage_pct": round(client.stats.max_usage_pct, 1),
                 "split_requests": client.stats.split_requests,
                 "failed_jobs_split": client.stats.failed_jobs,
-                "windows": {a: r.cursor_after for a, r in results.items()},
+                "seconds": round(time.monotonic() - progress.started, 1),
+                "windows": {a: load.cursor for a, load in results.items()},
             }
 
-    counts = run_source_step(context, SOURCE, "ad_insights_daily", step)
+    try:
+        counts = run_source_step(context, SOURCE, "ad_insights_daily", step)
+    finally:
+        # what the accounts that did load committed stays reported, even when another failed
+        other_days = _report_other_days(
+            context, {d for load in loaded.values() for d in load.days}, run_days
+        )
     days, moved = warehouse.fetch_all(
         "SELECT count(DISTINCT (account_id, date)), coalesce(sum(spend_after - spend_before), 0)"
         " FROM ops.facebook_restatements WHERE id > %s",
         (last_log[0][0],),
     )[0]
-    counts |= {"days_restated": days, "spend_moved": float(moved)}
+    counts |= {"days_restated": days, "spend_moved": float(moved),
+               "other_partitions_reported": other_days}  # fmt: skip
     yield dg.MaterializeResult(
         asset_key=["raw_facebook", "ad_insights_daily"],
         metadata=table_metadata(

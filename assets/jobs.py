@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import dagster as dg
 
-from assets.facebook import facebook_insights
+from assets.facebook import INSIGHTS_PARTITIONS, INSIGHTS_START, facebook_insights
 from assets.models import MODEL_TABLES
 from assets.sources import SOURCE_ASSETS, SOURCES
 from resources.settings import DEFAULT_REPORTING_TZ
@@ -16,12 +19,46 @@ def source_job_name(source: str) -> str:
     return f"refresh_{source}"
 
 
+def _insights_window(window: str) -> dict:
+    return {"ops": {"raw_facebook_insights": {"config": {"window": window}}}}
+
+
+# Facebook insights are partitioned by day: a run names its days with these two tags (a range
+# is one run, BackfillPolicy.single_run()).
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def partition_range_tags(since: date, until: date) -> dict[str, str]:
+    """Run tags for the insights partitions [since, until], clamped to the partitions' start."""
+    since = max(since, date.fromisoformat(INSIGHTS_START))
+    return {RANGE_START: since.isoformat(), RANGE_END: max(since, until).isoformat()}
+
+
+def recent_partitions(days: int, now: datetime | None = None) -> dict[str, str]:
+    """Tags for the last `days` insights partitions up to today in the partitions' zone."""
+    zone = ZoneInfo(INSIGHTS_PARTITIONS.timezone or DEFAULT_REPORTING_TZ)
+    today = (now or datetime.now(zone)).astimezone(zone).date()
+    return partition_range_tags(today - timedelta(days=days - 1), today)
+
+
+def hourly_run_tags(source: str, now: datetime | None = None) -> dict[str, str]:
+    """The tags of a source's hourly run: its `source` (the run queue's limit) and, for
+    Facebook, the partitions it materializes (yesterday and today)."""
+    tags = {"source": source}
+    if source == "facebook":
+        tags |= recent_partitions(2, now)
+    return tags
+
+
 # The `source` run tag is what dagster.yaml's run queue limits to one run at a time per source.
+# Facebook's job defaults to the hourly window (yesterday and today by Facebook's clock); a
+# backfill of chosen days goes through the insights asset's partition picker instead.
 source_jobs = [
     dg.define_asset_job(
         source_job_name(source),
         selection=dg.AssetSelection.groups(source),
         tags={"source": source},
+        config=_insights_window("hourly") if source == "facebook" else None,
         description=f"Load every raw table of {source}.",
     )
     for source in SOURCES
@@ -60,18 +97,21 @@ def hourly_refresh(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]
         dg.RunRequest(
             run_key=f"{source}:{stamp}",
             asset_selection=SOURCE_ASSETS[source],
-            tags={"source": source},
+            tags=hourly_run_tags(source, context.scheduled_execution_time),
+            run_config=_insights_window("hourly") if source == "facebook" else {},
         )
         for source in SOURCES
     ]
 
 
-# Facebook revises spend for up to 28 days (attribution): once a day, re-pull that window.
+# Facebook revises spend for up to 28 days (attribution): once a day, re-pull that window
+# (28 days, one more, and today: 30 partitions).
+RESTATEMENT_PARTITIONS = 30
 facebook_restatement_job = dg.define_asset_job(
     "facebook_restatement",
     selection=dg.AssetSelection.assets(facebook_insights),
     tags={"source": "facebook"},
-    config={"ops": {"raw_facebook_insights": {"config": {"window": "restatement"}}}},
+    config=_insights_window("restatement"),
     description="Re-pull the last 28 days of Facebook insights; restated days replace old ones.",
 )
 
@@ -85,7 +125,40 @@ facebook_restatement_job = dg.define_asset_job(
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 def daily_facebook_restatement(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    return dg.RunRequest(run_key=context.scheduled_execution_time.isoformat())
+    return dg.RunRequest(
+        run_key=context.scheduled_execution_time.isoformat(),
+        tags=recent_partitions(RESTATEMENT_PARTITIONS, context.scheduled_execution_time),
+    )
+
+
+# A backfill of chosen insights days (`make backfill SOURCE=facebook`, or the asset's partition
+# picker in the UI): the window is the run's partition range, fetched as one run.
+facebook_backfill_job = dg.define_asset_job(
+    "backfill_facebook_insights",
+    selection=dg.AssetSelection.assets(facebook_insights),
+    tags={"source": "facebook"},
+    description="Load exactly the chosen days of Facebook insights (async jobs), as one run.",
+)
+
+
+def job_run_tags(job_name: str) -> dict[str, str]:
+    """The partitions a job's run covers when started by hand (`make run`, the tests): the same
+    as its schedule's."""
+    if job_name == facebook_restatement_job.name:
+        return recent_partitions(RESTATEMENT_PARTITIONS)
+    if job_name == source_job_name("facebook"):
+        return hourly_run_tags("facebook")
+    return {}
+
+
+def job_run_config(job_name: str) -> dict:
+    """The run config a job's run gets when started by hand. A partition-range run does not
+    take a job's default config, so the Facebook jobs' window is passed explicitly."""
+    if job_name == facebook_restatement_job.name:
+        return _insights_window("restatement")
+    if job_name == source_job_name("facebook"):
+        return _insights_window("hourly")
+    return {}
 
 
 automation_sensor = dg.AutomationConditionSensorDefinition(

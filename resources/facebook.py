@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -76,6 +75,12 @@ class CallStats:
     max_usage_pct: float = 0.0
     split_requests: int = 0
     failed_jobs: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, name: str) -> None:
+        """Add one to a counter; accounts load in threads of their own."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
 
 
 @dataclass
@@ -85,12 +90,15 @@ class UsageGate:
     max_wait_seconds: float
     slow_down_seconds: float
     stats: CallStats
+    clock: VendorClock = field(default_factory=VendorClock)
     usage: dict[str, float] = field(default_factory=dict)
     open_until: dict[str, float] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def before_call(self, account: str) -> None:
-        wait = self.open_until.get(account, 0.0) - time.monotonic()
+        """Wait, in the calling thread only, until `account` may call: an account's open breaker
+        never holds up the others (each loads in its own thread)."""
+        wait = self.open_until.get(account, 0.0) - self.clock.monotonic()
         if wait > self.max_wait_seconds:
             raise AccountThrottled(account, wait)
         pct = self.usage.get(account, 0.0)
@@ -98,9 +106,10 @@ class UsageGate:
             # linear in how close we are to the stop line, so a busy account slows smoothly
             wait = self.slow_down_seconds * (pct - SLOW_DOWN_PCT) / (STOP_PCT - SLOW_DOWN_PCT)
         if wait > 0:
-            self.stats.throttled_waits += 1
-            self.stats.waited_seconds += wait
-            time.sleep(wait)
+            with self._lock:
+                self.stats.throttled_waits += 1
+                self.stats.waited_seconds += wait
+            self.clock.sleep(wait)
 
     def observe(self, account: str, headers: httpx.Headers) -> None:
         pct, regain_minutes = usage_from_headers(headers)
@@ -112,8 +121,9 @@ class UsageGate:
 
     def trip(self, account: str, seconds: float) -> None:
         # with no estimate from the vendor, a minute is Graph's usual short-term window
-        until = time.monotonic() + (seconds if seconds > 0 else 60.0)
-        self.open_until[account] = max(self.open_until.get(account, 0.0), until)
+        until = self.clock.monotonic() + (seconds if seconds > 0 else 60.0)
+        with self._lock:
+            self.open_until[account] = max(self.open_until.get(account, 0.0), until)
 
 
 def usage_from_headers(headers: httpx.Headers) -> tuple[float, float]:
@@ -195,9 +205,11 @@ class FacebookClient:
     def __init__(self, config: FacebookResource, base_url: str, token: str) -> None:
         self.config = config
         self.stats = CallStats()
-        self.gate = UsageGate(config.max_breaker_wait_seconds, config.slow_down_seconds, self.stats)
-        self._token = token
         self.clock = VendorClock()
+        self.gate = UsageGate(
+            config.max_breaker_wait_seconds, config.slow_down_seconds, self.stats, self.clock
+        )
+        self._token = token
         self.http = httpx.Client(
             base_url=base_url,
             timeout=httpx.Timeout(config.timeout_seconds, connect=10.0),
@@ -224,7 +236,7 @@ class FacebookClient:
     ) -> dict[str, Any]:
         for attempt in range(1, self.config.max_attempts + 1):
             self.gate.before_call(account)
-            self.stats.requests += 1
+            self.stats.count("requests")
             try:
                 response = self.http.request(method, path, params=params)
             except httpx.TransportError as exc:
@@ -258,7 +270,7 @@ class FacebookClient:
                 f"{SOURCE}: still failing after {attempt} attempts ({what}).",
                 transient=True,
             )
-        time.sleep(random.uniform(0, min(8.0, 0.25 * 2**attempt)))
+        self.clock.sleep(random.uniform(0, min(8.0, 0.25 * 2**attempt)))
 
     def _terminal(self, account: str, status: int, error: dict[str, Any]) -> SourceError:
         code, sub = error.get("code"), error.get("error_subcode")
@@ -329,7 +341,7 @@ class FacebookClient:
                 f"/{account}/insights", account, _insight_params(since, until), limit
             )
         except ReduceData:
-            self.stats.split_requests += 1
+            self.stats.count("split_requests")
             if since < until:
                 middle = since + (until - since) // 2
                 yield from self.insights_sync(account, since, middle, limit)
@@ -347,7 +359,7 @@ class FacebookClient:
             report = self._run_job(account, since, until)
             yield from self.pages(f"/{report}/insights", account, {})
         except (AsyncJobFailed, ReduceData):
-            self.stats.failed_jobs += 1
+            self.stats.count("failed_jobs")
             if since == until:
                 raise SourceError(
                     SOURCE, f"{SOURCE}: {account}: the insights job for {since} keeps failing."
@@ -360,7 +372,7 @@ class FacebookClient:
         """Start a job and poll it with capped doubling backoff; return its report id."""
         started = self.call("POST", f"/{account}/insights", account, _insight_params(since, until))
         report = str(started["report_run_id"])
-        begun = time.monotonic()
+        begun = self.clock.monotonic()
         delay = self.config.poll_first_seconds
         while True:
             status = self.call("GET", f"/{report}", account)
@@ -369,13 +381,13 @@ class FacebookClient:
                 return report
             if state in ASYNC_FAILED:
                 raise AsyncJobFailed(f"{report}: {state}")
-            elapsed = time.monotonic() - begun
+            elapsed = self.clock.monotonic() - begun
             not_started = state == "Job Not Started"
             if not_started and elapsed > self.config.job_start_timeout_seconds:
                 raise AsyncJobFailed(f"{report} did not start in time")
             if elapsed > self.config.job_finish_timeout_seconds:
                 raise AsyncJobFailed(f"{report} did not finish in time")
-            time.sleep(delay)
+            self.clock.sleep(delay)
             delay = min(delay * 2, self.config.poll_max_seconds)
 
     def debug_token(self) -> dict[str, Any]:
