@@ -22,10 +22,12 @@ as `dashboard_reader`, which sees marts only. Nothing here imports `definitions`
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -380,7 +382,14 @@ def probe_environment(now: datetime | None = None) -> HealthReport:
     import refresh
     from resources import embedded_pg
 
+    # the shell gets the probe's lines only, not the storage's connection retries
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
     load_dotenv(refresh.ROOT / ".env", override=False)
+    try:
+        Bounds.from_env()
+    except ConfigError as exc:
+        stamp = (now or datetime.now(UTC)).astimezone(UTC)
+        return HealthReport(False, [exc.message], stamp, keys=["config"], misconfigured=True)
     configured = os.environ.get("WAREHOUSE_URL") and os.environ.get("DAGSTER_PG_URL")
     if not configured and not embedded_pg.is_running():
         text = (
@@ -390,16 +399,26 @@ def probe_environment(now: datetime | None = None) -> HealthReport:
         )
         stamp = (now or datetime.now(UTC)).astimezone(UTC)
         return HealthReport(False, [text], stamp, keys=["postgres"])
-    refresh.prepare_environment()
+    home = os.environ.get("DAGSTER_HOME", "").strip()
+    if not home or Path(home).resolve() == refresh.DAGSTER_HOME.resolve():
+        refresh.prepare_environment()  # the project's own DAGSTER_HOME, as every command has it
+    else:  # an operator's DAGSTER_HOME (a service, an image) is read, never written
+        os.environ.update(embedded_pg.resolve_urls())
+        if not (Path(home) / "dagster.yaml").is_file():
+            stamp = (now or datetime.now(UTC)).astimezone(UTC)
+            text = "Dagster instance: DAGSTER_HOME has no dagster.yaml (copy the project's there)"
+            return HealthReport(
+                False, [text], stamp, keys=["config:dagster_home"], misconfigured=True
+            )
     warehouse_url = os.environ.get("WAREHOUSE_URL", "")
-    if not os.environ.get("DAGSTER_HOME"):
-        return probe(None, warehouse_url, now)
     try:
         instance = dg.DagsterInstance.get()
     except Exception as exc:  # a storage that cannot be opened is the probe's answer, not a crash
         stamp = (now or datetime.now(UTC)).astimezone(UTC)
-        reason = f"{type(exc).__name__}: {_first_line(exc)}"
-        text = f"Dagster storage: cannot open it ({reason}); check DAGSTER_PG_URL"
+        cause: BaseException = exc
+        while cause.__cause__ is not None:  # "too many retries" wraps the reason
+            cause = cause.__cause__
+        text = f"Dagster storage: cannot open it ({_first_line(cause)}); check DAGSTER_PG_URL"
         return HealthReport(False, [redact(text)], stamp, keys=["dagster"])
     with instance:
         return probe(instance, warehouse_url, now)
