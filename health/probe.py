@@ -382,8 +382,6 @@ def probe_environment(now: datetime | None = None) -> HealthReport:
     import refresh
     from resources import embedded_pg
 
-    # the shell gets the probe's lines only, not the storage's connection retries
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
     load_dotenv(refresh.ROOT / ".env", override=False)
     try:
         Bounds.from_env()
@@ -411,6 +409,10 @@ def probe_environment(now: datetime | None = None) -> HealthReport:
                 False, [text], stamp, keys=["config:dagster_home"], misconfigured=True
             )
     warehouse_url = os.environ.get("WAREHOUSE_URL", "")
+    root = logging.getLogger()
+    level = root.level
+    # the shell gets the probe's lines only, not dagster-postgres's connection retries
+    root.setLevel(max(level, logging.ERROR))
     try:
         instance = dg.DagsterInstance.get()
     except Exception as exc:  # a storage that cannot be opened is the probe's answer, not a crash
@@ -420,5 +422,7 @@ def probe_environment(now: datetime | None = None) -> HealthReport:
             cause = cause.__cause__
         text = f"Dagster storage: cannot open it ({_first_line(cause)}); check DAGSTER_PG_URL"
         return HealthReport(False, [redact(text)], stamp, keys=["dagster"])
+    finally:
+        root.setLevel(level)
     with instance:
         return probe(instance, warehouse_url, now)
