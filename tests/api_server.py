@@ -12,13 +12,17 @@ from dataclasses import dataclass
 import dagster as dg
 import httpx
 import uvicorn
+from fastapi.routing import APIRoute
 
 from api.access import issue_token
-from api.app import create_app
+from api.app import create_app, router
 from api.settings import ApiSettings, as_reader
 from resources.warehouse import WarehouseResource
 
 READER_PASSWORD = "reader-test-password"
+RESPONSE_MODELS = {
+    route.path: route.response_model for route in router.routes if isinstance(route, APIRoute)
+}
 
 
 @dataclass
@@ -31,7 +35,16 @@ class Served:
 
     def get(self, path: str, token: str | None, **params: str) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.get(self.url + path, params=params or None, headers=headers, timeout=30)
+        response = httpx.get(self.url + path, params=params or None, headers=headers, timeout=30)
+        _matches_its_model(path, response)
+        return response
+
+
+def _matches_its_model(path: str, response: httpx.Response) -> None:
+    """Every 200 answer has the shape its response model declares (and /docs shows)."""
+    model = RESPONSE_MODELS.get(path.partition("?")[0])
+    if model is not None and response.status_code == 200:
+        model.model_validate(response.json())
 
 
 def _free_port() -> int:

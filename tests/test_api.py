@@ -17,6 +17,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from api import models
 from api.access import issue_token, revoke_token
 from api.reader import Reader
 from api.settings import MAX_RANGE_DAYS, as_reader
@@ -134,7 +135,10 @@ def test_given_a_targetologist_token_then_only_its_own_rows_through_every_endpoi
 
 def httpx_post(api: Served, path: str, token: str | None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.post(api.url + path, headers=headers, timeout=30)
+    response = httpx.post(api.url + path, headers=headers, timeout=30)
+    if response.status_code == 200:
+        models.Diagnostics.model_validate(response.json())
+    return response
 
 
 def test_given_row_level_security_then_postgresql_itself_hides_another_targetologists_rows(
