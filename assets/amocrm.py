@@ -6,7 +6,8 @@ update landed late, the lag leaves the current second alone; both re-reads merge
 re-run changes nothing. Deleted leads vanish from /leads; the `lead_deleted` events mark them.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -20,8 +21,16 @@ from assets.amocrm_records import (
     AmoStatus,
     utm_values,
 )
-from assets.contract import raw_asset, raw_multi_asset, raw_spec, run_source_step
+from assets.contract import (
+    ReloadConfig,
+    raw_asset,
+    raw_multi_asset,
+    raw_spec,
+    reload_since,
+    run_source_step,
+)
 from assets.metadata import table_metadata
+from assets.progress import timeline_progress
 from assets.records import from_unix, parse
 from contract.config import load_contract
 from resources.amocrm import EVENTS_LIMIT, AmoCrmClient, AmoCrmResource
@@ -89,7 +98,9 @@ class LeadRows:
                 )  # fmt: skip
 
     def cursor(self, old: dict[str, Any] | None) -> dict[str, Any] | None:
-        return {"updated_at": self.max_updated} if self.max_updated else old
+        # a re-load from an old day must not move the cursor back
+        newest = max(self.max_updated or 0, int((old or {}).get("updated_at", 0)))
+        return {"updated_at": newest} if newest else old
 
 
 def _event_rows(
@@ -173,9 +184,21 @@ def sync_reference(warehouse: WarehouseResource, client: AmoCrmClient) -> dict[s
     }
 
 
-def sync_events(warehouse: WarehouseResource, client: AmoCrmClient) -> LoadResult:
+def _reload_start(reload: datetime | None | str, cursor_seconds: int) -> int:
+    """Where a read starts: the re-load's instant (0 for everything), else the cursor minus
+    the overlap."""
+    if reload == "all":
+        return 0
+    if isinstance(reload, datetime):
+        return int(reload.timestamp())
+    return max(0, cursor_seconds - OVERLAP_SECONDS)
+
+
+def sync_events(
+    warehouse: WarehouseResource, client: AmoCrmClient, reload: datetime | None | str = None
+) -> LoadResult:
     cursor = warehouse.get_cursor(SOURCE, "lead_events") or {}
-    since = max(0, int(cursor.get("created_at", 0)) - OVERLAP_SECONDS)
+    since = _reload_start(reload, int(cursor.get("created_at", 0)))
     seen: list[int] = []
     pages = client.pages(
         "/api/v4/events",
@@ -191,17 +214,26 @@ def sync_events(warehouse: WarehouseResource, client: AmoCrmClient) -> LoadResul
         _event_rows(pages, seen),
         source=SOURCE,
         entity="lead_events",
-        new_cursor=lambda old: {"created_at": max(seen)} if seen else old,
+        new_cursor=lambda old: (
+            {"created_at": max([*seen, int((old or {}).get("created_at", 0))])} if seen else old
+        ),
     )
 
 
 def sync_leads(
-    warehouse: WarehouseResource, client: AmoCrmClient, utm_fields: dict[str, int | str]
+    warehouse: WarehouseResource,
+    client: AmoCrmClient,
+    utm_fields: dict[str, int | str],
+    reload: datetime | None | str = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[LoadResult, int]:
     cursor = warehouse.get_cursor(SOURCE, "leads") or {}
-    since = max(0, int(cursor.get("updated_at", 0)) - OVERLAP_SECONDS)
+    since = _reload_start(reload, int(cursor.get("updated_at", 0)))
     until = int(client.server_now().timestamp()) - LAG_SECONDS
-    rows = LeadRows(client.leads_updated(since, until), utm_fields)
+    pages = client.leads_updated(since, until)
+    if log is not None:
+        pages = timeline_progress(pages, log, "AmoCRM leads", since, until, "updated_at")
+    rows = LeadRows(pages, utm_fields)
     result = warehouse.load(LEADS, rows, source=SOURCE, entity="leads", new_cursor=rows.cursor)
     return result, warehouse.apply_change("ops/amocrm_deleted_leads")
 
@@ -241,12 +273,15 @@ def amocrm_reference(context: dg.AssetExecutionContext) -> Iterator[dg.Materiali
         "overlap; events merge by id, so a re-run changes nothing."
     ),
 )
-def amocrm_lead_events(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def amocrm_lead_events(
+    context: dg.AssetExecutionContext, config: ReloadConfig
+) -> dg.MaterializeResult:
     warehouse: WarehouseResource = context.resources.warehouse
 
     def step() -> dict[str, Any]:
+        reload = reload_since(config, "AmoCRM")
         with _client(context) as client:
-            return _counts(sync_events(warehouse, client), client)
+            return _counts(sync_events(warehouse, client, reload), client)
 
     counts = run_source_step(context, SOURCE, "lead_events", step)
     return dg.MaterializeResult(
@@ -266,14 +301,17 @@ def amocrm_lead_events(context: dg.AssetExecutionContext) -> dg.MaterializeResul
         "Deleted leads are marked from the lead_deleted events."
     ),
 )
-def amocrm_leads(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def amocrm_leads(context: dg.AssetExecutionContext, config: ReloadConfig) -> dg.MaterializeResult:
     warehouse: WarehouseResource = context.resources.warehouse
 
     def step() -> dict[str, Any]:
         # read inside the step: a contract mistake fails this asset with its sentence, recorded
         utm_fields = load_contract().amocrm.utm_fields
+        reload = reload_since(config, "AmoCRM")
+        if reload is not None:
+            context.log.info(f"AmoCRM leads: re-load from {reload}")
         with _client(context) as client:
-            result, deleted = sync_leads(warehouse, client, utm_fields)
+            result, deleted = sync_leads(warehouse, client, utm_fields, reload, context.log.info)
             counts = _counts(result, client)
             counts["rows_deleted"] = deleted
             return counts

@@ -6,15 +6,16 @@ regenerated → scan from the cursor → rows the models cannot use go to quaran
 with the cursor in one transaction → deletions marked → metadata saying what ran and why.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 
-from assets.contract import raw_asset, run_source_step
+from assets.contract import ReloadConfig, raw_asset, reload_since, run_source_step
 from assets.metadata import table_metadata
+from assets.progress import Progress
 from contract.canonical import CANONICAL_TABLES, PII_COLUMNS, PROJECTS, CanonicalTable
 from contract.config import ContractError, TableEntry, load_contract
 from contract.plan import TablePlan, entry_path, plan_table, where
@@ -34,11 +35,22 @@ class Start:
     why: str
 
 
-def start_position(plan: TablePlan, cursor: dict[str, Any] | None, now: datetime) -> Start:
-    """Where this run's scan starts, given the stored cursor and the plan's strategy."""
+def start_position(
+    plan: TablePlan,
+    cursor: dict[str, Any] | None,
+    now: datetime,
+    reload: datetime | str | None = None,
+) -> Start:
+    """Where this run's scan starts, given the stored cursor and the plan's strategy; a re-load
+    starts at its day on a timestamp cursor, else (or with `all`) reads the whole table."""
     kind, column = plan.cursor.kind, plan.cursor.column
     if kind == "snapshot":
         return Start(None, "snapshot: the whole table")
+    if reload == "all" or (reload is not None and kind != "timestamp"):
+        return Start(None, "re-load: the whole table")
+    if isinstance(reload, datetime):
+        assert column is not None
+        return Start({column: reload.isoformat(), plan.key.name: None}, f"re-load from {reload}")
     if not cursor or cursor.get("strategy") != kind or cursor.get("column") != column:
         return Start(None, "first read with this strategy: the whole table")
     if kind == "key":
@@ -166,15 +178,25 @@ def prepare_table(
 
 
 def sync_table(
-    warehouse: WarehouseResource, resource: SupabaseResource, table: CanonicalTable
+    warehouse: WarehouseResource,
+    resource: SupabaseResource,
+    table: CanonicalTable,
+    reload: datetime | str | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Load what changed since the cursor, then mark deletions; return the domain counts."""
+    """Load what changed since the cursor (or since a re-load's day), then mark deletions;
+    return the domain counts."""
     now = datetime.now(UTC)
     with resource.open() as api:
         ready = prepare_table(warehouse, api, table)
         plan, spec = ready.plan, ready.spec
-        start = start_position(plan, warehouse.get_cursor(table.source, table.name), now)
-        pages = api.scan(plan.entry.table, plan.keyset, start.position)
+        cursor = warehouse.get_cursor(table.source, table.name)
+        start = start_position(plan, cursor, now, reload)
+        pages: Iterable[list[dict[str, Any]]] = api.scan(
+            plan.entry.table, plan.keyset, start.position
+        )
+        if log is not None:
+            pages = _with_progress(pages, log, f"{table.source}.{table.name}")
         stream = RecordStream(plan, ready.columns, pages, start, now)
         snapshot = plan.cursor.kind == "snapshot"
         result = warehouse.load(spec, stream, source=table.source, entity=table.name,
@@ -204,6 +226,17 @@ def sync_table(
     return counts
 
 
+def _with_progress(
+    pages: Iterable[list[dict[str, Any]]], log: Callable[[str], None], what: str
+) -> Iterator[list[dict[str, Any]]]:
+    """Rows and rate at a steady interval (the total of a keyset scan is not known up front)."""
+    progress = Progress(log, what, None, "rows")
+    with progress.running():
+        for page in pages:
+            progress.advance(0, len(page))
+            yield page
+
+
 def _live_keys(api: TableReader, plan: TablePlan) -> Iterator[list[Any]]:
     key = plan.key.name
     for page in api.scan(plan.entry.table, Keyset((key,), plan.keyset.quoted), None, columns=key):
@@ -211,10 +244,13 @@ def _live_keys(api: TableReader, plan: TablePlan) -> Iterator[list[Any]]:
 
 
 def load_supabase_table(
-    context: dg.AssetExecutionContext, table: CanonicalTable
+    context: dg.AssetExecutionContext, table: CanonicalTable, config: ReloadConfig | None = None
 ) -> dg.MaterializeResult:
     warehouse: WarehouseResource = context.resources.warehouse
-    counts = sync_table(warehouse, getattr(context.resources, table.source), table)
+    reload = reload_since(config, f"Supabase {PROJECTS[table.project]}") if config else None
+    counts = sync_table(
+        warehouse, getattr(context.resources, table.source), table, reload, context.log.info
+    )
     context.log.info(
         f"{table.source}.{table.name}: {counts['cursor']} ({counts['cursor_reason']}); "
         f"{counts['rows_read']} rows read, {counts['rows_inserted']} new, "
@@ -248,9 +284,9 @@ def build_supabase_asset(table: CanonicalTable) -> dg.AssetsDefinition:
             "its cursor and merges by key, so a re-run changes nothing."
         ),
     )
-    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext, config: ReloadConfig) -> dg.MaterializeResult:
         return run_source_step(
-            context, table.source, table.name, lambda: load_supabase_table(context, table)
+            context, table.source, table.name, lambda: load_supabase_table(context, table, config)
         )
 
     return _asset
