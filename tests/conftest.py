@@ -137,22 +137,32 @@ def load_everything(instance: dg.DagsterInstance, restate: bool = False) -> None
         run(instance, "facebook_restatement")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def loaded_warehouse(
     pg_server: str, warehouse_template: str, dagster_instance: dg.DagsterInstance
 ) -> Iterator[tuple[WarehouseResource, Sandbox]]:
-    """A warehouse one full refresh has filled from a sandbox of its own, shared by the tests
-    of one module that only read it (or that run last, after changing it)."""
-    name = f"warehouse_module_{next(_counter)}"
+    """A warehouse one full refresh has filled from a sandbox of its own, shared by every test
+    that only reads it (one full load instead of one per test). A test that breaks it for a
+    moment puts it back as it found it; its environment is set while the test runs."""
+    name = f"warehouse_loaded_{next(_counter)}"
     embedded_pg.drop_database(pg_server, name)
     embedded_pg.create_database(pg_server, name, template=warehouse_template)
     warehouse = WarehouseResource(url=embedded_pg.database_uri(pg_server, name))
-    mp = pytest.MonkeyPatch()
-    with Sandbox(pg_server, prefix=f"module{next(_counter)}", **FAST_SANDBOX) as sandbox:
+    with Sandbox(pg_server, prefix=f"loaded{next(_counter)}", **FAST_SANDBOX) as sandbox:
+        mp = pytest.MonkeyPatch()
         point_env_at(mp, warehouse, sandbox)
         load_everything(dagster_instance)
         run(dagster_instance, "rebuild_models")
+        mp.undo()
         yield warehouse, sandbox
-    mp.undo()
     engine_for(warehouse.url).dispose()
     embedded_pg.drop_database(pg_server, name)
+
+
+@pytest.fixture
+def loaded(
+    monkeypatch: pytest.MonkeyPatch, loaded_warehouse: tuple[WarehouseResource, Sandbox]
+) -> tuple[WarehouseResource, Sandbox]:
+    """The shared loaded warehouse, with this test's environment pointed at it and its sandbox."""
+    point_env_at(monkeypatch, *loaded_warehouse)
+    return loaded_warehouse

@@ -275,23 +275,28 @@ def test_given_the_cli_then_tokens_are_issued_listed_and_revoked(api, span):
 
 
 def test_given_amocrm_answers_402_then_200_with_the_last_good_numbers_and_amocrm_stale(
-    api, loaded_warehouse, dagster_instance, span
+    api, loaded, dagster_instance, span
 ):
-    """Runs last in this module: it leaves AmoCRM failed."""
-    _, sandbox = loaded_warehouse
+    _, sandbox = loaded
     admin = api.token()
     before = {path: api.get(path, admin, **span).json()["data"] for path in (LEADS, SALES)}
-    sandbox.servers["amocrm"].faults.add(
-        r"/api/v4/.*", status=402, times=-1, body={"title": "Payment Required", "status": 402}
-    )
-    assert not run_job(dagster_instance, "refresh_amocrm").success
-    assert run_job(dagster_instance, "rebuild_models").success
-    for path, data in before.items():
-        response = api.get(path, admin, **span)
-        assert response.status_code == 200
-        assert response.json()["data"] == data
-        fresh = response.json()["freshness"]
-        assert fresh["stale"] == ["amocrm"]
-        amocrm = next(s for s in fresh["sources"] if s["source"] == "amocrm")
-        assert amocrm["status"] == "error" and "402" in amocrm["error"]
-        assert amocrm["as_of"] is not None  # the last good load is still named
+    amocrm = sandbox.servers["amocrm"].faults
+    amocrm.add(r"/api/v4/.*", status=402, times=-1,
+               body={"title": "Payment Required", "status": 402})  # fmt: skip
+    try:
+        assert not run_job(dagster_instance, "refresh_amocrm").success
+        assert run_job(dagster_instance, "rebuild_models").success
+        for path, data in before.items():
+            response = api.get(path, admin, **span)
+            assert response.status_code == 200
+            assert response.json()["data"] == data
+            fresh = response.json()["freshness"]
+            assert fresh["stale"] == ["amocrm"]
+            source = next(s for s in fresh["sources"] if s["source"] == "amocrm")
+            assert source["status"] == "error" and "402" in source["error"]
+            assert source["as_of"] is not None  # the last good load is still named
+    finally:  # the loaded warehouse is shared: AmoCRM back, as the other tests expect it
+        amocrm.clear()
+        assert run_job(dagster_instance, "refresh_amocrm").success
+        assert run_job(dagster_instance, "rebuild_models").success
+    assert api.get(LEADS, admin, **span).json()["freshness"]["stale"] == []

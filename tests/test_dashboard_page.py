@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from assets.jobs import SOURCES, source_job_name
+from assets.jobs import SOURCES
 from tests.api_server import Served, serve
-from tests.conftest import ROOT, point_env_at, run_job, step_failures
+from tests.conftest import ROOT
 
 MONTH, FIRST, LAST = "2026-09", "2026-09-01", "2026-09-30"  # the sandbox world's first month
 DOCS = ROOT / "docs"
@@ -48,13 +48,10 @@ class Tokens:
 
 
 @pytest.fixture
-def tokens(monkeypatch, warehouse, shared_sandbox, dagster_instance) -> Iterator[Tokens]:
+def tokens(loaded) -> Iterator[Tokens]:
     """The sandbox's world loaded and built, the API over HTTP, one token of each kind."""
-    chromium_path()  # fail before the load when the browser is missing
-    point_env_at(monkeypatch, warehouse, shared_sandbox)
-    for job in (*(source_job_name(s) for s in SOURCES), "rebuild_models"):
-        result = run_job(dagster_instance, job)
-        assert result.success, step_failures(result)
+    chromium_path()  # fail before anything else when the browser is missing
+    warehouse, _ = loaded
     busiest = warehouse.fetch_all(
         "SELECT targetologist FROM marts.targetologist_daily WHERE day BETWEEN %s AND %s"
         " AND targetologist <> 'unattributed' GROUP BY 1 ORDER BY sum(leads) DESC, 1 LIMIT 1",

@@ -52,12 +52,8 @@ def test_given_loads_when_built_then_incremental_and_full_rebuilds_equal_truth(
         assert warehouse.fetch_all(f"SELECT * FROM marts.{mart} ORDER BY 1, 2") == rows  # noqa: S608
 
 
-def test_given_webhooks_on_the_wrong_pipeline_and_duplicated_then_each_sale_once_flagged(
-    env, dagster_instance
-):
-    warehouse, sandbox = env
-    load_everything(dagster_instance)
-    run(dagster_instance, "rebuild_models")
+def test_given_webhooks_on_the_wrong_pipeline_and_duplicated_then_each_sale_once_flagged(loaded):
+    warehouse, sandbox = loaded
     flagship = sandbox.world.supabase["main"]["flagship_course_sales"].rows.values()
     wrong = {r["amocrm_lead_id"] for r in flagship if r["pipeline_id"] != FLAGSHIP_PIPELINE}
     rows = warehouse.fetch_all(
@@ -102,13 +98,9 @@ def test_given_leads_either_side_of_almaty_midnight_then_each_on_its_own_day(env
     assert compare_marts(warehouse, sandbox.world) == []
 
 
-def test_given_dashboard_reader_then_it_reads_every_mart_and_nothing_else(
-    env, dagster_instance, monkeypatch
-):
-    warehouse, _ = env
-    monkeypatch.setenv("DASHBOARD_READER_PASSWORD", "reader-secret")
-    load_everything(dagster_instance)
-    run(dagster_instance, "rebuild_models")
+def test_given_dashboard_reader_then_it_reads_every_mart_and_nothing_else(loaded):
+    warehouse, _ = loaded
+    warehouse.configure_dashboard_role("reader-secret")
     admin = issue_token(warehouse, targetologist=None).token
     url = warehouse.url.replace("postgres:@", "dashboard_reader:reader-secret@")
     # a BI tool presents its token once, in the connection string's options
