@@ -167,6 +167,8 @@
       return;
     }
     const stale = new Set(freshness.stale || []);
+    $("stale-rule").textContent = freshness.stale_after_minutes
+      ? `(stale: the last attempt failed, or no successful load for ${freshness.stale_after_minutes} min)` : "";
     const sources = freshness.sources && freshness.sources.length ? freshness.sources
       : Object.entries(freshness.as_of || {}).map(([source, as_of]) => ({ source, as_of, stale: stale.has(source) }));
     for (const s of sources) {
