@@ -9,7 +9,7 @@ day replaces the old numbers and every re-run is safe; how much spend moved is w
 """
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -345,7 +345,7 @@ MAX_PARALLEL_ACCOUNTS = 8
 
 
 def per_account(
-    accounts: list[str], step: Any, context: dg.AssetExecutionContext
+    accounts: list[str], step: Any, warn: Callable[[str], None], parallel: int | None = None
 ) -> dict[str, Any]:
     """Run `step(account)` for every account at once, each in its own thread (each account has
     its own breaker and waits only for itself); a throttled account is skipped, the others go on.
@@ -359,7 +359,7 @@ def per_account(
     results: dict[str, Any] = {}
     throttled: list[AccountThrottled] = []
     errors: list[Exception] = []
-    workers = max(1, min(len(accounts), MAX_PARALLEL_ACCOUNTS))
+    workers = max(1, min(len(accounts), parallel or MAX_PARALLEL_ACCOUNTS))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facebook") as pool:
         futures = {pool.submit(step, account): account for account in accounts}
         for future in as_completed(futures):
@@ -367,7 +367,7 @@ def per_account(
             try:
                 results[account] = future.result()
             except AccountThrottled as exc:
-                context.log.warning(f"{account}: circuit breaker open for {exc.seconds:.0f} s")
+                warn(f"{account}: circuit breaker open for {exc.seconds:.0f} s")
                 throttled.append(exc)
             except Exception as exc:  # re-raised below, after the other accounts finished
                 errors.append(exc)
@@ -473,7 +473,7 @@ def facebook_insights(
                 )
                 return loaded[account]
 
-            results = per_account(accounts, one, context)
+            results = per_account(accounts, one, context.log.warning)
             every = [r for load in results.values() for r in load.results]
             return {
                 "window": config.window,
@@ -568,7 +568,7 @@ def facebook_objects(context: dg.AssetExecutionContext) -> Iterator[dg.Materiali
     def step() -> dict[str, Any]:
         accounts = resource.accounts()
         with resource.open() as client:
-            return per_account(accounts, lambda a: sync(client, a), context)
+            return per_account(accounts, lambda a: sync(client, a), context.log.warning)
 
     per = run_source_step(context, SOURCE, "objects", step)
     for kind, spec in OBJECTS.items():
