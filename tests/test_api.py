@@ -150,8 +150,10 @@ def test_given_row_level_security_then_postgresql_itself_hides_another_targetolo
     with reader.session(own) as s:
         params = {"from": span["from"], "to": span["to"], "targetologist": "Bekzat",
                   "funnel": None}  # fmt: skip
-        for query in ("leads_total", "leads_by_funnel", "sales_total", "targetologist_daily"):
+        for query in ("leads_by_funnel", "sales_total", "targetologist_daily",
+                      "targetologist_totals"):  # fmt: skip
             assert s.rows(query, params) == [], query
+        assert s.rows("leads_total", params) == [{"day": None, "leads": 0, "test_leads": 0}]
         assert s.rows("diagnostics") == []
         everything = s.conn.execute("SELECT DISTINCT targetologist FROM marts.targetologist_daily")
         assert everything.fetchall() == [("Aida",)]
