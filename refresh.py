@@ -40,7 +40,7 @@ def prepare_environment() -> None:
     load_dotenv(ROOT / ".env", override=False)
     os.environ.update(embedded_pg.resolve_urls())
     DAGSTER_HOME.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ROOT / "dagster.yaml", DAGSTER_HOME / "dagster.yaml")
+    shutil.copyfile(ROOT / "instance" / "dagster.yaml", DAGSTER_HOME / "dagster.yaml")
     os.environ.setdefault("DAGSTER_HOME", str(DAGSTER_HOME))
 
 

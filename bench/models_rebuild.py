@@ -40,7 +40,7 @@ def _instance(server: str, home: Path) -> dg.DagsterInstance:
     embedded_pg.create_database(server, "bench_dagster")
     url = embedded_pg.database_uri(server, "bench_dagster")
     os.environ["DAGSTER_PG_URL"] = embedded_pg.sqlalchemy_uri(url, "psycopg2")
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
     return dg.DagsterInstance.from_config(str(home))
 
 

@@ -404,7 +404,10 @@ def probe_environment(now: datetime | None = None) -> HealthReport:
         os.environ.update(embedded_pg.resolve_urls())
         if not (Path(home) / "dagster.yaml").is_file():
             stamp = (now or datetime.now(UTC)).astimezone(UTC)
-            text = "Dagster instance: DAGSTER_HOME has no dagster.yaml (copy the project's there)"
+            text = (
+                "Dagster instance: DAGSTER_HOME has no dagster.yaml"
+                " (copy the project's instance/dagster.yaml there)"
+            )
             return HealthReport(
                 False, [text], stamp, keys=["config:dagster_home"], misconfigured=True
             )

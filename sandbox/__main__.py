@@ -3,7 +3,7 @@
 - serve: start the embedded PostgreSQL and every simulator, write `.local/sandbox.env`, wait.
 - demo:  serve, run one full refresh, print the dashboard tables and compare them with the
          world's ground truth, then stop everything (exit 1 on a mismatch or failed source).
-- ui:    serve, then run `dagster dev` on the same state until interrupted.
+- ui:    serve, then run `dg dev` (UI, daemon) on the same state until interrupted.
 
 `--variant NAME` makes the Supabase projects store their tables in one of the schema variants of
 `sandbox/supabase_shapes.py` (same rows, another shape).
@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from sandbox.supabase_shapes import VARIANTS
 
@@ -87,6 +88,22 @@ def demo(args: argparse.Namespace) -> int:
 
 def ui(args: argparse.Namespace) -> int:
     sandbox = _start(args)
+    child = launch_dg_dev(args.port)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: _signal_group(child.pid, signal.SIGTERM))
+    try:
+        child.wait()
+    finally:
+        stop_dg_dev(child)
+        sandbox.stop()
+    return 0
+
+
+def launch_dg_dev(
+    port: int, env: dict[str, str] | None = None, **popen: Any
+) -> subprocess.Popen[bytes]:
+    """`dg dev` (webserver, daemon, code server) on 127.0.0.1:`port`, from the checkout's root,
+    in its own process group, so stopping it stops them all (see `stop_dg_dev`)."""
 
     def default_signals() -> None:
         # started from a script, dagster dev inherits SIGINT as ignored and copies that onto
@@ -94,24 +111,29 @@ def ui(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-    dagster = ROOT / ".venv" / "bin" / "dagster"
-    # its own process group, so stopping it stops the webserver, daemon and code servers too
-    child = subprocess.Popen(
-        [str(dagster), "dev", "-w", "workspace.yaml", "-p", str(args.port)],
+    venv = ROOT / ".venv"
+    # VIRTUAL_ENV: the project's venv counts as the active one (else dg warns that they differ)
+    child_env = {**(os.environ if env is None else env), "VIRTUAL_ENV": str(venv)}
+    return subprocess.Popen(
+        [str(venv / "bin" / "dg"), "dev", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
+        env=child_env,
         preexec_fn=default_signals,
         start_new_session=True,
+        **popen,
     )
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: _signal_group(child.pid, signal.SIGTERM))
+
+
+def stop_dg_dev(child: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM to the whole group (about 2 s to stop), SIGKILL to whatever is left."""
+    _signal_group(child.pid, signal.SIGTERM)
     try:
-        child.wait()
-    finally:
-        _signal_group(child.pid, signal.SIGTERM)
-        time.sleep(2)
-        _signal_group(child.pid, signal.SIGKILL)
-        sandbox.stop()
-    return 0
+        child.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    time.sleep(0.5)  # the webserver and daemon leave after their parent
+    _signal_group(child.pid, signal.SIGKILL)
+    child.wait()
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

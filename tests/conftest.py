@@ -78,7 +78,7 @@ def dagster_home(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
     """A DAGSTER_HOME with the project's dagster.yaml, its storage in the test server."""
     embedded_pg.create_database(pg_server, "dagster")
     home = tmp_path_factory.mktemp("dagster_home")
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
     mp = pytest.MonkeyPatch()
     mp.setenv(
         "DAGSTER_PG_URL",

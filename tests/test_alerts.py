@@ -23,7 +23,7 @@ def instance(pg_server, tmp_path, monkeypatch) -> Iterator[dg.DagsterInstance]:
     embedded_pg.create_database(pg_server, "dagster_alerts")
     url = embedded_pg.database_uri(pg_server, "dagster_alerts")
     monkeypatch.setenv("DAGSTER_PG_URL", embedded_pg.sqlalchemy_uri(url, "psycopg2"))
-    shutil.copyfile(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copyfile(ROOT / "instance" / "dagster.yaml", tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         yield instance
 

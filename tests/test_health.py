@@ -75,7 +75,7 @@ def home(pg_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     monkeypatch.setenv("DAGSTER_PG_URL", embedded_pg.sqlalchemy_uri(url, "psycopg2"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     monkeypatch.setenv("HEALTH_STATE_FILE", str(tmp_path / "watchdog.json"))
-    shutil.copyfile(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copyfile(ROOT / "instance" / "dagster.yaml", tmp_path / "dagster.yaml")
     yield tmp_path
     embedded_pg.drop_database(pg_server, "dagster_health")
 
