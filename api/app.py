@@ -82,8 +82,13 @@ class Json(Response):
         return orjson.dumps(content)
 
 
-def _answer(s: Session, data: dict[str, Any]) -> Json:
-    return Json({"success": True, "data": data, "freshness": freshness(s.rows("freshness"))})
+def _read(s: Session, *queries: tuple[str, dict[str, Any] | None]) -> list[list[dict[str, Any]]]:
+    """The queries' rows and, last, the freshness rows every answer carries: one round trip."""
+    return s.batch(*queries, ("freshness", None))
+
+
+def _answer(data: dict[str, Any], fresh: list[dict[str, Any]]) -> Json:
+    return Json({"success": True, "data": data, "freshness": freshness(fresh)})
 
 
 def _query(s: Session, days: params.Range, who: str | None, **extra: Any) -> dict[str, Any]:
@@ -94,25 +99,28 @@ def _query(s: Session, days: params.Range, who: str | None, **extra: Any) -> dic
             dependencies=_allow("from", "to", "targetologist"))  # fmt: skip
 def leads_total(s: Db, days: Days, who: Who) -> Response:
     """Leads (test leads counted apart) over the range, and per day."""
-    (total,), per_day = _split(s.rows("leads_total", _query(s, days, who)))
-    return _answer(s, {**days.as_params(), **total, "days": per_day})
+    rows, fresh = _read(s, ("leads_total", _query(s, days, who)))
+    (total,), per_day = _split(rows)
+    return _answer({**days.as_params(), **total, "days": per_day}, fresh)
 
 
 @router.get(f"{DASHBOARD}/leads/by-funnel", response_model=models.LeadsByFunnel,
             dependencies=_allow("from", "to", "funnel", "targetologist"))  # fmt: skip
 def leads_by_funnel(s: Db, days: Days, funnel: Funnel, who: Who) -> Response:
     """Leads and how many reached AmoCRM per funnel over the range, and per day."""
-    funnels, per_day = _split(s.rows("leads_by_funnel", _query(s, days, who, funnel=funnel)))
-    return _answer(s, {**days.as_params(), "funnels": funnels, "days": per_day})
+    rows, fresh = _read(s, ("leads_by_funnel", _query(s, days, who, funnel=funnel)))
+    funnels, per_day = _split(rows)
+    return _answer({**days.as_params(), "funnels": funnels, "days": per_day}, fresh)
 
 
 @router.get(f"{DASHBOARD}/sales/total", response_model=models.SalesTotal,
             dependencies=_allow("from", "to", "funnel", "targetologist"))  # fmt: skip
 def sales_total(s: Db, days: Days, funnel: Funnel, who: Who) -> Response:
     """Sales and revenue (per currency) per funnel over the range, and per day."""
-    totals, per_day = _split(s.rows("sales_total", _query(s, days, who, funnel=funnel)))
+    rows, fresh = _read(s, ("sales_total", _query(s, days, who, funnel=funnel)))
+    totals, per_day = _split(rows)
     sales = sum(t["sales"] for t in totals)
-    return _answer(s, {**days.as_params(), "sales": sales, "totals": totals, "days": per_day})
+    return _answer({**days.as_params(), "sales": sales, "totals": totals, "days": per_day}, fresh)
 
 
 @router.get(f"{DASHBOARD}/targetologist-daily", response_model=models.TargetologistDaily,
@@ -120,18 +128,20 @@ def sales_total(s: Db, days: Days, funnel: Funnel, who: Who) -> Response:
 def targetologist_daily(s: Db, days: Days, who: Who) -> Response:
     """A targetologist's days: spend, leads, sales, revenue, CPL, CPA, ROAS, provisional."""
     params = _query(s, days, who)
-    rows = s.rows("targetologist_daily", params)
+    rows, totals, fresh = _read(
+        s, ("targetologist_daily", params), ("targetologist_totals", params)
+    )
     data = {**days.as_params(), "currency": rows[0]["currency"] if rows else None,
-            "rows": rows, "totals": s.rows("targetologist_totals", params)}  # fmt: skip
-    return _answer(s, data)
+            "rows": rows, "totals": totals}  # fmt: skip
+    return _answer(data, fresh)
 
 
 @router.get(f"{DASHBOARD}/targetologists", response_model=models.Targetologists,
             dependencies=_allow())  # fmt: skip
 def targetologists(s: Db) -> Response:
     """The targetologists this token may read (a targetologist's token: itself)."""
-    data = {"targetologists": [r["targetologist"] for r in s.rows("targetologists")]}
-    return _answer(s, data)
+    rows, fresh = _read(s, ("targetologists", None))
+    return _answer({"targetologists": [r["targetologist"] for r in rows]}, fresh)
 
 
 @router.post("/api/admin/diagnostics", response_model=models.Diagnostics, dependencies=_allow())
@@ -139,11 +149,11 @@ def diagnostics(s: Db) -> Response:
     """The integration diagnostics as the checks last stored them (admin tokens only), in the
     old backend's shape."""
     _admin_only(s.scope)
-    stored = s.rows("diagnostics")
+    stored, fresh = _read(s, ("diagnostics", None))
     result = checks.report([checks.Diagnostic(r["name"], r["status"], r["message"], r["details"])
                             for r in stored])  # fmt: skip
     data = {**result["data"], "checked_at": max((r["checked_at"] for r in stored), default=None)}
-    return _answer(s, data)
+    return _answer(data, fresh)
 
 
 @router.get("/api/admin/diagnostics", dependencies=_allow(),

@@ -31,9 +31,17 @@ class Session:
 
     def rows(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """The rows of `sql/api/<query>.sql` as dicts."""
-        cur = self.conn.cursor(row_factory=dict_row)
-        cur.execute(load_sql(f"api/{query}").encode(), params or {})
-        return cur.fetchall()
+        return self.batch((query, params))[0]
+
+    def batch(self, *queries: tuple[str, dict[str, Any] | None]) -> list[list[dict[str, Any]]]:
+        """Several `sql/api/` queries sent in one round trip (psycopg's pipeline mode)."""
+        with self.conn.pipeline():
+            cursors = []
+            for query, params in queries:
+                cur = self.conn.cursor(row_factory=dict_row)
+                cur.execute(load_sql(f"api/{query}").encode(), params or {})
+                cursors.append(cur)
+        return [cur.fetchall() for cur in cursors]
 
 
 class Reader:

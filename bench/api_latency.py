@@ -113,13 +113,13 @@ def _percentiles(call: Callable[[], object]) -> tuple[float, float]:
 
 
 def _session_p95(reader: Reader, token: str, query: str, extra: dict[str, Any]) -> float:
-    """What one request asks of PostgreSQL, from this process: token, scope, rows, freshness."""
+    """What one request asks of PostgreSQL, from this process: the token and its scope, then
+    the rows and the freshness (each pair in one round trip), then the commit."""
     params = {**RANGE, "targetologist": None, **extra}
 
     def once() -> None:
         with reader.session(token) as s:
-            s.rows(query, params)
-            s.rows("freshness")
+            s.batch((query, params), ("freshness", None))
 
     return _percentiles(once)[1]
 
