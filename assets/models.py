@@ -10,10 +10,20 @@ from collections.abc import Sequence
 import dagster as dg
 
 from assets.contract import OWNERS
+from assets.facebook import INSIGHT_SPECS
 from assets.metadata import table_metadata
 from assets.sources import RAW_KEYS
 from resources.settings import model_params
 from resources.warehouse import WarehouseResource
+
+# Facebook insights are daily partitions reaching back years, most of them never loaded; plain
+# eager() waits for every upstream partition to exist ("any dep missing") and would never
+# rebuild a model that reads them. Missing is judged on the unpartitioned sources only; a
+# newly loaded insights partition still counts as an update.
+PARTITIONED_RAW = dg.AssetSelection.assets(*(spec.key for spec in INSIGHT_SPECS))
+MODEL_AUTOMATION = dg.AutomationCondition.eager().replace(
+    "any_deps_missing", dg.AutomationCondition.any_deps_missing().ignore(PARTITIONED_RAW)
+)
 
 
 class ModelConfig(dg.Config):
@@ -46,7 +56,7 @@ def build_model_asset(
         group_name=schema,
         kinds={"postgres", "sql"},
         owners=OWNERS,
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=MODEL_AUTOMATION,
         description=description,
     )
     def _model(
