@@ -15,6 +15,7 @@ import orjson
 import psycopg
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 
@@ -37,6 +38,10 @@ def create_app(settings: ApiSettings, instance: dg.DagsterInstance | None = None
     app.state.instance = instance
     _error_handlers(app)
     app.middleware("http")(_no_store)
+    if settings.cors_origins:  # a frontend on another origin sends the bearer header itself
+        origins = list(settings.cors_origins)
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization"])  # fmt: skip
     app.include_router(router)
     app.include_router(dashboard.router)
     return app

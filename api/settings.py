@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import make_url
 
@@ -17,9 +17,17 @@ API_FUNNELS = (*FUNNELS, UNKNOWN_FUNNEL)
 SERVICE = "integrations-diagnostics"  # the old health endpoint's service name; monitors key on it
 
 
+def cors_origins() -> tuple[str, ...]:
+    """API_CORS_ORIGINS: the origins (comma list) of a dashboard frontend served elsewhere that
+    may call the API from the browser; none by default (the charts page is same-origin)."""
+    return tuple(o.strip().rstrip("/") for o in (env("API_CORS_ORIGINS") or "").split(",")
+                 if o.strip())  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     reader_url: str  # a connection as dashboard_reader: marts only, under row-level security
+    cors_origins: tuple[str, ...] = field(default_factory=cors_origins)
 
 
 def reader_url(warehouse_url: str) -> str:

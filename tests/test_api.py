@@ -6,6 +6,7 @@ CLI; an AmoCRM outage (402) answers 200 with the last good numbers and AmoCRM st
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -19,8 +20,9 @@ import pytest
 
 from api import models
 from api.access import issue_token, revoke_token
+from api.app import create_app
 from api.reader import Reader
-from api.settings import MAX_RANGE_DAYS, as_reader
+from api.settings import MAX_RANGE_DAYS, ApiSettings, as_reader
 from sandbox import ground_truth
 from tests.api_server import READER_PASSWORD, Served, serve
 from tests.conftest import ROOT, run_job
@@ -246,6 +248,25 @@ def test_given_stored_check_results_then_diagnostics_in_the_old_shape_and_health
     assert any(p.startswith("Dagster daemon") for p in shape["problems"]), shape["problems"]
     docs = api.get("/openapi.json", None).json()
     assert {LEADS, BY_FUNNEL, SALES, DAILY, WHO, DIAGNOSTICS} <= set(docs["paths"])
+
+
+def test_given_cors_origins_then_only_they_may_call_from_a_browser():
+    settings = ApiSettings(
+        reader_url="postgresql://unused@/x", cors_origins=("https://dash.example",)
+    )
+    app = create_app(settings)
+    preflight = {"Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "authorization"}  # fmt: skip
+
+    async def ask(origin: str) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://api") as client:  # fmt: skip
+            return await client.options(LEADS, headers={"Origin": origin, **preflight})
+
+    allowed = asyncio.run(ask("https://dash.example"))
+    assert allowed.headers["access-control-allow-origin"] == "https://dash.example"
+    refused = asyncio.run(ask("https://evil.example"))
+    assert "access-control-allow-origin" not in refused.headers
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
