@@ -108,6 +108,17 @@ def plan_run(args: argparse.Namespace) -> tuple[str, dict[str, str], dict[str, A
     return source_job_name(args.source), {}, {"ops": ops}
 
 
+def downstream_models(source: str) -> list[dg.AssetKey]:
+    """The core and marts models that read the source (the others have nothing to rebuild)."""
+    from assets.jobs import MODEL_GROUPS
+    from assets.sources import SOURCE_ASSETS
+    from definitions import defs
+
+    selection = dg.AssetSelection.assets(*SOURCE_ASSETS[source]).downstream()
+    models = selection & dg.AssetSelection.groups(*MODEL_GROUPS)
+    return sorted(models.resolve(defs.resolve_asset_graph()))
+
+
 def _tqdm_bar(what: str, total: float | None, unit: str) -> Any:
     from tqdm import tqdm
 
@@ -155,7 +166,10 @@ def run(args: argparse.Namespace, instance: dg.DagsterInstance) -> int:
     for step, message in failure_messages(result).items():
         print(f"  {step}: {message}")
     models = defs.resolve_job_def("rebuild_models").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=QUIET
+        instance=instance,
+        raise_on_error=False,
+        run_config=QUIET,
+        asset_selection=downstream_models(args.source),
     )
     print(f"core and marts rebuilt for the touched days: {'ok' if models.success else 'FAILED'}")
     return 0 if result.success and models.success else 1
