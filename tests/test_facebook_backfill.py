@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -335,3 +335,51 @@ def test_given_a_facebook_partition_lands_then_automation_rebuilds_the_models_th
     for model in ("core/ad_spend_daily", "marts/targetologist_daily", "marts/source_freshness"):
         assert result.get_num_requested(dg.AssetKey(model.split("/"))) == 1, model
     assert all(graph.get(k).partitions_def is not None for k in insights)
+
+
+@pytest.mark.parametrize(
+    ("kind", "reload", "position"),
+    [
+        ("timestamp", "2026-09-15", {"updated_at": "2026-09-15T00:00:00+05:00", "id": None}),
+        ("timestamp", "all", None),
+        ("key", "2026-09-15", None),  # no day to start from: the whole table
+        ("snapshot", "2026-09-15", None),
+        ("timestamp", None, {"updated_at": "2026-09-30T23:50:00+00:00", "id": None}),
+    ],
+)
+def test_given_a_supabase_reload_then_the_scan_starts_at_its_day_or_reads_whole(
+    kind, reload, position, monkeypatch
+):
+    from types import SimpleNamespace
+
+    from assets.contract import ReloadConfig, reload_since
+    from assets.supabase import start_position
+
+    monkeypatch.setenv("REPORTING_TZ", "Asia/Almaty")
+    plan = SimpleNamespace(
+        cursor=SimpleNamespace(kind=kind, column="updated_at" if kind == "timestamp" else None),
+        key=SimpleNamespace(name="id"),
+        entry=SimpleNamespace(reread_hours=24),
+    )
+    at = "2026-10-01T00:00:00+00:00"
+    cursor = {"strategy": kind, "column": plan.cursor.column, "position": at, "full_read_at": at}
+    since = reload_since(ReloadConfig(reload_from=reload), "Supabase Main")
+    start = start_position(plan, cursor, datetime.fromisoformat(at), since)  # type: ignore[arg-type]
+    assert start.position == position
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["nope", "--from", "2026-09-01"], "backfill: argument source: invalid choice: 'nope'"),
+        (["facebook"], "backfill facebook: give --from YYYY-MM-DD (and --to, default today)"),
+        (["facebook", "--from", "2026-09-31"], "backfill: --from must be a day as YYYY-MM-DD"),
+        (["facebook", "--from", "2026-09-10", "--to", "2026-09-01"], "is before --from"),
+        (["amocrm"], "backfill amocrm: give either --from YYYY-MM-DD or --all"),
+        (["supabase_main", "--all", "--to", "2026-09-01"], "re-reads from a day up to now"),
+    ],
+)
+def test_given_a_wrong_backfill_command_then_one_line_and_exit_2(argv, message, capsys):
+    assert backfill.main(argv) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and message in out.err and out.err.count("\n") == 1
