@@ -18,21 +18,30 @@ from tests.conftest import ROOT
 INSTANCE_YAML = ROOT / "instance" / "dagster.yaml"
 
 
-def dg_command(*args: str, dagster_home: Path) -> subprocess.CompletedProcess[str]:
+def dg_commands(*commands: tuple[str, ...], dagster_home: Path) -> list[tuple[int, str, str]]:
+    """Run dg commands side by side (each is a Python process loading the definitions);
+    [(exit code, stdout, stderr)] in order."""
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),
         "VIRTUAL_ENV": str(ROOT / ".venv"),
     }
-    return subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "dg"), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    started = [
+        subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "dg"), *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in commands
+    ]
+    results = []
+    for process in started:
+        out, err = process.communicate(timeout=180)
+        results.append((process.returncode, out, err))
+    return results
 
 
 def test_given_instance_yaml_then_run_queue_limits_one_run_per_source_in_concurrency_form(
@@ -54,14 +63,15 @@ def test_given_instance_yaml_then_run_queue_limits_one_run_per_source_in_concurr
 def test_given_tool_dg_when_dg_check_and_list_defs_then_every_definition_loads(
     dagster_home: Path,
 ):
-    check = dg_command("check", "defs", dagster_home=dagster_home)
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "All definitions loaded successfully" in check.stdout
-    assert "does not match" not in check.stderr  # no venv-mismatch warning
+    (code, out, err), (listed_code, listed, listed_err) = dg_commands(
+        ("check", "defs"), ("list", "defs", "--json"), dagster_home=dagster_home
+    )
+    assert code == 0, out + err
+    assert "All definitions loaded successfully" in out
+    assert "does not match" not in err  # no venv-mismatch warning
 
-    listed = dg_command("list", "defs", "--json", dagster_home=dagster_home)
-    assert listed.returncode == 0, listed.stderr
-    defs = json.loads(listed.stdout)
+    assert listed_code == 0, listed_err
+    defs = json.loads(listed)
     assets = {a["asset_key"] for a in defs["assets"]}
     assert {"raw_supabase_main/landing_leads", "core/leads", "marts/leads_total"} <= assets
     assert {s["name"] for s in defs["schedules"]} >= {"hourly_refresh"}
