@@ -1,8 +1,11 @@
 """One full refresh, as `make run` does it: every source in its own run, then core and marts.
 
 The warehouse is WAREHOUSE_URL or else the embedded server; vendors are whatever the environment
-and `.env` configure. Prints the dashboard tables and each source's state; exits 1 when a source
-failed (its branch stays stale; the marts are still rebuilt from the last good rows).
+and `.env` (or the file ENV_FILE names) configure. Prints one line per source (rows and seconds,
+or the sentence that says why it failed), then the dashboard tables; Dagster's own event log,
+stack traces included, stays in its storage, where `make ui` shows it. Exit codes: 0 every run
+succeeded, 1 a source or the models failed (its branch stays stale; the marts are still rebuilt
+from the last good rows), 2 a setting the whole refresh needs is malformed (one line naming it).
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import psycopg
+import sqlalchemy.exc
 from dotenv import load_dotenv
 from psycopg import sql
 from tabulate import tabulate
@@ -31,26 +38,35 @@ DASHBOARD_TABLES = (
     ("marts.targetologist_daily", 6),
     ("marts.source_freshness", 10),
 )
-# The run's full event log is in Dagster's storage (`make ui`); the terminal gets warnings only.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The run's full event log is in Dagster's storage (`make ui`); the terminal gets our own lines
+# only: a failed step's sentence is printed once per source below, its stack trace stays there.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def env_file() -> Path:
+    """The settings file every command loads: ENV_FILE, else `.env` at the checkout's root."""
+    return Path(os.environ.get("ENV_FILE") or ROOT / ".env")
 
 
 def prepare_environment() -> None:
     """Load `.env`, resolve the database URLs, and point DAGSTER_HOME at our instance config."""
-    load_dotenv(ROOT / ".env", override=False)
+    load_dotenv(env_file(), override=False)
     os.environ.update(embedded_pg.resolve_urls())
     DAGSTER_HOME.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "instance" / "dagster.yaml", DAGSTER_HOME / "dagster.yaml")
     os.environ.setdefault("DAGSTER_HOME", str(DAGSTER_HOME))
 
 
-def run_all(instance: dg.DagsterInstance) -> dict[str, bool]:
-    """Each source job, then the model rebuild; {job name: succeeded}."""
+def run_all(
+    instance: dg.DagsterInstance, warehouse: WarehouseResource | None = None, models: bool = True
+) -> dict[str, bool]:
+    """Each source job, then the model rebuild; {job name: succeeded}. One line each."""
     from assets.jobs import SOURCES, job_run_config, job_run_tags, models_job, source_job_name
     from definitions import defs
 
     outcome = {}
-    for name in [*(source_job_name(s) for s in SOURCES), models_job.name]:
+    jobs = [(source_job_name(s), s) for s in SOURCES] + [(models_job.name, None)] * models
+    for name, source in jobs:
         started = time.perf_counter()
         result = defs.resolve_job_def(name).execute_in_process(
             instance=instance,
@@ -59,11 +75,51 @@ def run_all(instance: dg.DagsterInstance) -> dict[str, bool]:
             tags=job_run_tags(name),
         )
         outcome[name] = result.success
-        state = "ok" if result.success else "FAILED"
-        print(f"  {name:<28} {state:<6} {time.perf_counter() - started:5.1f} s", flush=True)
-        for step, message in failure_messages(result).items():
-            print(f"      {step}: {message}")
+        seconds = time.perf_counter() - started
+        what = source or "core and marts"
+        if result.success:
+            print(f"  {what:<18} ok      {seconds:5.1f} s  {rows_summary(result)}", flush=True)
+        else:
+            why = failure_line(result, source, warehouse)
+            print(f"  {what:<18} FAILED  {seconds:5.1f} s  {why}", flush=True)
     return outcome
+
+
+def rows_summary(result: dg.ExecuteInProcessResult) -> str:
+    """A source run's "4 tables, 1234 rows read (56 new, 7 updated)"; "10 tables built"."""
+    tables, read, new, updated = set(), 0, 0, 0
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        meta: dict[str, Any] = {k: v.value for k, v in materialization.metadata.items()}
+        tables.add(materialization.asset_key)
+        read += int(meta.get("rows_read") or 0)
+        new += int(meta.get("rows_inserted") or 0)
+        updated += int(meta.get("rows_updated") or 0)
+    count = f"{len(tables)} table{'s' * (len(tables) != 1)}"
+    if not read and not new and not updated:
+        return f"{count} built"
+    return f"{count}, {read} rows read ({new} new, {updated} updated)"
+
+
+def failure_line(
+    result: dg.ExecuteInProcessResult, source: str | None, warehouse: WarehouseResource | None
+) -> str:
+    """Why a run failed, in one line: every missing setting of its source at once, else the
+    failure's own sentence (the vendor's answer); how many other reasons there are, if any."""
+    from checks.diagnostics import amocrm_token_stored
+    from resources.settings import REQUIRED_SETTINGS, missing_sentence, missing_settings
+
+    messages = list(dict.fromkeys(failure_messages(result).values()))
+    if source in REQUIRED_SETTINGS:
+        stored = source == "amocrm" and warehouse is not None and amocrm_token_stored(warehouse)
+        missing = missing_settings(source, token_stored=stored)
+        if missing:
+            return missing_sentence(source, missing)
+    if not messages:
+        return "the run failed before any step (see `make ui`)"
+    first = " ".join(messages[0].split())
+    more = len(messages) - 1
+    return first + (f" (+{more} other reason{'s' * (more > 1)}: see `make ui`)" if more else "")
 
 
 def failure_messages(result: dg.ExecuteInProcessResult) -> dict[str, str]:
@@ -123,18 +179,48 @@ def full_rebuild() -> int:
     return 0 if result.success else 1
 
 
-def main() -> int:
-    if sys.argv[1:] == ["--full-rebuild"]:
-        return full_rebuild()
+def check_common_settings() -> None:
+    """The settings every model reads, checked before anything runs (ConfigError naming one)."""
+    from checks.diagnostics import Thresholds
+    from resources.settings import fx_rates, reporting_tz
+
+    reporting_tz()
+    fx_rates()
+    Thresholds.from_env()
+
+
+def configuration_errors(run: Callable[[], int]) -> int:
+    """Run a command; a setting's mistake is its one line on stderr and exit 2, never a
+    traceback (an unreachable warehouse counts: its URL is a setting)."""
+    from resources.errors import SourceError
+
+    try:
+        return run()
+    except SourceError as exc:
+        print(exc.message, file=sys.stderr)
+    except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"Warehouse: cannot connect ({reason}); check WAREHOUSE_URL.", file=sys.stderr)
+    return 2
+
+
+def refresh() -> int:
     with embedded_pg.owned_server():
         prepare_environment()
+        check_common_settings()
         warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
         warehouse.apply_ddl()
         with dg.DagsterInstance.get() as instance:
-            outcome = run_all(instance)
+            outcome = run_all(instance, warehouse)
         print()
         print(dashboard(warehouse))
     return 0 if all(outcome.values()) else 1
+
+
+def main() -> int:
+    if sys.argv[1:] == ["--full-rebuild"]:
+        return configuration_errors(full_rebuild)
+    return configuration_errors(refresh)
 
 
 if __name__ == "__main__":

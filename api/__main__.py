@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the API (OpenAPI docs at /docs)")
     serve.add_argument("--host", default=env("API_HOST") or "127.0.0.1")
-    serve.add_argument("--port", type=int, default=int(env("API_PORT") or 8000))
+    serve.add_argument("--port", type=int, default=None, help="default: API_PORT, else 8000")
     token = commands.add_parser("token", help="issue, list or revoke bearer tokens")
     actions = token.add_subparsers(dest="action", required=True)
     issue = actions.add_parser("issue", help="print a new token once")
@@ -116,17 +116,28 @@ def token(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_PORT = 8000
+
+
+def api_port() -> int:
+    """API_PORT (default 8000); a non-number is a ConfigError naming it."""
+    raw = env("API_PORT") or str(DEFAULT_PORT)
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError("api", f"API_PORT={raw!r} is not a port number (default {DEFAULT_PORT}).")
+    return int(raw)
+
+
 def main() -> int:
     import refresh
 
     args = _parser().parse_args()
-    dotenv = dotenv_values(refresh.ROOT / ".env")
+    dotenv = dotenv_values(refresh.env_file())
     user_set_warehouse = bool(os.environ.get("WAREHOUSE_URL") or dotenv.get("WAREHOUSE_URL"))
     try:
         with embedded_pg.owned_server():
             refresh.prepare_environment()
             if args.command == "serve":
-                return serve(args.host, args.port, user_set_warehouse)
+                return serve(args.host, args.port or api_port(), user_set_warehouse)
             return token(args)
     except ConfigError as exc:
         print(exc.message, file=sys.stderr)

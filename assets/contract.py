@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from assets.metadata import table_metadata
 from resources.errors import SourceError
 from resources.settings import reporting_tz
 from resources.warehouse import WarehouseResource
@@ -101,7 +102,11 @@ def run_source_step(
     except SourceError as exc:
         warehouse.record_attempt(source, entity, error=exc.message, run_id=context.run.run_id)
         # the dashboard learns of a stale source now, not when the next model rebuild runs
-        warehouse.run_model("marts.source_freshness")
+        report_freshness(context, warehouse)
+        # the credential and vendor checks say why (Dagster skips the checks of a failed step)
+        from checks.asset_checks import report_vendor_checks
+
+        report_vendor_checks(context, source)
         context.log.error(exc.message)
         # `from None`: the client library's traceback says nothing the message doesn't
         raise dg.Failure(
@@ -110,5 +115,18 @@ def run_source_step(
             allow_retries=exc.transient,
         ) from None
     warehouse.record_attempt(source, entity, run_id=context.run.run_id)
-    warehouse.run_model("marts.source_freshness")
+    report_freshness(context, warehouse)
     return result
+
+
+def report_freshness(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:
+    """Rebuild marts.source_freshness and record it as materialized with its new rows, so its
+    preview in the UI is the state the table holds, a failed attempt included."""
+    warehouse.run_model("marts.source_freshness")
+    context.instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key=dg.AssetKey(["marts", "source_freshness"]),
+            description=f"after a load attempt in run {context.run.run_id}",
+            metadata=table_metadata(warehouse, "marts", "source_freshness"),
+        )
+    )

@@ -9,6 +9,7 @@ import dagster as dg
 from psycopg import sql
 from tabulate import tabulate
 
+from assets.columns import column_description
 from resources.warehouse import WarehouseResource
 
 PREVIEW_ROWS = 5
@@ -23,7 +24,8 @@ def table_metadata(
     order_by: str = "1",
     counts: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """`dagster/row_count`, `dagster/column_schema` and `preview` of a warehouse table."""
+    """`dagster/row_count`, `dagster/column_schema` (with each column's description from
+    assets/columns.py) and `preview` of a warehouse table."""
     hidden = set(hide) | {"_raw"}
     columns = warehouse.fetch_all(
         "SELECT column_name, data_type FROM information_schema.columns"
@@ -53,7 +55,10 @@ def table_metadata(
     metadata: dict[str, Any] = {
         "dagster/row_count": dg.MetadataValue.int(row_count[0] if row_count else 0),
         "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name, type_) for name, type_ in columns]
+            columns=[
+                dg.TableColumn(name, type_, description=column_description(schema, table, name))
+                for name, type_ in columns
+            ]
         ),
         "preview": dg.MetadataValue.md(
             tabulate(

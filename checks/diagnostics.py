@@ -6,6 +6,14 @@ message, details). They run as Dagster asset checks and from the command line:
     python -m checks.diagnostics            # the report's JSON; exit 0 ok, 1 warning, 2 error
     python -m checks.diagnostics --health   # {"status", "service", "timestamp", "problems"}:
                                             # the health probe (health/probe.py), exit 0/1/2
+
+A diagnostic whose source is not configured (its variables unset, and for the ones read from
+the warehouse, no load ever succeeded) says `not_configured`, naming every missing variable,
+instead of judging nothing as "ok". In the report, `success` is true when every diagnostic ran
+(false: one of them raised, its entry says why, as an error); `overall_status` is the worst
+status, `not_configured` counting as a warning (nothing was judged there, so it is not "ok").
+A malformed setting (REPORTING_TZ, DIAGNOSTICS_*, an unreachable WAREHOUSE_URL) is one line on
+stderr and exit 2.
 """
 
 from __future__ import annotations
@@ -18,14 +26,22 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from contract.amocrm import resolve_pipelines
 from contract.config import ContractError
 from resources.amocrm import AmoCrmResource
-from resources.errors import SourceError
+from resources.errors import ConfigError, SourceError
 from resources.facebook import FacebookResource
-from resources.settings import env, reporting_tz
+from resources.settings import (
+    REQUIRED_SETTINGS,
+    SOURCE_NAMES,
+    env,
+    missing_sentence,
+    missing_settings,
+    reporting_tz,
+)
 from resources.sql_files import load_sql
 from resources.supabase import BY_ID, SupabaseResource
 from resources.warehouse import WarehouseResource
@@ -67,16 +83,22 @@ class Thresholds:
     def from_env(cls) -> Thresholds:
         overrides: dict[str, Any] = {}
         for name, default in asdict(cls()).items():
-            raw = env(f"DIAGNOSTICS_{name.upper()}")
-            if raw is not None:
+            variable = f"DIAGNOSTICS_{name.upper()}"
+            raw = env(variable)
+            if raw is None:
+                continue
+            try:
                 overrides[name] = type(default)(raw)
+            except ValueError:
+                raise ConfigError("settings", f"{variable}={raw!r} is not a number (default "
+                                  f"{default}).") from None  # fmt: skip
         return cls(**overrides)
 
 
 @dataclass
 class Diagnostic:
     name: str
-    status: str  # ok | warning | error
+    status: str  # ok | warning | error | not_configured
     message: str
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -297,33 +319,96 @@ def supabase_key(project: SupabaseResource, name: str, table: str) -> Diagnostic
     return Diagnostic(name, "ok", f"{project.source} key accepted", {"valid": True})
 
 
+NOT_CONFIGURED = "not_configured"
+# Which sources each diagnostic judges, and whether it asks the vendor (then its source's
+# settings must be set) or reads what the warehouse holds (then a load must once have succeeded).
+JUDGES: dict[str, tuple[tuple[str, ...], bool]] = {
+    EXPRESS_WEBHOOK: (("supabase_main",), False),
+    FLAGSHIP_WEBHOOK: (("supabase_main",), False),
+    LANDING_SYNC: (("supabase_main",), False),
+    EXPRESS_SALES: (("supabase_main",), False),
+    FLAGSHIP_SALES: (("supabase_main",), False),
+    ALL_SALES_TRACKING: (("supabase_traffic",), True),
+    AMOCRM_API: (("amocrm",), True),
+    FACEBOOK_TOKEN: (("facebook",), True),
+    RECONCILIATION: (("amocrm", "supabase_main", "supabase_traffic"), False),
+    QUARANTINE: ((), False),
+    AMOCRM_TOKEN: (("amocrm",), False),
+    SUPABASE_KEYS["main"]: (("supabase_main",), True),
+    SUPABASE_KEYS["tripwire"]: (("supabase_tripwire",), True),
+}
+
+
+def amocrm_token_stored(warehouse: WarehouseResource) -> bool:
+    rows = warehouse.fetch_all("SELECT 1 FROM ops.oauth_tokens WHERE integration = 'amocrm'")
+    return bool(rows)
+
+
+def not_configured(warehouse: WarehouseResource, name: str) -> Diagnostic | None:
+    """`not_configured` naming every missing variable of the diagnostic's sources, or None when
+    it can judge. One read from the warehouse is judged as long as its source once loaded."""
+    sources, asks_vendor = JUDGES[name]
+    stored = amocrm_token_stored(warehouse) if "amocrm" in sources else False
+    sentences, missing_all = [], []
+    for source in sources:
+        missing = missing_settings(source, token_stored=stored)
+        if not missing or (not asks_vendor and warehouse.last_success(source) is not None):
+            continue
+        sentences.append(missing_sentence(source, missing))
+        missing_all += missing
+    if not sentences:
+        return None
+    return Diagnostic(name, NOT_CONFIGURED, " ".join(sentences),
+                      {"missing": missing_all, "sources": [SOURCE_NAMES[s] for s in sources
+                                                           if s in REQUIRED_SETTINGS]})  # fmt: skip
+
+
 def run_all(resources: dict[str, Any], limits: Thresholds | None = None) -> list[Diagnostic]:
     limits = limits or Thresholds.from_env()
     warehouse: WarehouseResource = resources["warehouse"]
-    checks: list[Callable[[], Diagnostic]] = [
-        lambda: webhook(warehouse, "express", limits),
-        lambda: webhook(warehouse, "flagship", limits),
-        lambda: landing_sync(warehouse, limits),
-        lambda: course_sales(warehouse, "express", limits),
-        lambda: course_sales(warehouse, "flagship", limits),
-        lambda: all_sales_tracking(resources["supabase_traffic"]),
-        lambda: amocrm_api(resources["amocrm"], warehouse),
-        lambda: facebook_token(resources["facebook"], limits),
-        lambda: reconciliation(warehouse),
-        lambda: quarantine(warehouse),
-        lambda: amocrm_token(warehouse, limits),
-        lambda: supabase_key(resources["supabase_main"], SUPABASE_KEYS["main"], "landing_leads"),
-        lambda: supabase_key(
+    checks: dict[str, Callable[[], Diagnostic]] = {
+        EXPRESS_WEBHOOK: lambda: webhook(warehouse, "express", limits),
+        FLAGSHIP_WEBHOOK: lambda: webhook(warehouse, "flagship", limits),
+        LANDING_SYNC: lambda: landing_sync(warehouse, limits),
+        EXPRESS_SALES: lambda: course_sales(warehouse, "express", limits),
+        FLAGSHIP_SALES: lambda: course_sales(warehouse, "flagship", limits),
+        ALL_SALES_TRACKING: lambda: all_sales_tracking(resources["supabase_traffic"]),
+        AMOCRM_API: lambda: amocrm_api(resources["amocrm"], warehouse),
+        FACEBOOK_TOKEN: lambda: facebook_token(resources["facebook"], limits),
+        RECONCILIATION: lambda: reconciliation(warehouse),
+        QUARANTINE: lambda: quarantine(warehouse),
+        AMOCRM_TOKEN: lambda: amocrm_token(warehouse, limits),
+        SUPABASE_KEYS["main"]: lambda: supabase_key(
+            resources["supabase_main"], SUPABASE_KEYS["main"], "landing_leads"
+        ),
+        SUPABASE_KEYS["tripwire"]: lambda: supabase_key(
             resources["supabase_tripwire"], SUPABASE_KEYS["tripwire"], "tripwire_users"
         ),
-    ]
-    return [check() for check in checks]
+    }
+    results = []
+    for name, check in checks.items():
+        try:
+            results.append(not_configured(warehouse, name) or check())
+        except SourceError as exc:  # a setting or a vendor: its own sentence is the finding
+            results.append(Diagnostic(name, "error", exc.message, {}))
+        except psycopg.OperationalError:
+            raise  # the warehouse itself: the command's one line, not thirteen
+        except Exception as exc:  # noqa: BLE001 - the report names it and goes on
+            # only the type: a library's message may quote a URL with a token in it
+            kind = type(exc).__name__
+            results.append(Diagnostic(name, "error", f"{name} could not run ({kind}); the other "
+                                      "diagnostics did", {"exception": kind}))  # fmt: skip
+    return results
 
 
 def store(warehouse: WarehouseResource, diagnostics: list[Diagnostic]) -> None:
-    """Keep the latest result of each in marts.integration_health."""
+    """Keep the latest result of each in marts.integration_health; a diagnostic that cannot
+    judge (not_configured) removes its old verdict rather than leaving it standing."""
     with warehouse.connection() as conn:
         for d in diagnostics:
+            if d.status == NOT_CONFIGURED:
+                conn.execute("DELETE FROM marts.integration_health WHERE name = %s", (d.name,))
+                continue
             conn.execute(
                 "INSERT INTO marts.integration_health (name, status, message, details)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET"
@@ -334,13 +419,19 @@ def store(warehouse: WarehouseResource, diagnostics: list[Diagnostic]) -> None:
 
 
 def report(diagnostics: list[Diagnostic]) -> dict[str, Any]:
-    """The old dashboard's JSON shape, exactly."""
+    """The old dashboard's JSON shape, plus `not_configured` in the summary.
+
+    `success`: every diagnostic ran (the report is complete), not that all is well;
+    `overall_status`: the worst status, `not_configured` counting as a warning.
+    """
     summary = {"total": len(diagnostics)} | {
-        s: sum(1 for d in diagnostics if d.status == s) for s in ("ok", "warning", "error")
+        s: sum(1 for d in diagnostics if d.status == s)
+        for s in ("ok", "warning", "error", NOT_CONFIGURED)
     }
-    overall = "error" if summary["error"] else "warning" if summary["warning"] else "ok"
+    overall = ("error" if summary["error"] else
+               "warning" if summary["warning"] or summary[NOT_CONFIGURED] else "ok")  # fmt: skip
     return {
-        "success": True,
+        "success": all(d.status != "error" or "exception" not in d.details for d in diagnostics),
         "data": {
             "overall_status": overall,
             "diagnostics": [asdict(d) for d in diagnostics],
@@ -366,15 +457,23 @@ def main() -> int:
                           "problems": health.problems}, ensure_ascii=False, indent=2))  # fmt: skip
         return health.exit_code
     import refresh
+
+    return refresh.configuration_errors(diagnose)
+
+
+def diagnose() -> int:
+    import refresh
     from resources import embedded_pg
 
     with embedded_pg.owned_server():
         refresh.prepare_environment()
+        reporting_tz()
+        limits = Thresholds.from_env()
         from definitions import resources
 
         warehouse = WarehouseResource(url=env("WAREHOUSE_URL") or "")
         warehouse.apply_ddl()
-        diagnostics = run_all({**resources, "warehouse": warehouse})
+        diagnostics = run_all({**resources, "warehouse": warehouse}, limits)
         store(warehouse, diagnostics)
     result = report(diagnostics)
     overall = result["data"]["overall_status"]

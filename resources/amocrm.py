@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -431,31 +432,49 @@ def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def main() -> None:
-    """`python -m resources.amocrm authorize CODE`: store the first token pair."""
-    from dotenv import load_dotenv
-
-    from resources import embedded_pg
+def main() -> int:
+    """`python -m resources.amocrm authorize CODE`: store the first token pair. A missing or
+    wrong setting is one line and exit 2, like every command of the project; AmoCRM refusing
+    the code is its answer in one line and exit 1."""
+    import refresh
 
     parser = argparse.ArgumentParser(prog="python -m resources.amocrm")
     parser.add_argument("action", choices=["authorize"])
     parser.add_argument("code", help="authorization code from the integration's settings")
     args = parser.parse_args()
-    load_dotenv(".env", override=False)
+    return refresh.configuration_errors(lambda: authorize(args.code))
+
+
+def authorize(code: str) -> int:
+    from dotenv import load_dotenv
+
+    import refresh
+    from resources import embedded_pg
+    from resources.settings import missing_sentence, missing_settings
+
+    load_dotenv(refresh.env_file(), override=False)
+    # the exchange needs every one of these; name them all before anything starts
+    missing = missing_settings("amocrm", token_stored=True)
+    if missing:
+        raise ConfigError(SOURCE, missing_sentence("amocrm", missing))
     with embedded_pg.owned_server():
         url = env("WAREHOUSE_URL") or embedded_pg.resolve_urls()["WAREHOUSE_URL"]
         warehouse = WarehouseResource(url=url)
         warehouse.apply_ddl()
         client = AmoCrmResource().open(warehouse, None)
         try:
-            pair = client._exchange({"grant_type": "authorization_code", "code": args.code})
-        except SourceError as exc:
-            raise SystemExit(exc.message) from None
+            pair = client._exchange({"grant_type": "authorization_code", "code": code})
+        except ConfigError:
+            raise
+        except SourceError as exc:  # AmoCRM's answer (a used or expired code): exit 1
+            print(exc.message, file=sys.stderr)
+            return 1
         finally:
             client.close()
         TokenStore(warehouse).store(pair)
     print("AmoCRM authorized: the token pair is stored in ops.oauth_tokens.")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

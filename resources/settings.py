@@ -47,12 +47,15 @@ def reporting_tz() -> str:
 
 
 DEFAULT_REPORTING_CURRENCY = "KZT"
+# what README and .env.example promise when FX_RATES is unset: tenge per dollar and per euro
+DEFAULT_FX_RATES = "USD=480,EUR=520"
 
 
 def fx_rates() -> dict[str, str]:
-    """FX_RATES, e.g. "USD=480.5,RUB=5.2": units of the reporting currency per unit."""
+    """FX_RATES, e.g. "USD=480.5,RUB=5.2": units of the reporting currency per unit; unset,
+    DEFAULT_FX_RATES (an account in a currency with no rate gets NULL spend, never 0)."""
     rates = {}
-    for part in (env("FX_RATES") or "").split(","):
+    for part in (env("FX_RATES") or DEFAULT_FX_RATES).split(","):
         if not part.strip():
             continue
         currency, _, rate = part.partition("=")
@@ -66,6 +69,56 @@ def fx_rates() -> dict[str, str]:
             ) from None
         rates[currency.strip().upper()] = rate.strip()
     return rates
+
+
+# What each source cannot load without: (variable, alternatives any of which also does).
+# `missing_settings` names every one unset at once; the clients still check their own when
+# they open (an AmoCRM token pair stored by `authorize` stands in for AMOCRM_ACCESS_TOKEN).
+SUPABASE_KEY_SUFFIXES = ("SERVICE_ROLE_KEY", "SECRET_KEY", "ANON_KEY", "PUBLISHABLE_KEY")
+
+
+def _supabase(project: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    prefix = f"SUPABASE_{project.upper()}"
+    keys = tuple(f"{prefix}_{s}" for s in SUPABASE_KEY_SUFFIXES)
+    # <prefix>_DB_URL (the bulk path) replaces both
+    return ((f"{prefix}_URL", (f"{prefix}_DB_URL",)), (keys[0], (*keys[1:], f"{prefix}_DB_URL")))
+
+
+REQUIRED_SETTINGS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "supabase_main": _supabase("main"),
+    "supabase_tripwire": _supabase("tripwire"),
+    "supabase_traffic": _supabase("traffic"),
+    "amocrm": tuple((f"AMOCRM_{n}", ()) for n in (
+        "BASE_URL", "CLIENT_ID", "CLIENT_SECRET", "REDIRECT_URI", "ACCESS_TOKEN")),
+    "facebook": tuple((f"FACEBOOK_{n}", ()) for n in (
+        "ACCESS_TOKEN", "AD_ACCOUNT_IDS", "APP_ID", "APP_SECRET")),
+}  # fmt: skip
+SOURCE_NAMES = {"supabase_main": "Supabase Main", "supabase_tripwire": "Supabase Tripwire",
+                "supabase_traffic": "Supabase Traffic", "amocrm": "AmoCRM",
+                "facebook": "Facebook"}  # fmt: skip
+
+
+def missing_settings(source: str, *, token_stored: bool = False) -> list[str]:
+    """Every variable `source` needs that is unset (one of its alternatives set counts)."""
+    missing = []
+    for name, alternatives in REQUIRED_SETTINGS.get(source, ()):
+        if name == "AMOCRM_ACCESS_TOKEN" and token_stored:
+            continue
+        if not any(env(n) for n in (name, *alternatives)):
+            missing.append(name)
+    return missing
+
+
+def missing_sentence(source: str, missing: list[str]) -> str:
+    """One line naming every missing variable of a source, e.g. "Facebook: not configured:
+    FACEBOOK_ACCESS_TOKEN, FACEBOOK_APP_ID not set (each is described in .env.example)."."""
+    names = []
+    for name in missing:
+        # a Supabase key: the read-only one is named too, it is the one users often have
+        anon = name.replace("SERVICE_ROLE_KEY", "ANON_KEY")
+        names.append(f"{name} (or {anon})" if anon != name else name)
+    return (f"{SOURCE_NAMES[source]}: not configured: {', '.join(names)} not set (each is "
+            "described in .env.example).")  # fmt: skip
 
 
 def model_params(warehouse: WarehouseResource, table: str) -> dict[str, Any]:

@@ -75,7 +75,11 @@ def test_given_checks_and_runs_change_then_one_message_per_change_and_none_other
     assert not run_job(instance, "refresh_amocrm").success
     ticker.tick()
     ticker.tick()
-    assert len(sent) == 4 and sent[-1]["text"].startswith("🛑 Run refresh_amocrm failed")
+    # the 402 fails the run and, evaluated although the load failed, the subscription check
+    assert len(sent) == 5
+    assert sorted(m["text"].split(" (")[0].split(":")[0] for m in sent[3:]) == [
+        "🛑 Check raw_amocrm/leads", "🛑 Run refresh_amocrm failed"]  # fmt: skip
+    assert any("402" in m["text"] or "Payment" in m["text"] for m in sent[3:])
 
     landing = fresh_sandbox.world.supabase["main"]["landing_leads"]
     for row in list(landing.rows.values()):
@@ -86,6 +90,6 @@ def test_given_checks_and_runs_change_then_one_message_per_change_and_none_other
     assert run_job(instance, "refresh_supabase_main").success
     ticker.tick()
     ticker.tick()
-    assert len(sent) == 5
+    assert len(sent) == 6
     assert sent[-1]["text"].startswith("✅ Check raw_supabase_main/landing_leads")
     assert "landing_bd_sync recovered" in sent[-1]["text"]
