@@ -6,7 +6,7 @@ UV := .local/uv/bin/uv
 PYTHON := .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)/.local/dagster_home
 
-.PHONY: install demo ui serve run rebuild test dashboard-test vendor-charts bench lint diagnose health watchdog discover discover-apply clean stop
+.PHONY: install demo ui ui-test deploy-check serve run rebuild test dashboard-test vendor-charts bench lint diagnose health watchdog discover discover-apply clean stop
 
 $(UV):
 	@mkdir -p .local
@@ -43,7 +43,21 @@ backfill: install
 	$(PYTHON) -m assets.backfill $(SOURCE) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(if $(ALL),--all)
 
 test: install
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -m "not ui"
+
+# the Dagster UI (dg dev on sandbox state) in headless Chromium; refreshes docs/ui-*.png.
+# Minutes, not seconds (it waits for the daemon's automation), so not part of `make test`.
+ui-test: install
+	UI_SCREENSHOTS=docs $(PYTHON) -m pytest -m ui tests/test_ui_browser.py
+
+# deploy/ without Docker or Kubernetes: the image's install step run as a plain script into a
+# temporary directory, then, with what it installed (dagster-k8s included), every YAML file
+# loads, the Helm chart's instance config passes Dagster's loader, the code's definitions load
+deploy-check:
+	@tmp=$$(mktemp -d); cp pyproject.toml uv.lock $$tmp/ && sh deploy/image/install.sh $$tmp \
+	&& $$tmp/.venv/bin/python -m deploy.check --strict \
+	&& $$tmp/.venv/bin/python -c "import definitions; print('definitions load with the image\'s packages')"; \
+	status=$$?; rm -rf $$tmp; exit $$status
 
 # the page of charts in headless Chromium (Debian's `chromium`); refreshes docs/dashboard-*.png
 dashboard-test: install
@@ -59,7 +73,7 @@ bench: install
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy resources checks assets contract sandbox bench health api refresh.py definitions.py
+	.venv/bin/mypy resources checks assets contract sandbox bench health api deploy refresh.py definitions.py
 
 stop:
 	-$(PYTHON) -m resources.embedded_pg stop
