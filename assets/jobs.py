@@ -50,7 +50,8 @@ def hourly_run_tags(source: str, now: datetime | None = None) -> dict[str, str]:
     return tags
 
 
-# The `source` run tag is what dagster.yaml's run queue limits to one run at a time per source.
+# The `source` run tag is what the run queue (instance/dagster.yaml, concurrency:) limits to one
+# run at a time per source.
 # Facebook's job defaults to the hourly window (yesterday and today by Facebook's clock); a
 # backfill of chosen days goes through the insights asset's partition picker instead.
 source_jobs = [
