@@ -9,7 +9,6 @@ reads are built from it by the project's own model files.
 from __future__ import annotations
 
 import multiprocessing
-import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from bench.facebook_backfill import fresh_warehouse
 from resources.settings import model_params
 from resources.sql_files import load_sql
 from resources.warehouse import WarehouseResource
+from sandbox.server import free_port
 
 LEADS, SALES, ADS, DAYS = 1_000_000, 100_000, 120, 730
 TARGETOLOGISTS = 12
@@ -94,12 +94,6 @@ def _serve(url: str, port: int) -> None:  # in its own process: the client must 
                 log_level="error")  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _percentiles(call: Callable[[], object]) -> tuple[float, float]:
     for _ in range(WARMUP):
         call()
@@ -145,7 +139,7 @@ def run(server: str) -> list[list[Any]]:
     url = as_reader(warehouse.url, PASSWORD)
     tokens = {"admin": issue_token(warehouse, targetologist=None).token,
               "targetologist": issue_token(warehouse, targetologist="t03").token}  # fmt: skip
-    port = _free_port()
+    port = free_port()
     api = multiprocessing.get_context("spawn").Process(target=_serve, args=(url, port))
     api.start()
     rows = []

@@ -25,6 +25,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 CONTROL_PREFIX = "/__sandbox__"
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago, for a server started by port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @dataclass
 class Fault:
     """What to do instead of (or before) answering a matching request."""

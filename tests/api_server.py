@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from api.access import issue_token
 from api.app import create_app, router
 from api.settings import ApiSettings, as_reader
 from resources.warehouse import WarehouseResource
+from sandbox.server import free_port
 
 READER_PASSWORD = "reader-test-password"
 RESPONSE_MODELS = {
@@ -47,19 +47,13 @@ def _matches_its_model(path: str, response: httpx.Response) -> None:
         model.model_validate(response.json())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def serve(
     warehouse: WarehouseResource, instance: dg.DagsterInstance | None = None
 ) -> Iterator[Served]:
     warehouse.configure_dashboard_role(READER_PASSWORD)
     settings = ApiSettings(reader_url=as_reader(warehouse.url, READER_PASSWORD))
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(create_app(settings, instance), host="127.0.0.1", port=port,
                             log_level="warning")  # fmt: skip
     server = uvicorn.Server(config)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ import pytest
 from resources import embedded_pg
 from resources.warehouse import WarehouseResource, engine_for
 from sandbox.__main__ import launch_dg_dev, stop_dg_dev
+from sandbox.server import free_port
 from sandbox.stack import Sandbox
 from tests.conftest import FAST, FAST_SANDBOX, ROOT, load_everything, run
 from tests.test_dashboard_page import SCREENSHOT_LIMIT, chromium_path
@@ -59,12 +59,6 @@ class RunningUi:
     instance: dg.DagsterInstance
     warehouse: WarehouseResource
     log: Path  # what `dg dev` printed
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(what: str, predicate: Any, timeout: float, every: float = 1.0) -> Any:
