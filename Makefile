@@ -6,7 +6,7 @@ UV := .local/uv/bin/uv
 PYTHON := .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)/.local/dagster_home
 
-.PHONY: install demo ui ui-test deploy-check serve run rebuild test dashboard-test vendor-charts bench lint diagnose health watchdog discover discover-apply clean stop
+.PHONY: install demo ui ui-test soak deploy-check serve run rebuild test dashboard-test vendor-charts bench lint diagnose health watchdog discover discover-apply clean stop
 
 $(UV):
 	@mkdir -p .local
@@ -43,7 +43,12 @@ backfill: install
 	$(PYTHON) -m assets.backfill $(SOURCE) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(if $(ALL),--all)
 
 test: install
-	$(PYTHON) -m pytest -m "not ui"
+	$(PYTHON) -m pytest -m "not ui and not soak"
+
+# the reliability soak: many SIGKILLs across every phase of a refresh and the larger fault matrix
+# (tests/reliability/; minutes, so not part of `make test`)
+soak: install
+	$(PYTHON) -m pytest -m soak tests/reliability
 
 # the Dagster UI (dg dev on sandbox state) in headless Chromium; refreshes docs/ui-*.png.
 # Minutes, not seconds (it waits for the daemon's automation), so not part of `make test`.
