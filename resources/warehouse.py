@@ -9,7 +9,9 @@ Loads never go through pandas (pandas 3 turns None in string columns into NaN, w
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,7 +29,7 @@ from sqlalchemy import Engine, create_engine
 from contract.canonical import CANONICAL_TABLES
 from contract.staging import placeholder_sql
 from resources.embedded_pg import sqlalchemy_uri
-from resources.pg_auth import scram_verifier
+from resources.pg_auth import password_fingerprint, scram_verifier
 from resources.sql_files import load_sql, migrations
 
 MIGRATIONS_LOCK = 7_300_001  # advisory lock id held while DDL is applied
@@ -35,6 +37,7 @@ MIGRATIONS_LOCK = 7_300_001  # advisory lock id held while DDL is applied
 # they read which rows changed: a build never misses rows a load was still writing, and every
 # raw change is stamped with a time after the last build that could not see it.
 CHANGES_LOCK = 7_300_002
+DASHBOARD_ROLE, DASHBOARD_ROLE_LOCK = "dashboard_reader", 7_300_003  # the lock: its ALTER ROLE
 
 
 @dataclass(frozen=True)
@@ -124,19 +127,43 @@ class WarehouseResource(dg.ConfigurableResource):
                 "dashboard_reader; ask an administrator to enable its login."
             )
 
-    def configure_dashboard_role(self, password: str | None = None) -> None:
+    def configure_dashboard_role(self, password: str | None = None) -> bool:
         """With a password (or DASHBOARD_READER_PASSWORD set), dashboard_reader may log in with
-        it (the DDL creates it without login: reading the marts through it is optional). Only
-        its SCRAM verifier is sent, so the password appears in no server log."""
+        it (the DDL creates it without login: reading the marts through it is optional).
+
+        The role is altered only when that password differs from the one last set here (its
+        salted fingerprint in ops.role_passwords) or the role cannot log in, under a lock:
+        runs starting together never race on the role ("tuple concurrently updated"), and the
+        server log sees a verifier (never the plain text) only when the password changes.
+        True when the role was altered.
+        """
         password = password or dg.EnvVar("DASHBOARD_READER_PASSWORD").get_value()
         if not password:
-            return
+            return False
         with self.connection() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (DASHBOARD_ROLE_LOCK,))
+            row = conn.execute(
+                "SELECT r.rolcanlogin, p.salt, p.fingerprint FROM pg_roles r"
+                " LEFT JOIN ops.role_passwords p ON p.role = r.rolname"
+                " WHERE r.rolname = %s",
+                (DASHBOARD_ROLE,),
+            ).fetchone()
+            if row and row[0] and row[1] is not None:
+                if hmac.compare_digest(password_fingerprint(password, row[1]), row[2]):
+                    return False
             conn.execute(
-                sql.SQL("ALTER ROLE dashboard_reader LOGIN PASSWORD {}").format(
-                    sql.Literal(scram_verifier(password))
+                sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(DASHBOARD_ROLE), sql.Literal(scram_verifier(password))
                 )
             )
+            salt = secrets.token_bytes(16)
+            conn.execute(
+                "INSERT INTO ops.role_passwords (role, salt, fingerprint) VALUES (%s, %s, %s)"
+                " ON CONFLICT (role) DO UPDATE SET salt = EXCLUDED.salt,"
+                " fingerprint = EXCLUDED.fingerprint, set_at = now()",
+                (DASHBOARD_ROLE, salt, password_fingerprint(password, salt)),
+            )
+        return True
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:

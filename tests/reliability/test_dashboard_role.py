@@ -1,0 +1,81 @@
+"""dashboard_reader's password at run start: eight runs setting up their warehouse resource at
+once (as the schedule starts its runs together) all succeed, the role is altered once, and a run
+start whose DASHBOARD_READER_PASSWORD did not change leaves the role alone. Real PostgreSQL; the
+role's SCRAM verifier is read from pg_authid as the test's superuser."""
+
+import base64
+import hashlib
+import hmac
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from resources.pg_auth import password_fingerprint
+from resources.warehouse import WarehouseResource
+
+RUNS = 8
+PASSWORD = "reader-pw-7f3a9c"  # distinctive, so a leak would be found by a plain grep
+
+
+def at_once(work: Callable[[], Any]) -> list[Any]:
+    """`work` in RUNS threads released together; their results, or the exception raised."""
+    barrier = threading.Barrier(RUNS)
+    results: list[Any] = [None] * RUNS
+
+    def one(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work()
+        except Exception as exc:  # noqa: BLE001 - the test reports every failure
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(RUNS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def verifier(warehouse: WarehouseResource) -> str:
+    return str(
+        warehouse.fetch_all("SELECT rolpassword FROM pg_authid WHERE rolname = 'dashboard_reader'")[
+            0
+        ][0]
+    )
+
+
+def verifies(stored: str, password: str) -> bool:
+    """Does the SCRAM-SHA-256 verifier PostgreSQL stores accept `password`?"""
+    _, rest = stored.split("$", 1)
+    head, keys = rest.split("$")
+    iterations, salt64 = head.split(":")
+    stored_key64, _ = keys.split(":")
+    salted = password_fingerprint(password, base64.b64decode(salt64), int(iterations))
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    return base64.b64encode(hashlib.sha256(client_key).digest()).decode() == stored_key64
+
+
+def test_given_eight_runs_start_together_then_all_set_up_and_the_role_is_altered_once(
+    warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DASHBOARD_READER_PASSWORD", PASSWORD)
+    altered = at_once(lambda: WarehouseResource(url=warehouse.url).configure_dashboard_role())
+    assert sorted(altered, key=str) == [False] * (RUNS - 1) + [True]
+    first = verifier(warehouse)
+    assert verifies(first, PASSWORD)
+
+    # every run start after that: the same password, so no ALTER ROLE (the verifier is kept)
+    context = dg.build_init_resource_context()
+    started = at_once(lambda: WarehouseResource(url=warehouse.url).setup_for_execution(context))
+    assert started == [None] * RUNS
+    assert verifier(warehouse) == first
+
+    monkeypatch.setenv("DASHBOARD_READER_PASSWORD", f"{PASSWORD}-rotated")
+    assert WarehouseResource(url=warehouse.url).configure_dashboard_role()
+    assert verifies(verifier(warehouse), f"{PASSWORD}-rotated")
+    stored = warehouse.fetch_all("SELECT salt, fingerprint FROM ops.role_passwords")
+    assert len(stored) == 1 and PASSWORD.encode() not in b"".join(bytes(v) for v in stored[0])
