@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+from dagster._core.storage.tags import MAX_RUNTIME_SECONDS_TAG
 
 from assets.facebook import INSIGHTS_PARTITIONS, INSIGHTS_START, facebook_insights
 from assets.models import MODEL_TABLES
@@ -41,10 +42,23 @@ def recent_partitions(days: int, now: datetime | None = None) -> dict[str, str]:
     return partition_range_tags(today - timedelta(days=days - 1), today)
 
 
+# Run monitoring (instance/dagster.yaml) fails a source run still going after this, so a run
+# whose process died frees its source's slot in the run queue. An hourly load takes minutes (a
+# throttled Facebook account's waits are bounded, resources/facebook.py); 45 min frees the slot
+# before the next tick but one. Backfills and restatements, longer by nature, keep the instance's
+# 6 h.
+HOURLY_MAX_RUNTIME = timedelta(minutes=45)
+
+
+def source_run_tags(source: str) -> dict[str, str]:
+    """Every hourly run of a source: its `source` (the run queue's limit) and its max runtime."""
+    return {"source": source, MAX_RUNTIME_SECONDS_TAG: str(int(HOURLY_MAX_RUNTIME.total_seconds()))}
+
+
 def hourly_run_tags(source: str, now: datetime | None = None) -> dict[str, str]:
-    """The tags of a source's hourly run: its `source` (the run queue's limit) and, for
-    Facebook, the partitions it materializes (yesterday and today)."""
-    tags = {"source": source}
+    """The tags of a source's hourly run: `source_run_tags` and, for Facebook, the partitions
+    it materializes (yesterday and today)."""
+    tags = source_run_tags(source)
     if source == "facebook":
         tags |= recent_partitions(2, now)
     return tags
@@ -58,7 +72,7 @@ source_jobs = [
     dg.define_asset_job(
         source_job_name(source),
         selection=dg.AssetSelection.groups(source),
-        tags={"source": source},
+        tags=source_run_tags(source),
         config=_insights_window("hourly") if source == "facebook" else None,
         description=f"Load every raw table of {source}.",
     )

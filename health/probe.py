@@ -32,6 +32,7 @@ from typing import Any
 
 import dagster as dg
 import psycopg
+from dagster._core.storage.tags import MAX_RUNTIME_SECONDS_TAG
 from dotenv import load_dotenv
 
 from resources.errors import ConfigError
@@ -222,7 +223,7 @@ def run_problems(instance: dg.DagsterInstance, now: datetime, bounds: Bounds) ->
         usual_text = "its usual" if learned else "an assumed (no successful run yet)"
         basis = f"{bounds.run_factor:g} × {usual_text} {_duration(typical)}"
         hint = (
-            "its process may be gone: terminate it in the UI (Runs) so the source's queue moves"
+            _gone_hint(run)
             if run.status != dg.DagsterRunStatus.QUEUED
             else "the run queue is not launching it (daemon down, or the source's slot is held)"
         )
@@ -236,6 +237,22 @@ def run_problems(instance: dg.DagsterInstance, now: datetime, bounds: Bounds) ->
             )
         )
     return problems
+
+
+def _gone_hint(run: dg.DagsterRun) -> str:
+    """What ends a run whose process may be gone: run monitoring at its max runtime (the
+    daemon's run monitoring must be running), else a person."""
+    limit = run.tags.get(MAX_RUNTIME_SECONDS_TAG, "")
+    by_monitoring = (
+        f"run monitoring fails it once it passes its max runtime of "
+        f"{_duration(timedelta(seconds=float(limit)))}, or "
+        if limit.replace(".", "", 1).isdigit()
+        else ""
+    )
+    return (
+        f"its process may be gone: {by_monitoring}terminate it in the UI (Runs) so the "
+        "source's queue moves"
+    )
 
 
 def usual_duration(

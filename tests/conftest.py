@@ -8,6 +8,7 @@ import itertools
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -86,6 +87,22 @@ def dagster_home(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
     )
     yield home
     mp.undo()
+
+
+@contextmanager
+def own_dagster_instance(
+    pg_server: str, home: Path, monkeypatch: pytest.MonkeyPatch, database: str
+) -> Iterator[dg.DagsterInstance]:
+    """The project's instance (instance/dagster.yaml in `home`) over a Dagster database of the
+    test's own: no other test's runs or heartbeats. The database is dropped afterwards."""
+    embedded_pg.drop_database(pg_server, database)
+    embedded_pg.create_database(pg_server, database)
+    url = embedded_pg.database_uri(pg_server, database)
+    monkeypatch.setenv("DAGSTER_PG_URL", embedded_pg.sqlalchemy_uri(url, "psycopg2"))
+    shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance
+    embedded_pg.drop_database(pg_server, database)
 
 
 @pytest.fixture(scope="session")

@@ -4,27 +4,20 @@ Dagster's storage is its own PostgreSQL database here, so earlier tests' runs do
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import dagster as dg
 import pytest
 
 from checks.alerts import integration_alerts
-from resources import embedded_pg
 from resources.telegram import TelegramResource
 from sandbox.amocrm import BODY_402
-from tests.conftest import ROOT, point_env_at, run_job
+from tests.conftest import own_dagster_instance, point_env_at, run_job
 
 
 @pytest.fixture
 def instance(pg_server, tmp_path, monkeypatch) -> Iterator[dg.DagsterInstance]:
-    embedded_pg.drop_database(pg_server, "dagster_alerts")
-    embedded_pg.create_database(pg_server, "dagster_alerts")
-    url = embedded_pg.database_uri(pg_server, "dagster_alerts")
-    monkeypatch.setenv("DAGSTER_PG_URL", embedded_pg.sqlalchemy_uri(url, "psycopg2"))
-    shutil.copyfile(ROOT / "instance" / "dagster.yaml", tmp_path / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+    with own_dagster_instance(pg_server, tmp_path, monkeypatch, "dagster_alerts") as instance:
         yield instance
 
 
