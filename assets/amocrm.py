@@ -31,7 +31,7 @@ from assets.contract import (
 )
 from assets.metadata import table_metadata
 from assets.progress import timeline_progress
-from assets.records import from_unix, parse
+from assets.records import from_unix, parse, unix_not_after
 from contract.config import load_contract
 from resources.amocrm import EVENTS_LIMIT, AmoCrmClient, AmoCrmResource
 from resources.warehouse import LoadResult, Rejected, TableSpec, WarehouseResource
@@ -74,10 +74,11 @@ class LeadRows:
     """Lead pages → loader rows; remembers the largest updated_at seen (the next cursor)."""
 
     def __init__(
-        self, pages: Iterable[list[dict[str, Any]]], utm_fields: dict[str, int | str]
+        self, pages: Iterable[list[dict[str, Any]]], utm_fields: dict[str, int | str], until: int
     ) -> None:
         self.pages = pages
         self.utm_fields = utm_fields
+        self.until = until  # the window's end: the cursor never passes it
         self.max_updated: int | None = None
 
     def __iter__(self) -> Iterator[tuple[Any, ...] | Rejected]:
@@ -99,7 +100,7 @@ class LeadRows:
 
     def cursor(self, old: dict[str, Any] | None) -> dict[str, Any] | None:
         # a re-load from an old day must not move the cursor back
-        newest = max(self.max_updated or 0, int((old or {}).get("updated_at", 0)))
+        newest = max(min(self.max_updated or 0, self.until), int((old or {}).get("updated_at", 0)))
         return {"updated_at": newest} if newest else old
 
 
@@ -215,8 +216,15 @@ def sync_events(
         source=SOURCE,
         entity="lead_events",
         new_cursor=lambda old: (
-            {"created_at": max([*seen, int((old or {}).get("created_at", 0))])} if seen else old
-        ),
+            {
+                "created_at": max(
+                    unix_not_after(max(seen), client.server_now()),
+                    int((old or {}).get("created_at", 0)),
+                )
+            }
+            if seen
+            else old
+        ),  # fmt: skip
     )
 
 
@@ -233,7 +241,7 @@ def sync_leads(
     pages = client.leads_updated(since, until)
     if log is not None:
         pages = timeline_progress(pages, log, "AmoCRM leads", since, until, "updated_at")
-    rows = LeadRows(pages, utm_fields)
+    rows = LeadRows(pages, utm_fields, until)
     result = warehouse.load(LEADS, rows, source=SOURCE, entity="leads", new_cursor=rows.cursor)
     return result, warehouse.apply_change("ops/amocrm_deleted_leads")
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from assets.contract import raw_asset, raw_multi_asset, raw_spec, run_source_step
 from assets.metadata import table_metadata
 from assets.progress import Progress
-from assets.records import from_unix, parse
+from assets.records import from_unix, parse, unix_not_after
 from resources.errors import SourceError
 from resources.facebook import AccountThrottled, FacebookClient, FacebookResource
 from resources.settings import DEFAULT_REPORTING_TZ
@@ -519,8 +519,11 @@ def facebook_insights(
     )
 
 
-def _latest(seen: list[int], old: dict[str, Any] | None) -> dict[str, Any] | None:
-    return {"updated_time": max(seen)} if seen else old
+def _latest(
+    seen: list[int], clock: Callable[[], datetime], old: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The newest updated_time seen, never past Facebook's clock."""
+    return {"updated_time": unix_not_after(max(seen), clock())} if seen else old
 
 
 def object_rows(
@@ -560,7 +563,7 @@ def facebook_objects(context: dg.AssetExecutionContext) -> Iterator[dg.Materiali
             seen: list[int] = []
             result = warehouse.load(
                 spec, object_rows(pages, account, spec, seen), source=SOURCE, entity=entity,
-                new_cursor=partial(_latest, seen),
+                new_cursor=partial(_latest, seen, client.server_now),
             )  # fmt: skip
             loaded[kind] = result.rows_in
         return loaded

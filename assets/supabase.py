@@ -10,12 +10,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from assets.contract import ReloadConfig, raw_asset, reload_since, run_source_step
 from assets.metadata import table_metadata
 from assets.progress import Progress
+from assets.records import CLOCK_MARGIN
 from contract.canonical import CANONICAL_TABLES, PII_COLUMNS, PROJECTS, CanonicalTable
 from contract.config import ContractError, TableEntry, load_contract
 from contract.plan import TablePlan, entry_path, plan_table, where
@@ -64,7 +66,13 @@ def start_position(
 
 
 class RecordStream:
-    """Rows for the loader, remembering how far the scan got (the next cursor)."""
+    """Rows for the loader, remembering how far the scan got (the next cursor).
+
+    `clock` is the source's own time (its `Date` header or its database's clock): a timestamp
+    cursor never moves past it, so one row dated in the future (clock skew, bad data) cannot make
+    the next runs skip the rows written until then. That row still loads, and is re-read (a
+    no-op merge) until its time has come.
+    """
 
     def __init__(
         self,
@@ -73,8 +81,10 @@ class RecordStream:
         pages: Iterable[list[dict[str, Any]]],
         start: Start,
         now: datetime,
+        clock: Callable[[], datetime],
     ) -> None:
         self.plan, self.columns, self.pages, self.start, self.now = plan, columns, pages, start, now
+        self.clock = clock
         self.position: Any = None
 
     def __iter__(self) -> Iterator[tuple[Any, ...] | Rejected]:
@@ -95,6 +105,10 @@ class RecordStream:
         kind, column = self.plan.cursor.kind, self.plan.cursor.column
         same = old is not None and old.get("strategy") == kind and old.get("column") == column
         position = self.position
+        if kind == "timestamp" and position is not None:
+            position = _no_later_than(
+                position, self.clock() - CLOCK_MARGIN, self.plan.entry.timezone
+            )
         full_read_at = self.now.isoformat()
         if old is not None and same:
             position = old["position"] if position is None else position
@@ -102,6 +116,18 @@ class RecordStream:
                 full_read_at = old["full_read_at"]
         return {"strategy": kind, "column": column, "position": position,
                 "full_read_at": full_read_at}  # fmt: skip
+
+
+def _no_later_than(position: Any, limit: datetime, zone: str) -> Any:
+    """A timestamp cursor value, or `limit` in the same form (with or without a zone) if later."""
+    at = datetime.fromisoformat(str(position))
+    naive = at.tzinfo is None
+    if naive:  # a wall time in the contract's zone for this table
+        at = at.replace(tzinfo=ZoneInfo(zone))
+    if at <= limit:
+        return position
+    limit = limit.astimezone(ZoneInfo(zone) if naive else UTC)
+    return (limit.replace(tzinfo=None) if naive else limit).isoformat()
 
 
 def _key_text(value: Any) -> str | None:
@@ -197,7 +223,7 @@ def sync_table(
         )
         if log is not None:
             pages = _with_progress(pages, log, f"{table.source}.{table.name}")
-        stream = RecordStream(plan, ready.columns, pages, start, now)
+        stream = RecordStream(plan, ready.columns, pages, start, now, api.server_now)
         snapshot = plan.cursor.kind == "snapshot"
         result = warehouse.load(spec, stream, source=table.source, entity=table.name,
                                 new_cursor=stream.cursor, snapshot=snapshot)  # fmt: skip

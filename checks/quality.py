@@ -10,10 +10,10 @@ import dagster as dg
 import pandas as pd
 from psycopg import sql
 
-from contract.canonical import FUNNELS
+from contract.canonical import FUNNELS, UNKNOWN_FUNNEL
+from resources.settings import fx_rates, reporting_currency
 from resources.warehouse import WarehouseResource
 
-CURRENCIES = ["KZT", "USD", "EUR", "RUB"]
 EARLIEST_DAY = date(2015, 1, 1)
 
 
@@ -24,18 +24,21 @@ def _expectations(table: str) -> list[Any]:
     today = pd.Timestamp.today().date()
     day_range = {"min_value": EARLIEST_DAY, "max_value": today.replace(year=today.year + 1)}
     if table == "core.sales":
+        # the currencies the models can convert: the reporting one and every FX_RATES entry
+        currencies = sorted({reporting_currency(), *fx_rates()})
         return [
             e.ExpectColumnValuesToNotBeNull(column="sale_key"),
             e.ExpectColumnValuesToBeUnique(column="sale_key"),
             e.ExpectColumnValuesToBeBetween(column="amount", min_value=0),
-            e.ExpectColumnValuesToBeInSet(column="currency", value_set=CURRENCIES),
+            e.ExpectColumnValuesToBeInSet(column="currency", value_set=currencies),
             e.ExpectColumnValuesToBeInSet(column="funnel", value_set=list(FUNNELS)),
             e.ExpectColumnValuesToBeBetween(column="report_day", **day_range),
         ]
     return [
         e.ExpectColumnValuesToNotBeNull(column="lead_key"),
         e.ExpectColumnValuesToBeUnique(column="lead_key"),
-        e.ExpectColumnValuesToBeInSet(column="funnel", value_set=list(FUNNELS)),
+        # core.leads files a landing lead that names no funnel under UNKNOWN_FUNNEL by design
+        e.ExpectColumnValuesToBeInSet(column="funnel", value_set=[*FUNNELS, UNKNOWN_FUNNEL]),
         e.ExpectColumnValuesToNotBeNull(column="targetologist"),
         e.ExpectColumnValuesToBeBetween(column="report_day", **day_range),
     ]

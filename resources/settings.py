@@ -47,6 +47,12 @@ def reporting_tz() -> str:
 
 
 DEFAULT_REPORTING_CURRENCY = "KZT"
+
+
+def reporting_currency() -> str:
+    return (env("REPORTING_CURRENCY") or DEFAULT_REPORTING_CURRENCY).upper()
+
+
 # what README and .env.example promise when FX_RATES is unset: tenge per dollar and per euro
 DEFAULT_FX_RATES = "USD=480,EUR=520"
 
@@ -134,7 +140,7 @@ def model_params(warehouse: WarehouseResource, table: str) -> dict[str, Any]:
     try:
         params: dict[str, Any] = {
             "tz": reporting_tz(),
-            "currency": env("REPORTING_CURRENCY") or DEFAULT_REPORTING_CURRENCY,
+            "currency": reporting_currency(),
             "fx": json.dumps(fx_rates()),
         }
         text = load_sql(table.replace(".", "/"))

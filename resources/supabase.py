@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from supabase import ClientOptions, create_client
 
 from resources.errors import ConfigError, SourceError, require_setting
 from resources.settings import env
+from resources.vendor_clock import VendorClock
 
 # Retry policy: transient only. 401 and PGRST errors are a person's job, never retried.
 RETRY_STATUSES = frozenset({502, 503, 504, 520})
@@ -101,6 +103,8 @@ class TableReader(Protocol):
 
     def describe(self) -> dict[str, TableShape]: ...
 
+    def server_now(self) -> datetime: ...
+
     def scan(
         self, table: str, keyset: Keyset, after: dict[str, Any] | None, columns: str = "*"
     ) -> Iterator[list[dict[str, Any]]]: ...
@@ -112,6 +116,7 @@ class _LastResponse:
 
     status: int = 0
     headers: dict[str, str] = field(default_factory=dict)
+    clock: VendorClock = field(default_factory=VendorClock)
 
 
 class SupabaseResource(dg.ConfigurableResource):
@@ -176,6 +181,7 @@ class SupabaseResource(dg.ConfigurableResource):
         def remember(response: httpx.Response) -> None:
             last.status = response.status_code
             last.headers = dict(response.headers)
+            last.clock.note(response)
 
         http = httpx.Client(
             timeout=httpx.Timeout(self.timeout_seconds, connect=10.0),
@@ -226,6 +232,10 @@ class SupabaseProject:
         self._last = last
         self._rest = rest
         self.stats = ScanStats()
+
+    def server_now(self) -> datetime:
+        """The project's clock: the `Date` of its last answer."""
+        return self._last.clock.now()
 
     def describe(self) -> dict[str, TableShape]:
         """Every table the REST API exposes, from PostgREST's OpenAPI root (`GET /rest/v1/`).
@@ -437,6 +447,13 @@ class DirectProject:
             yield cls(config, conn, db_var)
         finally:
             conn.close()
+
+    def server_now(self) -> datetime:
+        """The project's clock: its database's."""
+        row = self.conn.execute("SELECT clock_timestamp()").fetchone()
+        self.conn.rollback()
+        assert row is not None
+        return row[0]
 
     def describe(self) -> dict[str, TableShape]:
         """The public schema's tables, as the OpenAPI root would list them."""

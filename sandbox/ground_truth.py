@@ -57,8 +57,9 @@ def _utm(row: dict[str, Any]) -> dict[str, Any]:
 
 def leads(world: World) -> list[Lead]:
     main = world.supabase["main"]
+    # a landing lead that names no funnel is counted under "unknown" (contract.UNKNOWN_FUNNEL)
     result = [
-        Lead(report_day(r["created_at"]), r["funnel"], False, r["synced_to_amocrm"],
+        Lead(report_day(r["created_at"]), r["funnel"] or "unknown", False, r["synced_to_amocrm"],
              attribute(_utm(r)))
         for r in main["landing_leads"].rows.values()
     ]  # fmt: skip

@@ -196,7 +196,12 @@ def test_given_rows_updated_mid_scan_then_none_lost_none_duplicated(sandbox_env,
         ready = prepare_table(warehouse, api, spec_table)
     start = Start(None, "the whole table")
     stream = RecordStream(
-        ready.plan, ready.columns, pages_with_writes_between(), start, datetime.now(UTC)
+        ready.plan,
+        ready.columns,
+        pages_with_writes_between(),
+        start,
+        datetime.now(UTC),
+        lambda: datetime.now(UTC),
     )
     result = warehouse.load(ready.spec, stream, source="supabase_main", entity="landing_leads")
     stored = warehouse.fetch_all("SELECT id, name FROM raw_supabase_main.landing_leads")
