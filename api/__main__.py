@@ -5,6 +5,7 @@
     python -m api token issue --targetologist NAME [--label L] [--days N]
     python -m api token list
     python -m api token revoke ID
+    python -m api connection [--token TOKEN]   # the connection string a BI tool uses
 
 The warehouse is WAREHOUSE_URL or else the embedded server. A configuration problem prints one
 line naming the variable and exits 2.
@@ -25,10 +26,17 @@ from sqlalchemy.exc import DBAPIError
 from tabulate import tabulate
 
 from api import access
-from api.settings import ApiSettings, as_reader, reader_url
+from api.settings import (
+    PASSWORD_PLACEHOLDER,
+    TOKEN_PLACEHOLDER,
+    ApiSettings,
+    as_reader,
+    bi_url,
+    reader_url,
+)
 from resources import embedded_pg
 from resources.errors import ConfigError
-from resources.settings import env
+from resources.settings import env, port_setting
 from resources.warehouse import WarehouseResource
 
 
@@ -49,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="every token's id, label and scope (never the token)")
     revoke = actions.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("id", type=int)
+    connection = commands.add_parser(
+        "connection", help="the connection string a BI tool uses as dashboard_reader"
+    )
+    connection.add_argument("--token", help="put this token in it (default: the word TOKEN)")
     return parser
 
 
@@ -66,12 +78,17 @@ def serve(host: str, port: int, user_set_warehouse: bool) -> int:
         owner.configure_dashboard_role(password)
         url = as_reader(owner.url, password)
     _check_reader(url)
+    try:
+        bi_line = connection_line(owner.url, user_set_warehouse)
+    except ConfigError as exc:  # no TCP: the API serves all the same
+        bi_line = exc.message
     # uvicorn re-raises SIGTERM once it has shut down: as an exit, so the embedded server the
     # command started is stopped on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with dg.DagsterInstance.get() as instance:  # DAGSTER_HOME: whose daemon the health judges
         app = create_app(ApiSettings(reader_url=url), instance)
         print(f"dashboard API on http://{host}:{port}/ (docs at /docs, charts at /dashboard)")
+        print(f"BI tools: {bi_line}", flush=True)
         uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0
 
@@ -116,15 +133,43 @@ def token(args: argparse.Namespace) -> int:
     return 0
 
 
+def connection_line(warehouse_url: str, user_set_warehouse: bool, token: str | None = None) -> str:
+    """The BI tool's connection string, and what to put for PASSWORD (and TOKEN)."""
+    tcp = None if user_set_warehouse else embedded_pg.tcp_address()
+    if not user_set_warehouse and tcp is None:
+        raise ConfigError(
+            "api",
+            "api: the embedded PostgreSQL listens on its Unix socket only (started before TCP "
+            f"was offered, or {embedded_pg.PORT_VARIABLE} was taken); `make stop`, then start it "
+            "again for TCP on 127.0.0.1.",
+        )
+    if env("DASHBOARD_READER_PASSWORD") or user_set_warehouse:
+        password = f"{PASSWORD_PLACEHOLDER}: DASHBOARD_READER_PASSWORD's value"
+    else:
+        password = (f"{PASSWORD_PLACEHOLDER}: set DASHBOARD_READER_PASSWORD first; unset, `make "
+                    "serve` picks a new one at each start, which no BI tool knows")  # fmt: skip
+    where = "" if token else f"; {TOKEN_PLACEHOLDER}: one from `python -m api token issue`"
+    return f"{bi_url(warehouse_url, tcp, token)}  ({password}{where})"
+
+
+def connection(args: argparse.Namespace, user_set_warehouse: bool, was_running: bool) -> int:
+    warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+    if not user_set_warehouse:
+        warehouse.apply_ddl()
+        warehouse.configure_dashboard_role()  # DASHBOARD_READER_PASSWORD, if set, logs in now
+    print(connection_line(warehouse.url, user_set_warehouse, args.token))
+    if not (user_set_warehouse or was_running):
+        print("(the embedded PostgreSQL was not running, so this command stops it again; it "
+              "runs while `make serve` or `make ui` does)", file=sys.stderr)  # fmt: skip
+    return 0
+
+
 DEFAULT_PORT = 8000
 
 
 def api_port() -> int:
     """API_PORT (default 8000); a non-number is a ConfigError naming it."""
-    raw = env("API_PORT") or str(DEFAULT_PORT)
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise ConfigError("api", f"API_PORT={raw!r} is not a port number (default {DEFAULT_PORT}).")
-    return int(raw)
+    return port_setting("API_PORT", DEFAULT_PORT, "api")
 
 
 def main() -> int:
@@ -133,11 +178,14 @@ def main() -> int:
     args = _parser().parse_args()
     dotenv = dotenv_values(refresh.env_file())
     user_set_warehouse = bool(os.environ.get("WAREHOUSE_URL") or dotenv.get("WAREHOUSE_URL"))
+    was_running = embedded_pg.is_running()
     try:
         with embedded_pg.owned_server():
             refresh.prepare_environment()
             if args.command == "serve":
                 return serve(args.host, args.port or api_port(), user_set_warehouse)
+            if args.command == "connection":
+                return connection(args, user_set_warehouse, was_running)
             return token(args)
     except ConfigError as exc:
         print(exc.message, file=sys.stderr)

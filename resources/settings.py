@@ -46,6 +46,14 @@ def reporting_tz() -> str:
     return name
 
 
+def port_setting(name: str, default: int, source: str) -> int:
+    """A TCP port setting (default `default`); anything but a port number is a ConfigError."""
+    raw = env(name) or str(default)
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(source, f"{name}={raw!r} is not a port number (default {default}).")
+    return int(raw)
+
+
 DEFAULT_REPORTING_CURRENCY = "KZT"
 
 

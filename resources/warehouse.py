@@ -200,6 +200,7 @@ class WarehouseResource(dg.ConfigurableResource):
                 )
                 applied_now.append(version)
             _ensure_staging_views(conn)
+            _ensure_reader_database_access(conn)
         return applied_now
 
     def get_cursor(self, source: str, entity: str) -> Any:
@@ -381,6 +382,17 @@ def _ensure_staging_views(conn: psycopg.Connection) -> None:
         view = f"{table.staging_schema}.{table.name}"
         if conn.execute("SELECT to_regclass(%s)", (view,)).fetchone() == (None,):
             conn.execute(placeholder_sql(table))
+
+
+def _ensure_reader_database_access(conn: psycopg.Connection) -> None:
+    """dashboard_reader may connect to this database and may not create temporary tables; a
+    SELECT when that holds already (no catalog write, so concurrent run starts never collide)."""
+    allowed = conn.execute(
+        "SELECT has_database_privilege('dashboard_reader', current_database(), 'CONNECT')"
+        " AND NOT has_database_privilege('dashboard_reader', current_database(), 'TEMPORARY')"
+    ).fetchone()
+    if allowed != (True,):
+        conn.execute(load_sql("ops/reader_database_access").encode())
 
 
 def _touched_days(

@@ -16,6 +16,7 @@ import pytest
 
 from resources import embedded_pg
 from resources.warehouse import WarehouseResource, engine_for
+from sandbox.server import free_port
 from sandbox.stack import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,8 @@ _counter = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
-    uri = embedded_pg.start(TEST_PGDATA, databases=())
+    # its TCP port a free one: test sessions of several checkouts run side by side
+    uri = embedded_pg.start(TEST_PGDATA, databases=(), port=free_port())
     yield uri
     embedded_pg.stop(TEST_PGDATA)
 

@@ -47,7 +47,7 @@ def code_defaults() -> dict[str, str]:
     from api.__main__ import DEFAULT_PORT
     from health.probe import DEFAULT_HEARTBEAT_BOUND, DEFAULT_RUN_FACTOR
     from health.watchdog import STATE_FILE_NAME
-    from resources import amocrm, facebook, settings, telegram
+    from resources import amocrm, embedded_pg, facebook, settings, telegram
 
     found = {
         "REPORTING_TZ": settings.DEFAULT_REPORTING_TZ,
@@ -63,6 +63,7 @@ def code_defaults() -> dict[str, str]:
         "HEALTH_RUN_FACTOR": f"{DEFAULT_RUN_FACTOR:g}",
         "HEALTH_STATE_FILE": f"$DAGSTER_HOME/{STATE_FILE_NAME}",
         "CONTRACT_FILE": "contract.yaml",
+        embedded_pg.PORT_VARIABLE: str(embedded_pg.DEFAULT_PORT),
     }
     for name, value in vars(Thresholds()).items():
         found[f"DIAGNOSTICS_{name.upper()}"] = f"{value:g}"
