@@ -1,8 +1,14 @@
 """AmoCRM REST v4: OAuth with rotating refresh tokens, a client-side rate limiter, honest errors.
 
-API facts: ../shared/apis/amocrm.md. The token pair lives in `ops.oauth_tokens`; a refresh writes
-the new pair in its own committed transaction before the new access token is used, under a row
-lock, so a crash never loses the only valid refresh token and two runs never refresh at once.
+API facts: ../shared/apis/amocrm.md. The token pair lives in `ops.oauth_tokens`. The refresh token
+is single use and AmoCRM spends it the moment it answers (its maintainers: "globally single-use",
+amocrm/amocrm-api-php#475; no grace period), so a pair can only be lost between AmoCRM's answer and
+our write. A refresh keeps that window to the answer's trip: it commits its intent first (the
+row's `refresh_started_at`, beside the refresh token it spends), calls holding only a session
+advisory lock (two runs never spend one token; a killed process's lock dies with its
+connection), and writes the answer in its own statement before anything else. A 5xx or a dropped
+connection is retried; if AmoCRM then calls the token revoked, or a later run finds the marker
+and is told so, the pair was lost in flight and the message says exactly that.
 
 `python -m resources.amocrm authorize CODE` exchanges an authorization code for the first pair.
 """
@@ -14,7 +20,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +44,13 @@ EVENTS_LIMIT = 100  # the vendor's maximum for /events
 CUSTOM_FIELDS_LIMIT = 50  # the vendor's maximum for /leads/custom_fields
 RETRY_LIMIT_STATUSES = frozenset({500, 502, 503})
 MAX_ATTEMPTS = 6
+TOKEN_PATH = "/oauth2/access_token"
+REVOKED_HINT = "Token has been revoked"  # AmoCRM's hint for a spent refresh token
+REFRESH_LOCK = "amocrm:token_refresh"  # the session advisory lock a refresh holds
+AUTHORIZE = (
+    "authorize the integration again with `python -m resources.amocrm authorize CODE` (a new "
+    "code from the integration's settings in AmoCRM)"
+)
 
 
 class RateLimiter:
@@ -86,6 +99,27 @@ class AmoCrmResource(dg.ConfigurableResource):
         return AmoCrmClient(self, base_url.rstrip("/"), TokenStore(warehouse), last_success)
 
 
+class GrantRefused(SourceError):
+    """AmoCRM refused an OAuth grant: its `hint`, and whether an attempt of the same grant had
+    failed on the way first (a 5xx or a dropped connection: AmoCRM may have spent the token)."""
+
+    def __init__(self, message: str, hint: str, after_failure: bool) -> None:
+        super().__init__(SOURCE, message)
+        self.hint = hint
+        self.after_failure = after_failure
+
+
+def _lost_in_flight(started: datetime) -> SourceError:
+    when = started.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return SourceError(
+        SOURCE,
+        f"{SOURCE} calls the stored refresh token already used ({REVOKED_HINT}) because the "
+        f"token refresh started at {when} never received or stored AmoCRM's answer (its process "
+        "was stopped or its connection dropped after AmoCRM had issued the new pair, which "
+        f"only that answer carried), so the integration's token pair is lost: {AUTHORIZE}.",
+    )
+
+
 class TokenStore:
     """The current token pair in ops.oauth_tokens, seeded from the environment the first time."""
 
@@ -116,21 +150,21 @@ class TokenStore:
             )
         return self.current()
 
-    def rotate(self, failed_access: str, exchange: Any) -> str:
-        """Refresh under a row lock and commit the new pair before returning its access token.
+    def rotate(self, failed_access: str, exchange: Callable[[dict[str, Any]], Any]) -> str:
+        """Spend the stored refresh token for a new pair, stored the moment it arrives.
 
         If another run refreshed since `failed_access` was read, its new token is returned as it
         is: refreshing again would spend the refresh token that run just stored.
         """
-        with self.warehouse.connection() as conn:
+        with self.warehouse.session_lock(REFRESH_LOCK) as conn:
             row = conn.execute(
-                "SELECT access_token, refresh_token FROM ops.oauth_tokens"
-                " WHERE integration = %s FOR UPDATE",
+                "SELECT access_token, refresh_token, refresh_started_at FROM ops.oauth_tokens"
+                " WHERE integration = %s",
                 (INTEGRATION,),
             ).fetchone()
             if row is None:
                 raise ConfigError(SOURCE, f"{SOURCE}: no token pair stored; authorize first.")
-            access, refresh = row
+            access, refresh, interrupted = row
             if access != failed_access:
                 return str(access)
             if not refresh:
@@ -141,12 +175,30 @@ class TokenStore:
                     "AMOCRM_ACCESS_TOKEN and clear ops.oauth_tokens, or authorize again with "
                     "`python -m resources.amocrm authorize CODE`.",
                 )
-            pair = exchange({"grant_type": "refresh_token", "refresh_token": refresh})
+            # the intent, committed before the token is spent and kept until the answer is
+            # stored; an interrupted refresh's stays, so every later message names that one
+            started = conn.execute(
+                "UPDATE ops.oauth_tokens"
+                " SET refresh_started_at = coalesce(refresh_started_at, clock_timestamp())"
+                " WHERE integration = %s RETURNING refresh_started_at",
+                (INTEGRATION,),
+            ).fetchone()[0]  # type: ignore[index]
+            try:
+                pair = exchange({"grant_type": "refresh_token", "refresh_token": refresh})
+            except GrantRefused as refused:
+                if refused.hint == REVOKED_HINT and (interrupted or refused.after_failure):
+                    raise _lost_in_flight(started) from None
+                # AmoCRM's plain answer to this very grant: nothing was in flight
+                conn.execute(
+                    "UPDATE ops.oauth_tokens SET refresh_started_at = NULL WHERE integration = %s",
+                    (INTEGRATION,),
+                )
+                raise
             conn.execute(
                 "UPDATE ops.oauth_tokens SET access_token = %s, refresh_token = %s,"
                 " access_expires_at = now() + make_interval(secs => %s),"
-                " refresh_issued_at = now(), refreshes = refreshes + 1, updated_at = now()"
-                " WHERE integration = %s",
+                " refresh_issued_at = now(), refresh_started_at = NULL,"
+                " refreshes = refreshes + 1, updated_at = now() WHERE integration = %s",
                 (pair["access_token"], pair["refresh_token"], pair["expires_in"], INTEGRATION),
             )
         return str(pair["access_token"])
@@ -160,7 +212,7 @@ class TokenStore:
                 " ON CONFLICT (integration) DO UPDATE SET access_token = EXCLUDED.access_token,"
                 " refresh_token = EXCLUDED.refresh_token,"
                 " access_expires_at = EXCLUDED.access_expires_at,"
-                " refresh_issued_at = now(), updated_at = now()",
+                " refresh_issued_at = now(), refresh_started_at = NULL, updated_at = now()",
                 (INTEGRATION, pair["access_token"], pair.get("refresh_token"), pair["expires_in"]),
             )
 
@@ -341,20 +393,36 @@ class AmoCrmClient:
             ),
             **grant,
         }
-        self.limiter.wait()
-        self.stats.requests += 1
-        response = self.http.post("/oauth2/access_token", json=body)
-        if response.status_code == 200:
-            return dict(orjson.loads(response.content))
+        failed = False  # an attempt of this grant failed on the way: AmoCRM may have spent it
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            self.limiter.wait()
+            self.stats.requests += 1
+            try:
+                response = self.http.post(TOKEN_PATH, json=body)
+            except httpx.TransportError as exc:
+                failed = True
+                self._retry_or_fail(attempt, f"{type(exc).__name__} on {TOKEN_PATH}")
+                continue
+            status = response.status_code
+            if status == 200:
+                return dict(orjson.loads(response.content))
+            if status in RETRY_LIMIT_STATUSES or status in (429, 504):
+                # the vendor's trouble, not the grant's: the same token is offered again
+                failed = True
+                self._retry_or_fail(attempt, f"HTTP {status} on {TOKEN_PATH}")
+                continue
+            raise self._refused(grant["grant_type"], response, failed)
+        raise AssertionError("unreachable")
+
+    def _refused(self, grant_type: str, response: httpx.Response, failed: bool) -> GrantRefused:
         problem = _json_or_empty(response)
-        hint = problem.get("hint") or problem.get("detail") or response.reason_phrase
-        raise SourceError(
-            SOURCE,
-            f"{SOURCE} refused the OAuth {grant['grant_type']} grant (HTTP {response.status_code}:"
-            f" {hint}). The stored refresh token can no longer be used; authorize the integration"
-            " again with `python -m resources.amocrm authorize CODE` (a new code from the"
-            " integration's settings in AmoCRM), or check AMOCRM_CLIENT_ID, AMOCRM_CLIENT_SECRET"
-            " and AMOCRM_REDIRECT_URI.",
+        hint = str(problem.get("hint") or problem.get("detail") or response.reason_phrase)
+        return GrantRefused(
+            f"{SOURCE} refused the OAuth {grant_type} grant (HTTP {response.status_code}:"
+            f" {hint}). The stored refresh token can no longer be used; {AUTHORIZE}, or check"
+            " AMOCRM_CLIENT_ID, AMOCRM_CLIENT_SECRET and AMOCRM_REDIRECT_URI.",
+            hint,
+            failed,
         )
 
     def _retry_or_fail(self, attempt: int, what: str) -> None:

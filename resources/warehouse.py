@@ -173,6 +173,20 @@ class WarehouseResource(dg.ConfigurableResource):
             assert isinstance(driver, psycopg.Connection)
             yield driver
 
+    @contextmanager
+    def session_lock(self, key: str) -> Iterator[psycopg.Connection]:
+        """An autocommit connection holding the session advisory lock `key` (waits for it): each
+        statement on it commits at once, and the lock ends with the block, or with the
+        connection when its process is killed."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            driver = conn.connection.driver_connection
+            assert isinstance(driver, psycopg.Connection)
+            driver.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+            try:
+                yield driver
+            finally:
+                driver.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
     def apply_ddl(self) -> list[str]:
         """Apply every not-yet-applied file of `sql/ddl`; return the versions applied now."""
         applied_now = []

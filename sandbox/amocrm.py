@@ -6,8 +6,9 @@
 way `shared/apis/amocrm.md` describes: HAL JSON with absolute `_links`, page-number
 pagination, HTTP 204 with an empty body when nothing matches, `custom_fields_values` null or UTM
 `tracking_data` fields plus the numeric "Сумма оплаты" (as a string), deleted leads visible only
-as `lead_deleted` events, rotating single-use refresh tokens, and the 7 requests/s limit whose
-repeated 429s get the integration blocked (403).
+as `lead_deleted` events, rotating single-use refresh tokens (spent the moment a grant is answered,
+with no grace period, as AmoCRM's are; older access tokens work until they expire), and the 7
+requests/s limit whose repeated 429s get the integration blocked (403).
 
 The world is read on every request (filter, sort, slice), so leads updated between two page
 requests shift the pages as they do in AmoCRM. Mutate the world between requests or from the
@@ -399,6 +400,9 @@ class AmoCrmSimulator:
         self.limiter = RateLimiter(rate_limit_per_second, block_after_429s, block_seconds)
         # Called with the path after every /api/v4 answer is built, before it is sent.
         self.after_request: Callable[[str], None] | None = None
+        # Called once a refresh_token grant has rotated the pair, before its answer is sent:
+        # the moment a client's crash loses the pair (the old refresh token is already spent).
+        self.after_rotation: Callable[[], None] | None = None
         self.refresh_count = 0  # successful refresh_token grants
         self._lock = threading.Lock()  # tests touch tokens from their own thread
         self._access: dict[str, float] = {access_token: time.time() + access_ttl_seconds}
@@ -474,7 +478,10 @@ class AmoCrmSimulator:
             self._spend_refresh(str(form.get("refresh_token") or ""))
         else:
             raise _oauth_refusal(400, "Unsupported grant type")
-        return self._issue_pair()
+        pair = self._issue_pair()
+        if grant == "refresh_token" and self.after_rotation is not None:
+            self.after_rotation()
+        return pair
 
     def _spend_code(self, code: str) -> None:
         with self._lock:
