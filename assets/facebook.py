@@ -367,20 +367,18 @@ def per_account(
             try:
                 results[account] = future.result()
             except AccountThrottled as exc:
-                warn(f"{account}: circuit breaker open for {exc.seconds:.0f} s")
+                warn(f"{exc.label()}: skipped in this run")
                 throttled.append(exc)
             except Exception as exc:  # re-raised below, after the other accounts finished
                 errors.append(exc)
     if errors:
         raise errors[0]
     if throttled:
-        names = ", ".join(
-            f"{t.account} ({t.seconds / 60:.0f} min)" for t in sorted(throttled, key=str)
-        )
+        names = ", ".join(t.label() for t in sorted(throttled, key=lambda t: t.account))
         raise SourceError(
             "Facebook",
-            f"Facebook: rate limit reached for {names}; they load on a later run once Facebook's "
-            "estimated time to regain access has passed. Other accounts loaded.",
+            f"Facebook: rate limit reached for {names}; they load on a later run once Facebook "
+            "lets them call again. Other accounts loaded.",
         )
     return {a: results[a] for a in accounts if a in results}
 

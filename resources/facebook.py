@@ -30,6 +30,11 @@ DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v25.0"
 SLOW_DOWN_PCT = 75.0
 STOP_PCT = 95.0
+# A throttled answer without `estimated_time_to_regain_access` (code 4 often has none) opens the
+# breaker for Graph's usual short-term window, at most NO_ESTIMATE_WAITS times per account and
+# run: then the account is skipped, as one throttled past the breaker's patience is.
+NO_ESTIMATE_WINDOW_SECONDS = 60.0
+NO_ESTIMATE_WAITS = 2
 # Error codes: https://developers.facebook.com/docs/marketing-api/error-reference
 THROTTLE_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
 TOKEN_CODE = 190
@@ -59,12 +64,23 @@ class AsyncJobFailed(Exception):
 
 
 class AccountThrottled(Exception):
-    """The account's breaker is open for longer than we wait in one run."""
+    """The account's breaker is open for longer than we wait in one run, or Graph kept
+    throttling it without an estimate through NO_ESTIMATE_WAITS waits (`estimated` False)."""
 
-    def __init__(self, account: str, seconds: float) -> None:
+    def __init__(self, account: str, seconds: float, estimated: bool = True) -> None:
         super().__init__(f"{account} throttled for {seconds:.0f} s")
         self.account = account
         self.seconds = seconds
+        self.estimated = estimated
+
+    def label(self) -> str:
+        """`act_1 (45 min)`, or how long we waited when Graph gave no estimate."""
+        if self.estimated:
+            return f"{self.account} ({self.seconds / 60:.0f} min)"
+        return (
+            f"{self.account} (no estimate from Facebook; still throttled after "
+            f"{NO_ESTIMATE_WAITS} waits of {NO_ESTIMATE_WINDOW_SECONDS:.0f} s)"
+        )
 
 
 @dataclass
@@ -93,6 +109,7 @@ class UsageGate:
     clock: VendorClock = field(default_factory=VendorClock)
     usage: dict[str, float] = field(default_factory=dict)
     open_until: dict[str, float] = field(default_factory=dict)
+    unestimated: dict[str, int] = field(default_factory=dict)  # waits without an estimate
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def before_call(self, account: str) -> None:
@@ -111,18 +128,28 @@ class UsageGate:
                 self.stats.waited_seconds += wait
             self.clock.sleep(wait)
 
-    def observe(self, account: str, headers: httpx.Headers) -> None:
+    def observe(self, account: str, headers: httpx.Headers) -> bool:
+        """Note the usage headers; True when they opened the account's breaker."""
         pct, regain_minutes = usage_from_headers(headers)
         with self._lock:
             self.usage[account] = pct
             self.stats.max_usage_pct = max(self.stats.max_usage_pct, pct)
             if pct >= STOP_PCT or regain_minutes > 0:
                 self.trip(account, regain_minutes * 60)
+                return True
+        return False
 
     def trip(self, account: str, seconds: float) -> None:
-        # with no estimate from the vendor, a minute is Graph's usual short-term window
-        until = self.clock.monotonic() + (seconds if seconds > 0 else 60.0)
+        """Open the account's breaker for the vendor's estimate, or (none) for Graph's short
+        window, NO_ESTIMATE_WAITS times at most: then AccountThrottled."""
         with self._lock:
+            if seconds <= 0:
+                self.unestimated[account] = self.unestimated.get(account, 0) + 1
+                if self.unestimated[account] > NO_ESTIMATE_WAITS:
+                    waited = NO_ESTIMATE_WAITS * NO_ESTIMATE_WINDOW_SECONDS
+                    raise AccountThrottled(account, waited, estimated=False)
+                seconds = NO_ESTIMATE_WINDOW_SECONDS
+            until = self.clock.monotonic() + seconds
             self.open_until[account] = max(self.open_until.get(account, 0.0), until)
 
 
@@ -242,14 +269,15 @@ class FacebookClient:
             except httpx.TransportError as exc:
                 self._backoff_or_fail(attempt, f"{type(exc).__name__} on {path}")
                 continue
-            self.gate.observe(account, response.headers)
+            tripped = self.gate.observe(account, response.headers)
             self.clock.note(response)
             if response.status_code == 200:
                 return dict(orjson.loads(response.content))
             error = _graph_error(response)
             code = error.get("code")
             if code in THROTTLE_CODES:
-                self.gate.trip(account, usage_from_headers(response.headers)[1] * 60)
+                if not tripped:  # an answer without usage headers: no estimate
+                    self.gate.trip(account, 0.0)
                 continue
             if code == REDUCE_DATA_CODE:
                 raise ReduceData(error.get("message", ""))
