@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 import dagster as dg
-import orjson
 
 from assets.amocrm_records import (
     AmoAccount,
@@ -33,6 +32,7 @@ from assets.metadata import table_metadata
 from assets.progress import timeline_progress
 from assets.records import from_unix, parse, unix_not_after
 from contract.config import load_contract
+from resources import vendor_json
 from resources.amocrm import EVENTS_LIMIT, AmoCrmClient, AmoCrmResource
 from resources.warehouse import LoadResult, Rejected, TableSpec, WarehouseResource
 
@@ -67,7 +67,7 @@ ACCOUNT = TableSpec(
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
+    return None if value is None else vendor_json.dumps(value)
 
 
 class LeadRows:

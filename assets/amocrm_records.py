@@ -5,10 +5,11 @@ pydantic's reason."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+from assets.records import Money
 
 UTM_NAMES = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 
@@ -32,7 +33,7 @@ class CustomField(AmoRecord):
 class AmoLead(AmoRecord):
     id: int
     name: str | None = None
-    price: Decimal | None = None
+    price: Money | None = None
     pipeline_id: int
     status_id: int
     responsible_user_id: int | None = None

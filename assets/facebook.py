@@ -19,13 +19,13 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-import orjson
 from pydantic import BaseModel, ConfigDict
 
 from assets.contract import raw_asset, raw_multi_asset, raw_spec, run_source_step
 from assets.metadata import table_metadata
 from assets.progress import Progress
-from assets.records import from_unix, parse, unix_not_after
+from assets.records import Money, from_unix, parse, unix_not_after
+from resources import vendor_json
 from resources.errors import SourceError
 from resources.facebook import AccountThrottled, FacebookClient, FacebookResource
 from resources.settings import DEFAULT_REPORTING_TZ
@@ -101,7 +101,7 @@ class InsightRow(GraphRecord):
     campaign_name: str | None = None
     date_start: date
     # Graph omits a metric that is zero for the day: missing means 0, never a crash
-    spend: Decimal = Decimal(0)
+    spend: Money = Decimal(0)
     impressions: int = 0
     clicks: int = 0
     actions: list[Action] = []
@@ -154,10 +154,10 @@ def insight_rows(
             yield (
                 row.ad_id, row.date_start, account.id, row.ad_name, row.adset_id,
                 row.campaign_id, row.campaign_name, row.spend, row.impressions, row.clicks,
-                row.leads, orjson.dumps(record.get("actions")).decode()
+                row.leads, vendor_json.dumps(record.get("actions"))
                 if record.get("actions") is not None else None,
                 row.account_currency or account.currency, account.timezone_name,
-                orjson.dumps(record).decode(),
+                vendor_json.dumps(record),
             )  # fmt: skip
 
 
@@ -335,7 +335,7 @@ def load_account(warehouse: WarehouseResource, client: FacebookClient, account: 
     record = {**client.account_info(account), "id": account}
     info = AccountInfo.model_validate(record)
     row = (info.id, info.name, info.currency, info.timezone_name, info.account_status,
-           orjson.dumps(record).decode())  # fmt: skip
+           vendor_json.dumps(record))  # fmt: skip
     warehouse.load(ACCOUNTS, [row], source=SOURCE, entity="ad_accounts")
     return info
 
@@ -537,7 +537,7 @@ def object_rows(
             if obj.updated_time is not None:
                 seen.append(int(obj.updated_time.timestamp()))
             values = {**obj.model_dump(), "account_id": account}
-            yield (*(values[c] for c in spec.columns[:-1]), orjson.dumps(record).decode())
+            yield (*(values[c] for c in spec.columns[:-1]), vendor_json.dumps(record))
 
 
 OBJECT_SPECS = [
@@ -604,7 +604,7 @@ def facebook_token_info(context: dg.AssetExecutionContext) -> dg.MaterializeResu
         row = (
             token_hash, info.app_id, info.type, info.application, info.is_valid,
             _from_unix(info.expires_at), _from_unix(info.data_access_expires_at),
-            orjson.dumps(info.scopes).decode(), info.user_id, orjson.dumps(data).decode(),
+            vendor_json.dumps(info.scopes), info.user_id, vendor_json.dumps(data),
         )  # fmt: skip
         warehouse.load(TOKEN, [row], source=SOURCE, entity="token_info", snapshot=True)
         return {"is_valid": info.is_valid, "scopes": ", ".join(info.scopes)}

@@ -124,7 +124,8 @@ def timeline_progress(
     reached = since
     with progress.running():
         for page in pages:
-            values = [float(v) for r in page if isinstance(v := r.get(field), int | float)]
+            values = [float(v) for r in page if isinstance(r, dict)
+                      and isinstance(v := r.get(field), int | float)]  # fmt: skip
             step = max(0.0, max(values, default=reached) - reached)
             reached += step
             progress.advance(step, len(page))

@@ -17,7 +17,7 @@ import dagster as dg
 from assets.contract import ReloadConfig, raw_asset, reload_since, run_source_step
 from assets.metadata import table_metadata
 from assets.progress import Progress
-from assets.records import CLOCK_MARGIN
+from assets.records import CLOCK_MARGIN, not_an_object, record_key
 from contract.canonical import CANONICAL_TABLES, PII_COLUMNS, PROJECTS, CanonicalTable
 from contract.config import ContractError, TableEntry, load_contract
 from contract.plan import TablePlan, entry_path, plan_table, where
@@ -91,13 +91,17 @@ class RecordStream:
         track = self.plan.cursor.column or self.plan.key.name
         for page in self.pages:
             for record in page:
+                if not isinstance(record, dict):
+                    yield not_an_object(record)
+                    continue
                 reason = self.plan.check(record)
                 if reason is not None:
-                    yield Rejected(_key_text(record.get(self.plan.key.name)), reason, record)
+                    yield Rejected(record_key(record, self.plan.key.name), reason, record)
                     continue
                 yield row_values(self.columns, record)
             # the last non-NULL value in keyset order is the largest: NULLs sort last
-            seen = [r.get(track) for r in page if r.get(track) is not None]
+            rows = [r for r in page if isinstance(r, dict)]
+            seen = [r.get(track) for r in rows if r.get(track) is not None]
             if seen:
                 self.position = seen[-1]
 
@@ -128,10 +132,6 @@ def _no_later_than(position: Any, limit: datetime, zone: str) -> Any:
         return position
     limit = limit.astimezone(ZoneInfo(zone) if naive else UTC)
     return (limit.replace(tzinfo=None) if naive else limit).isoformat()
-
-
-def _key_text(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 def discover(api: TableReader, entry: TableEntry) -> TableShape:

@@ -9,6 +9,7 @@ which source column feeds each one is the contract's business (`contract.yaml`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal
 
 CanonicalType = Literal["text", "bigint", "integer", "numeric", "boolean", "timestamptz", "jsonb"]
@@ -20,6 +21,9 @@ PROJECTS = {"main": "Main", "tripwire": "Tripwire", "traffic": "Traffic"}
 # The funnels the models emit; a landing lead whose source names none lands in UNKNOWN_FUNNEL.
 FUNNELS = ("express", "flagship", "tripwire", "prooftest")
 UNKNOWN_FUNNEL = "unknown"
+# Every canonical numeric is money, and core and marts keep money as numeric(14,2): a larger
+# amount would fail every model build, so such a record is quarantined at the boundary.
+MONEY_LIMIT = Decimal(10) ** 12
 
 
 @dataclass(frozen=True)

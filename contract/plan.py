@@ -4,13 +4,12 @@ sentence here, before any row is read."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from contract.canonical import PROJECTS, CanonicalType, Column
+from contract.canonical import MONEY_LIMIT, PROJECTS, CanonicalType, Column
 from contract.config import Constant, ContractError, TableEntry
 from resources.supabase import Keyset, SourceColumn, TableShape
 
@@ -209,12 +208,11 @@ def _fits(value: Any, kind: CanonicalType) -> bool:
     if kind == "numeric":
         if isinstance(value, bool):
             return False
-        if isinstance(value, float):
-            return math.isfinite(value)
         try:
-            return Decimal(str(value)).is_finite()
+            amount = Decimal(str(value))
         except InvalidOperation:
             return False
+        return amount.is_finite() and abs(amount) < MONEY_LIMIT
     try:
         datetime.fromisoformat(str(value))
     except ValueError:

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from psycopg import sql
 
 from contract.canonical import KEY_TYPE, CanonicalTable
 from contract.plan import Feed, TablePlan
+from resources import vendor_json
 from resources.raw_mirror import short_type
 from resources.supabase import SourceColumn, TableShape
 
@@ -46,9 +46,9 @@ def row_values(columns: list[tuple[str, str]], record: dict[str, Any]) -> tuple[
     for name, stored in columns:
         value = record.get(name)
         if value is not None and (stored == "jsonb" or isinstance(value, dict | list)):
-            value = orjson.dumps(value).decode()
+            value = vendor_json.dumps(value)
         values.append(value)
-    return (*values, orjson.dumps(record).decode())
+    return (*values, vendor_json.dumps(record))
 
 
 def infer_shape(name: str, key: str, rows: list[dict[str, Any]]) -> TableShape:

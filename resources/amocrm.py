@@ -29,6 +29,7 @@ import dagster as dg
 import httpx
 import orjson
 
+from resources import vendor_json
 from resources.errors import ConfigError, SourceError, require_setting
 from resources.settings import env
 from resources.vendor_clock import VendorClock
@@ -270,7 +271,11 @@ class AmoCrmClient:
             if status == 204:
                 return None
             if status == 200:
-                return dict(orjson.loads(response.content))
+                try:
+                    return vendor_json.loads_as(response.content, dict)
+                except vendor_json.BodyError as exc:  # a proxy's page, a cut body: retried
+                    self._retry_or_fail(attempt, f"HTTP 200 on {path}, but {exc}")
+                    continue
             if status == 401 and not refreshed:
                 refreshed = True
                 self._access = self.tokens.rotate(access, self._exchange)
@@ -330,17 +335,20 @@ class AmoCrmClient:
             if not rows:
                 return
             self.stats.pages += 1
-            fresh = [r for r in rows if r["id"] not in last_ids]
+            # a lead without an id or updated_at (or not an object) is passed on for the
+            # loader to quarantine; paging follows the well-formed ones
+            stamped = [r for r in rows if _stamped(r)]
+            fresh = [r for r in rows if not (_stamped(r) and r["id"] in last_ids)]
             if fresh:
                 yield fresh
             if not (body or {}).get("_links", {}).get("next"):
                 return
-            top = max(r["updated_at"] for r in rows)
+            top = max((r["updated_at"] for r in stamped), default=lower)
             if top == lower:
                 page += 1
-                last_ids |= {r["id"] for r in rows}
+                last_ids |= {r["id"] for r in stamped}
             else:
-                lower, page, last_ids = top, 1, {r["id"] for r in rows if r["updated_at"] == top}
+                lower, page, last_ids = top, 1, {r["id"] for r in stamped if r["updated_at"] == top}
 
     def pipelines(self) -> list[dict[str, Any]]:
         """Every lead pipeline with its statuses under `_embedded.statuses` (one page: AmoCRM
@@ -477,6 +485,14 @@ class AmoCrmClient:
             detail = _json_or_empty(response).get("detail") or response.reason_phrase
             text = f"{SOURCE} answered HTTP {status}: {detail}."
         return SourceError(SOURCE, f"{text} {self._stale()}")
+
+
+def _stamped(lead: Any) -> bool:
+    return (
+        isinstance(lead, dict)
+        and isinstance(lead.get("id"), int)
+        and isinstance(lead.get("updated_at"), int)
+    )
 
 
 def _rate(default: float) -> float:

@@ -21,6 +21,7 @@ import dagster as dg
 import httpx
 import orjson
 
+from resources import vendor_json
 from resources.errors import ConfigError, SourceError, require_setting
 from resources.settings import env
 from resources.vendor_clock import VendorClock
@@ -272,7 +273,11 @@ class FacebookClient:
             tripped = self.gate.observe(account, response.headers)
             self.clock.note(response)
             if response.status_code == 200:
-                return dict(orjson.loads(response.content))
+                try:
+                    return vendor_json.loads_as(response.content, dict)
+                except vendor_json.BodyError as exc:  # a proxy's page, a cut body: retried
+                    self._backoff_or_fail(attempt, f"HTTP 200 on {path}, but {exc}")
+                    continue
             error = _graph_error(response)
             code = error.get("code")
             if code in THROTTLE_CODES:

@@ -19,12 +19,12 @@ from typing import Any, Protocol
 
 import dagster as dg
 import httpx
-import orjson
 import psycopg
 from postgrest.exceptions import APIError
 from psycopg import sql
 from supabase import ClientOptions, create_client
 
+from resources import vendor_json
 from resources.errors import ConfigError, SourceError, require_setting
 from resources.settings import env
 from resources.vendor_clock import VendorClock
@@ -117,6 +117,7 @@ class _LastResponse:
     status: int = 0
     headers: dict[str, str] = field(default_factory=dict)
     clock: VendorClock = field(default_factory=VendorClock)
+    response: httpx.Response | None = None
 
 
 class SupabaseResource(dg.ConfigurableResource):
@@ -182,6 +183,7 @@ class SupabaseResource(dg.ConfigurableResource):
             last.status = response.status_code
             last.headers = dict(response.headers)
             last.clock.note(response)
+            last.response = response
 
         http = httpx.Client(
             timeout=httpx.Timeout(self.timeout_seconds, connect=10.0),
@@ -291,7 +293,16 @@ class SupabaseProject:
             self.stats.pages += 1
             self.stats.rows += len(page)
             yield page
-            position = {c: page[-1][c] for c in keyset.columns}
+            # the last row that has a key: a row without one is the loader's to quarantine
+            last = next((r for r in reversed(page) if isinstance(r, dict) and r.get(keyset.key)
+                         is not None), None)  # fmt: skip
+            if last is None:
+                raise SourceError(
+                    self.config.source,
+                    f"{self.config.source}: a page of table {table} has no row with its key "
+                    f"{keyset.key}; the scan cannot go on from it.",
+                )
+            position = {c: last.get(c) for c in keyset.columns}
 
     def _request(self, table: str, build: Callable[[Any], Any]) -> list[dict[str, Any]]:
         cfg = self.config
@@ -299,7 +310,19 @@ class SupabaseProject:
             self.stats.requests += 1
             try:
                 query = build(self.client.table(table).select)
-                return list(query.limit(cfg.page_size).execute().data)
+                try:
+                    query.limit(cfg.page_size).execute()
+                except RecursionError:  # postgrest-py's own parse of a deeply nested body
+                    pass
+                return self._page()
+            except vendor_json.BodyError as exc:  # a proxy's page, a cut body: retried
+                if attempt == cfg.max_attempts:
+                    raise SourceError(
+                        cfg.source,
+                        f"{cfg.source}: table {table} answered HTTP {self._last.status}, but "
+                        f"{exc} (after {attempt} attempts).",
+                        transient=True,
+                    ) from None
             except httpx.TransportError as exc:
                 if attempt == cfg.max_attempts:
                     raise SourceError(
@@ -322,6 +345,12 @@ class SupabaseProject:
             self.stats.retries += 1
             time.sleep(_backoff(attempt, cfg.backoff_seconds, cfg.backoff_cap_seconds))
         raise AssertionError("unreachable")
+
+    def _page(self) -> list[Any]:
+        """The page as the project sent it, parsed exactly: postgrest-py's own parse turns a
+        body that is not JSON into its text and reads numbers beyond a double as infinity."""
+        assert self._last.response is not None
+        return vendor_json.loads_as(self._last.response.content, list)
 
     def _terminal(self, what: str, exc: APIError) -> SourceError:
         """One clear sentence per vendor error: what happened, which variable, what to do."""
@@ -491,7 +520,7 @@ class DirectProject:
                 cur.itersize = self.fetch_rows
                 cur.execute(query, params)
                 while page := cur.fetchmany(self.fetch_rows):
-                    rows = [orjson.loads(text) for (text,) in page]
+                    rows = [vendor_json.loads(text) for (text,) in page]
                     self.stats.pages += 1
                     self.stats.rows += len(rows)
                     yield rows

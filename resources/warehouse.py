@@ -4,6 +4,11 @@ A load streams rows into a temporary staging table with psycopg's COPY, merges t
 target with one `INSERT ... ON CONFLICT DO UPDATE`, advances the source cursor and writes the
 load log, all in one transaction: a crash anywhere leaves either the old state or the new one.
 Loads never go through pandas (pandas 3 turns None in string columns into NaN, written as 'nan').
+
+PostgreSQL is the judge of what it can store: rows are copied in batches under a savepoint, and
+a batch it refuses (a NUL, a lone surrogate, a number out of range, JSON it will not take) is
+halved until each refused row is found; those go to ops.quarantine with PostgreSQL's reason and
+their payload, the rest of the batch loads. The good path costs one savepoint per batch.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,17 +27,24 @@ from functools import cache
 from typing import Any
 
 import dagster as dg
-import orjson
 import psycopg
 from psycopg import sql
 from sqlalchemy import Engine, create_engine
 
 from contract.canonical import CANONICAL_TABLES
 from contract.staging import placeholder_sql
+from resources import vendor_json
 from resources.embedded_pg import sqlalchemy_uri
 from resources.pg_auth import password_fingerprint, scram_verifier
 from resources.sql_files import load_sql, migrations
 
+# Rows per COPY under one savepoint: a refused row costs a re-copy of its batch, halved.
+BATCH_ROWS = 5000
+# What COPY raises for one row's value: PostgreSQL's data exceptions (class 22: out of range,
+# invalid input, untranslatable characters), its program limits (nesting too deep), and what
+# psycopg refuses before sending (a NUL in text, a str that is not UTF-8).
+REFUSED = (psycopg.errors.DataError, psycopg.errors.ProgramLimitExceeded, psycopg.DataError,
+           UnicodeEncodeError)  # fmt: skip
 MIGRATIONS_LOCK = 7_300_001  # advisory lock id held while DDL is applied
 # Loads hold this lock shared while they write raw rows, model builds hold it exclusively while
 # they read which rows changed: a build never misses rows a load was still writing, and every
@@ -74,32 +87,8 @@ class Rejected:
 
     key: str | None
     reason: str
-    record: dict[str, Any]
-
-
-class NulStripper:
-    """PostgreSQL text cannot hold NUL; we drop it and say how often we did."""
-
-    def __init__(self) -> None:
-        self.values = 0
-
-    def clean(self, value: Any) -> Any:
-        if isinstance(value, str):
-            if "\x00" in value:
-                self.values += 1
-                return value.replace("\x00", "")
-            return value
-        if isinstance(value, dict):
-            return {self.clean(k): self.clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.clean(v) for v in value]
-        return value
-
-    def clean_row(self, row: Sequence[Any]) -> Sequence[Any]:
-        # the hot path of every load: one scan of the row's strings when none holds a NUL
-        if "\x00" not in "".join([v for v in row if type(v) is str]):
-            return row
-        return [self.clean(v) for v in row]
+    record: Any  # the record as the vendor sent it (usually an object; any JSON value)
+    refused: bool = False  # by PostgreSQL at COPY (it was counted as a row in)
 
 
 @cache
@@ -254,13 +243,12 @@ class WarehouseResource(dg.ConfigurableResource):
         started = datetime.now().astimezone()
         t0 = time.perf_counter()
         result = LoadResult()
-        nul = NulStripper()
         with self.connection() as conn:
             lock_key = f"load:{spec.qualified}"
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock_key,))
             result.cursor_before = _read_cursor(conn, source, entity, lock=True)
-            rejected = _stage(conn, spec, rows, result, nul)
-            _quarantine(conn, source, entity, rejected, nul)
+            rejected = _stage(conn, spec, rows, result)
+            _quarantine(conn, source, entity, rejected)
             result.quarantined = len(rejected)
             if before_merge:
                 conn.execute(load_sql(before_merge).encode())
@@ -268,10 +256,9 @@ class WarehouseResource(dg.ConfigurableResource):
             distinct, result.inserted, result.updated = _merge(conn, spec, stamp)
             # duplicates of a key inside one stream collapse into one row before the merge
             result.unchanged = distinct - result.inserted - result.updated
-            if snapshot:
-                result.deleted = _mark_absent(conn, spec, stamp)
-            if nul.values:
-                result.notes.append(f"removed NUL characters from {nul.values} values")
+            if snapshot:  # a quarantined row is not gone from the source
+                kept = [r.key for r in rejected if r.key is not None]
+                result.deleted = _mark_absent(conn, spec, stamp, kept)
             result.cursor_after = result.cursor_before
             if new_cursor is not None:
                 result.cursor_after = new_cursor(result.cursor_before)
@@ -483,9 +470,9 @@ def _stage(
     spec: TableSpec,
     rows: Iterable[Sequence[Any] | Rejected],
     result: LoadResult,
-    nul: NulStripper,
 ) -> list[Rejected]:
-    """COPY rows into a temp table shaped like the target; `_seq` lets the last copy win."""
+    """COPY rows into a temp table shaped like the target; `_seq` lets the last copy win.
+    Returns the records rejected before (validation) and by PostgreSQL (see the docstring)."""
     target = sql.Identifier(spec.schema, spec.name)
     conn.execute(
         sql.SQL(
@@ -494,15 +481,89 @@ def _stage(
     )
     conn.execute("ALTER TABLE _staging ADD COLUMN _seq bigint")
     rejected: list[Rejected] = []
-    columns = sql.SQL(", ").join(map(sql.Identifier, (*spec.columns, "_seq")))
-    with conn.cursor().copy(sql.SQL("COPY _staging ({}) FROM STDIN").format(columns)) as copy:
-        for row in rows:
-            if isinstance(row, Rejected):
-                rejected.append(row)
-                continue
-            result.rows_in += 1
-            copy.write_row((*nul.clean_row(row), result.rows_in))
+    batch: list[tuple[Any, ...]] = []
+    for row in rows:
+        if isinstance(row, Rejected):
+            rejected.append(row)
+            continue
+        result.rows_in += 1
+        batch.append((*row, result.rows_in))
+        if len(batch) == BATCH_ROWS:
+            rejected += _copy_batch(conn, spec, batch)
+            batch = []
+    rejected += _copy_batch(conn, spec, batch)
+    result.rows_in -= sum(1 for r in rejected if r.refused)
     return rejected
+
+
+def _copy_batch(
+    conn: psycopg.Connection, spec: TableSpec, batch: list[tuple[Any, ...]]
+) -> list[Rejected]:
+    """COPY `batch` under a savepoint; what PostgreSQL refuses is halved down to its rows."""
+    if not batch:
+        return []
+    columns = sql.SQL(", ").join(map(sql.Identifier, (*spec.columns, "_seq")))
+    try:
+        with conn.transaction():
+            with conn.cursor().copy(
+                sql.SQL("COPY _staging ({}) FROM STDIN").format(columns)
+            ) as copy:
+                for row in batch:
+                    copy.write_row(row)
+        return []
+    except REFUSED as exc:
+        if len(batch) == 1:
+            return [_refused(spec, batch[0], exc)]
+    half = len(batch) // 2
+    return _copy_batch(conn, spec, batch[:half]) + _copy_batch(conn, spec, batch[half:])
+
+
+def _refused(spec: TableSpec, row: tuple[Any, ...], exc: Exception) -> Rejected:
+    """The row PostgreSQL (or psycopg) refused, with the column and the reason."""
+    values = dict(zip(spec.columns, row, strict=False))
+    texts = {c: v for c, v in values.items() if isinstance(v, str)}
+    column: str | None
+    if isinstance(exc, UnicodeEncodeError):
+        column = next((c for c, v in texts.items() if not _utf8(v)), None)
+        problem = "not valid UTF-8 (a lone surrogate, or bytes that were not UTF-8)"
+    elif isinstance(exc, psycopg.DataError) and not exc.diag.sqlstate:  # refused by psycopg
+        column = next((c for c, v in texts.items() if "\x00" in v), None)
+        problem = "a NUL character (\\u0000), which PostgreSQL text cannot hold"
+    else:
+        found = re.search(r"column (\w+):", exc.diag.context or "") if isinstance(
+            exc, psycopg.Error) else None  # fmt: skip
+        column = found.group(1) if found else None
+        problem = _first_line(exc)
+    key = "/".join(str(values[k]) for k in spec.key)
+    reason = f"{column}: {problem}" if column else problem
+    return Rejected(key, reason, _payload(values), refused=True)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _first_line(exc: Exception) -> str:
+    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
+        detail = exc.diag.message_detail
+        return exc.diag.message_primary + (f" ({detail})" if detail else "")
+    return str(exc).splitlines()[0]
+
+
+def _payload(values: dict[str, Any]) -> Any:
+    """The record as received: its `_raw` JSON, else the row's values."""
+    raw = values.get("_raw")
+    if isinstance(raw, str):
+        try:
+            return vendor_json.loads(raw)
+        except vendor_json.BodyError:
+            return raw
+    return {c: v if isinstance(v, int | float | str | None) else str(v)
+            for c, v in values.items() if c != "_seq"}  # fmt: skip
 
 
 def _change_stamp(conn: psycopg.Connection) -> datetime:
@@ -547,43 +608,54 @@ def _merge(conn: psycopg.Connection, spec: TableSpec, stamp: datetime) -> tuple[
     return distinct, inserted, len(merged) - inserted
 
 
-def _mark_absent(conn: psycopg.Connection, spec: TableSpec, stamp: datetime) -> int:
+def _mark_absent(
+    conn: psycopg.Connection, spec: TableSpec, stamp: datetime, quarantined: list[str]
+) -> int:
     key = sql.SQL(", ").join(map(sql.Identifier, spec.key))
+    stored = [sql.SQL("t.{}").format(sql.Identifier(k)) for k in spec.key]
     return conn.execute(
         sql.SQL(
             "UPDATE {} AS t SET _deleted_at = %s WHERE t._deleted_at IS NULL"
             " AND ({}) NOT IN (SELECT {} FROM _staging_keys)"
+            " AND concat_ws('/', {}) <> ALL(%s)"
         ).format(
             sql.Identifier(spec.schema, spec.name),
-            sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(k)) for k in spec.key),
+            sql.SQL(", ").join(stored),
             key,
+            sql.SQL(", ").join(sql.SQL("{}::text").format(s) for s in stored),
         ),
-        (stamp,),
+        (stamp, quarantined),
     ).rowcount
 
 
 def _quarantine(
-    conn: psycopg.Connection, source: str, entity: str, rejected: list[Rejected], nul: NulStripper
+    conn: psycopg.Connection, source: str, entity: str, rejected: list[Rejected]
 ) -> None:
-    if not rejected:
-        return
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO ops.quarantine (source, entity, record_key, reason, record)"
-            " VALUES (%s, %s, %s, %s, %s)"
-            " ON CONFLICT (source, entity, (coalesce(record_key, '')), reason)"
-            " DO UPDATE SET record = EXCLUDED.record, quarantined_at = now()",
-            [
-                (
-                    source,
-                    entity,
-                    r.key,
-                    nul.clean(r.reason),
-                    orjson.dumps(nul.clean(r.record)).decode(),
-                )
-                for r in rejected
-            ],
-        )
+    """Store each rejected record: as jsonb, or (PostgreSQL refusing it as jsonb) as JSON text
+    with every non-ASCII character escaped."""
+    for r in rejected:
+        for column, payload in (("record", vendor_json.dumps(r.record)),
+                                ("record_text", vendor_json.ascii_text(r.record))):  # fmt: skip
+            try:
+                with conn.transaction():
+                    conn.execute(
+                        sql.SQL(
+                            "INSERT INTO ops.quarantine (source, entity, record_key, reason, {c})"
+                            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (source, entity,"
+                            " (coalesce(record_key, '#' || md5(coalesce(record::text,"
+                            " record_text)))), reason) DO UPDATE SET record = EXCLUDED.record,"
+                            " record_text = EXCLUDED.record_text, quarantined_at = now()"
+                        ).format(c=sql.Identifier(column)),
+                        (source, entity, r.key, _printable(r.reason), payload),
+                    )
+                break
+            except REFUSED:
+                continue
+
+
+def _printable(text: str) -> str:
+    """A reason as text PostgreSQL takes: a NUL or lone surrogate quoted from a value, escaped."""
+    return text.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
 
 
 def _log_load(

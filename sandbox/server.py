@@ -44,6 +44,10 @@ class Fault:
     times: int = 1  # how many requests it hits; -1 = until cleared
     delay: float = 0.0  # seconds before answering (a slow response)
     reset: bool = False  # send half of the real body, then drop the connection
+    # raw JSON text of one or more array elements (hostile records: any bytes, even ones no
+    # JSON library would write) put first in the real answer's array that follows `plant_after`
+    plant: bytes | None = None
+    plant_after: bytes = b"["
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method:
@@ -145,6 +149,8 @@ class SandboxMiddleware:
                 await self._answer(recording_send, fault.status, fault.body, fault.headers)
             elif fault and fault.reset:
                 await self.app(scope, receive, _half_body_then_reset(recording_send))
+            elif fault and fault.plant is not None:
+                await self.app(scope, receive, _planting(recording_send, fault))
             else:
                 await self.app(scope, receive, recording_send)
         finally:
@@ -173,7 +179,11 @@ class SandboxMiddleware:
                 break
         action = scope["path"][len(CONTROL_PREFIX) :]
         if action == "/faults" and scope["method"] == "POST":
-            self.faults.add(**orjson.loads(body))
+            spec = orjson.loads(body)
+            for name in ("plant", "plant_after"):  # bytes, given as text over HTTP
+                if isinstance(spec.get(name), str):
+                    spec[name] = spec[name].encode()
+            self.faults.add(**spec)
         elif action == "/faults" and scope["method"] == "DELETE":
             self.faults.clear()
         elif action == "/requests" and scope["method"] == "GET":
@@ -184,6 +194,31 @@ class SandboxMiddleware:
             await self._answer(send, 404, {"message": "unknown control action"}, {})
             return
         await self._answer(send, 204, None, {})
+
+
+def _planting(send: Send, fault: Fault) -> Callable[[Message], Any]:
+    """Hold the app's answer, put `fault.plant` first in its array, fix Content-Length."""
+    start: dict[str, Any] = {}
+    body = bytearray()
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+            return
+        body.extend(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        assert fault.plant is not None
+        at = body.find(fault.plant_after)
+        if at >= 0:
+            at += len(fault.plant_after)
+            empty = body[at : at + 1] == b"]"
+            body[at:at] = fault.plant + (b"" if empty else b",")
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": bytes(body)})
+
+    return wrapped
 
 
 class _ConnectionReset(Exception):

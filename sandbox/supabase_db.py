@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg import sql
 
+from resources import vendor_json
 from sandbox.supabase_shapes import ENUMS, Column, TableShape, shapes
 from sandbox.world import Table
 
@@ -121,4 +121,5 @@ def _upsert(
 
 
 def _json(value: Any) -> Any:
-    return None if value is None else orjson.dumps(value).decode()
+    # exact for any value a user's app may store: integers beyond 64 bits, deep nesting
+    return None if value is None else vendor_json.dumps(value)

@@ -94,16 +94,24 @@ def test_given_exception_mid_stream_when_loading_then_no_rows_and_cursor_not_adv
     assert warehouse.fetch_all("SELECT count(*) FROM ops.load_log")[0][0] == 1
 
 
-def test_given_hostile_strings_when_loaded_then_byte_exact_and_nul_removed_with_note(warehouse):
+def test_given_hostile_strings_when_loaded_then_byte_exact_and_refused_rows_quarantined(warehouse):
     data = [(i, T0, T0, text, None, "{}") for i, text in enumerate(HOSTILE, start=1)]
-    data.append((99, T0, T0, "nul\x00inside", None, "{}"))
+    refused = {
+        97: ("a NUL\x00inside", "{}", "name: a NUL character"),
+        98: ("lone \ud800 surrogate", "{}", "name: not valid UTF-8"),
+        99: ("raw NUL", '{"note": "a\\u0000b"}', "_raw: unsupported Unicode escape sequence"),
+    }
+    data += [(i, T0, T0, name, None, raw) for i, (name, raw, _) in refused.items()]
     result = load(warehouse, data)
     got = dict((i, n) for i, n, _ in stored(warehouse))
     assert [got[i] for i in range(1, len(HOSTILE) + 1)] == HOSTILE
-    assert got[99] == "nulinside"
-    assert result.notes == ["removed NUL characters from 1 values"]
-    note = warehouse.fetch_all("SELECT notes FROM ops.load_log")[0][0]
-    assert note == "removed NUL characters from 1 values"
+    assert result.rows_in == len(HOSTILE) and result.quarantined == len(refused)
+    quarantined = warehouse.fetch_all(
+        "SELECT record_key, reason, record, record_text FROM ops.quarantine ORDER BY record_key"
+    )
+    for (key, reason, record, text), (i, (_, raw, why)) in zip(quarantined, refused.items()):
+        assert key == str(i) and reason.startswith(why), reason
+        assert (record if record is not None else text) in ({}, '{"note": "a\\u0000b"}')
 
 
 def test_given_rejected_records_when_loaded_then_quarantined_once_and_good_rows_kept(warehouse):
