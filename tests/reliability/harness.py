@@ -1,0 +1,255 @@
+"""What the reliability tests share: a world of a test module's own (a warehouse database, a small
+sandbox, the environment pointed at both), a source's run as the operator starts it, faster vendor
+waits, raw-table fingerprints (nothing lost, nothing duplicated) and the fault matrix's record."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import pytest
+from psycopg import sql
+
+import resources.amocrm
+import resources.facebook
+from contract.canonical import PROJECTS
+from resources import embedded_pg
+from resources.vendor_clock import VendorClock
+from resources.warehouse import WarehouseResource, engine_for
+from sandbox.stack import Sandbox
+from tests.conftest import FAST_SANDBOX, point_env_at
+
+# Small enough that a source's whole re-read takes a second, large enough that every mart has
+# rows and every Supabase table spans several pages of the capped page size below.
+SMALL_SCALE = 0.05
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# Client timeouts and back-offs short enough for a test to meet them (the vendors' real ones are
+# tens of seconds); the retry counts and the decisions stay the product's.
+QUICK_RESOURCES = {
+    "resources": {
+        "amocrm": {"config": {"timeout_seconds": 1.0, "default_retry_after_seconds": 0.01}},
+        "facebook": {"config": {"timeout_seconds": 1.0, "poll_first_seconds": 0.01}},
+        "telegram": {"config": {"timeout_seconds": 1.0}},
+        **{
+            f"supabase_{project}": {
+                "config": {
+                    "project": display,
+                    "env_prefix": f"SUPABASE_{project.upper()}",
+                    "timeout_seconds": 1.0,
+                    "backoff_seconds": 0.01,
+                }
+            }  # fmt: skip
+            for project, display in PROJECTS.items()
+        },
+    }
+}
+
+
+@dataclass
+class OwnWorld:
+    """A warehouse and a sandbox no other test touches, the environment pointed at them."""
+
+    warehouse: WarehouseResource
+    sandbox: Sandbox
+    env: pytest.MonkeyPatch
+
+    def sql(self, query: str | sql.Composed, *params: Any) -> list[tuple]:
+        return self.warehouse.fetch_all(query, params)
+
+
+@contextmanager
+def own_world(
+    pg_server: str, template: str, name: str, **sandbox_options: Any
+) -> Iterator[OwnWorld]:
+    embedded_pg.drop_database(pg_server, name)
+    embedded_pg.create_database(pg_server, name, template=template)
+    warehouse = WarehouseResource(url=embedded_pg.database_uri(pg_server, name))
+    options = {**FAST_SANDBOX, "scale": SMALL_SCALE, **sandbox_options}
+    try:
+        with Sandbox(pg_server, prefix=name, **options) as sandbox:
+            with pytest.MonkeyPatch.context() as mp:
+                point_env_at(mp, warehouse, sandbox)
+                yield OwnWorld(warehouse, sandbox, mp)
+    finally:
+        engine_for(warehouse.url).dispose()
+        embedded_pg.drop_database(pg_server, name)
+
+
+def source_run(source: str, *, reload: bool = True) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """(job, tags, run config) of a source's run: the hourly one, or with `reload` a re-read of
+    everything as `make backfill ... ALL=1` starts it (Facebook: its hourly window either way),
+    so every run meets full pages whatever the cursor says."""
+    from assets.backfill import plan_run
+    from assets.jobs import job_run_config, job_run_tags, source_job_name
+
+    if reload and source != "facebook":
+        args = argparse.Namespace(source=source, all=True, since=None, until=None)
+        return plan_run(args)
+    job = source_job_name(source)
+    return job, job_run_tags(job), job_run_config(job)
+
+
+def run_source(
+    instance: dg.DagsterInstance,
+    source: str,
+    *,
+    reload: bool = True,
+    quick: bool = True,
+    steps: tuple[str, ...] = (),
+) -> dg.ExecuteInProcessResult:
+    """The source's run; with `steps`, only those assets' steps (not their checks)."""
+    from definitions import defs
+
+    job, tags, config = source_run(source, reload=reload)
+    if steps and "ops" in config:
+        config = {"ops": {op: c for op, c in config["ops"].items() if op in steps}}
+    extra = QUICK_RESOURCES if quick else {}
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        tags={"source": source, **tags},
+        run_config={**QUIET, **config, **extra},
+        op_selection=list(steps) or None,
+    )
+
+
+def one_line(result: dg.ExecuteInProcessResult, source: str, world: OwnWorld) -> str:
+    """The line `make run` prints for a failed source."""
+    from refresh import failure_line
+
+    return failure_line(result, source, world.warehouse)
+
+
+class QuickClock(VendorClock):
+    """The vendor's waits (Facebook's throttle minutes, back-offs) at SPEED times real time."""
+
+    SPEED = 600.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._t0 = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self._t0 + (time.monotonic() - self._t0) * self.SPEED
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds / self.SPEED)
+
+
+class ShortJitter(random.Random):
+    """AmoCRM's retry jitter (up to 8 s a wait) at a hundredth."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return super().uniform(a, b) / 100
+
+
+def quicken_vendor_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every wait of a failing run shortened, every decision (what is retried, how often) kept:
+    the vendors' waits, AmoCRM's jitter, and Dagster's step retries (15 s, then 30 s)."""
+    monkeypatch.setattr(resources.facebook, "VendorClock", QuickClock)
+    monkeypatch.setattr(resources.amocrm, "random", ShortJitter(0))
+    monkeypatch.setattr(dg.RetryPolicy, "calculate_delay", lambda self, attempt_num: 0.01)
+
+
+# ---- nothing lost, nothing duplicated ------------------------------------------------------------
+
+# stamps a load writes whatever the rows say (when it ran); every other column is the source's
+VOLATILE = ("_loaded_at", "checked_at", "fetched_at")
+
+
+def raw_tables(world: OwnWorld, source: str) -> list[tuple[str, list[str]]]:
+    """(table, primary key columns) of every table in the source's raw schema."""
+    rows = world.sql(
+        "SELECT c.relname, array_agg(a.attname ORDER BY array_position(i.indkey, a.attnum))"
+        " FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)"
+        " WHERE i.indisprimary AND n.nspname = %s AND c.relkind = 'r' GROUP BY c.relname"
+        " ORDER BY 1",
+        f"raw_{source}",
+    )
+    return [(name, list(key)) for name, key in rows]
+
+
+def fingerprint(world: OwnWorld, source: str) -> dict[str, tuple[int, int, str]]:
+    """Per raw table: rows, distinct keys, and a digest of every row's content by key."""
+    out = {}
+    for table, key in raw_tables(world, source):
+        keys = sql.SQL(", ").join(map(sql.Identifier, key))
+        query = sql.SQL(
+            "SELECT count(*), count(DISTINCT ({keys})), coalesce(md5(string_agg("
+            "(to_jsonb(t) - %s::text[])::text, ',' ORDER BY {keys})), '') FROM {table} t"
+        ).format(keys=keys, table=sql.Identifier(f"raw_{source}", table))
+        count, distinct, digest = world.sql(query, list(VOLATILE))[0]
+        out[table] = (count, distinct, digest)
+    return out
+
+
+def fingerprint_differences(
+    before: dict[str, tuple[int, int, str]], after: dict[str, tuple[int, int, str]]
+) -> list[str]:
+    problems = []
+    for table in sorted(before.keys() | after.keys()):
+        old, new = before.get(table), after.get(table)
+        if old is None or new is None:
+            problems.append(f"{table}: {old} → {new}")
+        elif new[0] != new[1]:
+            problems.append(f"{table}: {new[0] - new[1]} duplicated keys")
+        elif old != new:
+            problems.append(f"{table}: {old[0]} rows → {new[0]} rows (content differs)")
+    return problems
+
+
+# ---- the fault matrix's record -------------------------------------------------------------------
+
+
+@dataclass
+class MatrixRow:
+    source: str
+    fault: str
+    expected: str
+    defect: str = ""
+    observed: str = "not run"
+    message: str = ""
+    recovered: str = "-"
+
+    @property
+    def survived(self) -> bool:
+        return self.observed == self.expected and self.recovered == "yes"
+
+
+@dataclass
+class Matrix:
+    HEADERS = ("source", "fault", "expected", "observed", "recovered", "one-line message", "defect")
+    rows: dict[tuple[str, str], MatrixRow] = field(default_factory=dict)
+
+    def record(self, row: MatrixRow) -> None:
+        self.rows[(row.source, row.fault)] = row
+
+    def recovered(self, source: str, ok: bool) -> None:
+        for row in self.rows.values():
+            if row.source == source:
+                row.recovered = "yes" if ok else "NO"
+
+    def table(self) -> list[tuple[str, ...]]:
+        def short(text: str) -> str:
+            return text if len(text) <= 90 else text[:89] + "…"
+
+        return [
+            (r.source, r.fault, r.expected, r.observed, r.recovered, short(r.message), r.defect)
+            for r in self.rows.values()
+        ]
+
+    def summary(self) -> str:
+        tried = len(self.rows)
+        survived = sum(r.survived for r in self.rows.values())
+        return f"faults tried: {tried}, survived (as designed, then recovered exactly): {survived}"
+
+
+MATRIX = Matrix()
