@@ -198,21 +198,25 @@ def _reload_start(reload: datetime | None | str, cursor_seconds: int) -> int:
 def sync_events(
     warehouse: WarehouseResource, client: AmoCrmClient, reload: datetime | None | str = None
 ) -> LoadResult:
-    cursor = warehouse.get_cursor(SOURCE, "lead_events") or {}
-    since = _reload_start(reload, int(cursor.get("created_at", 0)))
     seen: list[int] = []
-    pages = client.pages(
-        "/api/v4/events",
-        "events",
-        {
-            "filter[type][]": ["lead_status_changed", "lead_deleted"],
-            "filter[created_at][from]": since,
-            "limit": EVENTS_LIMIT,
-        },
-    )
+
+    def window(cursor: dict[str, Any] | None) -> Iterator[tuple[Any, ...] | Rejected]:
+        # from the cursor as the loader holds it: a load that waited reads only what is new
+        since = _reload_start(reload, int((cursor or {}).get("created_at", 0)))
+        pages = client.pages(
+            "/api/v4/events",
+            "events",
+            {
+                "filter[type][]": ["lead_status_changed", "lead_deleted"],
+                "filter[created_at][from]": since,
+                "limit": EVENTS_LIMIT,
+            },
+        )
+        return _event_rows(pages, seen)
+
     return warehouse.load(
         EVENTS,
-        _event_rows(pages, seen),
+        window,
         source=SOURCE,
         entity="lead_events",
         new_cursor=lambda old: (
@@ -235,14 +239,21 @@ def sync_leads(
     reload: datetime | None | str = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[LoadResult, int]:
-    cursor = warehouse.get_cursor(SOURCE, "leads") or {}
-    since = _reload_start(reload, int(cursor.get("updated_at", 0)))
-    until = int(client.server_now().timestamp()) - LAG_SECONDS
-    pages = client.leads_updated(since, until)
-    if log is not None:
-        pages = timeline_progress(pages, log, "AmoCRM leads", since, until, "updated_at")
-    rows = LeadRows(pages, utm_fields, until)
-    result = warehouse.load(LEADS, rows, source=SOURCE, entity="leads", new_cursor=rows.cursor)
+    read: list[LeadRows] = []
+
+    def window(cursor: dict[str, Any] | None) -> LeadRows:
+        # from the cursor as the loader holds it: a load that waited reads only what is new
+        since = _reload_start(reload, int((cursor or {}).get("updated_at", 0)))
+        until = int(client.server_now().timestamp()) - LAG_SECONDS
+        pages = client.leads_updated(since, until)
+        if log is not None:
+            pages = timeline_progress(pages, log, "AmoCRM leads", since, until, "updated_at")
+        read.append(LeadRows(pages, utm_fields, until))
+        return read[0]
+
+    result = warehouse.load(
+        LEADS, window, source=SOURCE, entity="leads", new_cursor=lambda old: read[0].cursor(old)
+    )
     return result, warehouse.apply_change("ops/amocrm_deleted_leads")
 
 

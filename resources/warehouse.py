@@ -224,7 +224,8 @@ class WarehouseResource(dg.ConfigurableResource):
     def load(
         self,
         spec: TableSpec,
-        rows: Iterable[Sequence[Any] | Rejected],
+        rows: Iterable[Sequence[Any] | Rejected]
+        | Callable[[Any], Iterable[Sequence[Any] | Rejected]],
         *,
         source: str,
         entity: str,
@@ -233,6 +234,10 @@ class WarehouseResource(dg.ConfigurableResource):
         before_merge: str | None = None,
     ) -> LoadResult:
         """Stream `rows` (tuples in `spec.columns` order, or `Rejected`) into `spec`'s table.
+
+        `rows` may be a function of the stored cursor, called once this load holds the table's
+        lock: an incremental read whose window starts there never re-reads what a load it
+        waited for has just committed.
 
         `new_cursor(old)` is called after the stream is consumed and its value is stored in
         `ops.cursors` in the same transaction as the rows; None keeps the old cursor.
@@ -247,7 +252,8 @@ class WarehouseResource(dg.ConfigurableResource):
             lock_key = f"load:{spec.qualified}"
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock_key,))
             result.cursor_before = _read_cursor(conn, source, entity, lock=True)
-            rejected = _stage(conn, spec, rows, result)
+            stream = rows(result.cursor_before) if callable(rows) else rows
+            rejected = _stage(conn, spec, stream, result)
             _quarantine(conn, source, entity, rejected)
             result.quarantined = len(rejected)
             if before_merge:
