@@ -79,7 +79,8 @@ def serve(host: str, port: int, user_set_warehouse: bool) -> int:
         url = as_reader(owner.url, password)
     _check_reader(url)
     try:
-        bi_line = connection_line(owner.url, user_set_warehouse)
+        embedded = not user_set_warehouse or embedded_pg.serves(owner.url)
+        bi_line = connection_line(owner.url, embedded)
     except ConfigError as exc:  # no TCP: the API serves all the same
         bi_line = exc.message
     # uvicorn re-raises SIGTERM once it has shut down: as an exit, so the embedded server the
@@ -133,17 +134,18 @@ def token(args: argparse.Namespace) -> int:
     return 0
 
 
-def connection_line(warehouse_url: str, user_set_warehouse: bool, token: str | None = None) -> str:
-    """The BI tool's connection string, and what to put for PASSWORD (and TOKEN)."""
-    tcp = None if user_set_warehouse else embedded_pg.tcp_address()
-    if not user_set_warehouse and tcp is None:
+def connection_line(warehouse_url: str, embedded: bool, token: str | None = None) -> str:
+    """The BI tool's connection string (on the embedded server: its TCP address), and what to
+    put for PASSWORD (and TOKEN)."""
+    tcp = embedded_pg.tcp_address() if embedded else None
+    if embedded and tcp is None:
         raise ConfigError(
             "api",
             "api: the embedded PostgreSQL listens on its Unix socket only (started before TCP "
             f"was offered, or {embedded_pg.PORT_VARIABLE} was taken); `make stop`, then start it "
             "again for TCP on 127.0.0.1.",
         )
-    if env("DASHBOARD_READER_PASSWORD") or user_set_warehouse:
+    if env("DASHBOARD_READER_PASSWORD"):
         password = f"{PASSWORD_PLACEHOLDER}: DASHBOARD_READER_PASSWORD's value"
     else:
         password = (f"{PASSWORD_PLACEHOLDER}: set DASHBOARD_READER_PASSWORD first; unset, `make "
@@ -157,7 +159,8 @@ def connection(args: argparse.Namespace, user_set_warehouse: bool, was_running: 
     if not user_set_warehouse:
         warehouse.apply_ddl()
         warehouse.configure_dashboard_role()  # DASHBOARD_READER_PASSWORD, if set, logs in now
-    print(connection_line(warehouse.url, user_set_warehouse, args.token))
+    embedded = not user_set_warehouse or embedded_pg.serves(warehouse.url)
+    print(connection_line(warehouse.url, embedded, args.token))
     if not (user_set_warehouse or was_running):
         print("(the embedded PostgreSQL was not running, so this command stops it again; it "
               "runs while `make serve` or `make ui` does)", file=sys.stderr)  # fmt: skip

