@@ -74,10 +74,15 @@ class LeadRows:
     """Lead pages → loader rows; remembers the largest updated_at seen (the next cursor)."""
 
     def __init__(
-        self, pages: Iterable[list[dict[str, Any]]], utm_fields: dict[str, int | str], until: int
+        self,
+        pages: Iterable[list[dict[str, Any]]],
+        utm_fields: dict[str, int | str],
+        since: int,
+        until: int,
     ) -> None:
         self.pages = pages
         self.utm_fields = utm_fields
+        self.since = since
         self.until = until  # the window's end: the cursor never passes it
         self.max_updated: int | None = None
 
@@ -135,6 +140,7 @@ def _counts(result: LoadResult, client: AmoCrmClient) -> dict[str, Any]:
         "token_refreshes": client.stats.refreshes,
         "cursor_before": result.cursor_before or {},
         "cursor_after": result.cursor_after or {},
+        "notes": "; ".join(result.notes),
     }
 
 
@@ -248,13 +254,37 @@ def sync_leads(
         pages = client.leads_updated(since, until)
         if log is not None:
             pages = timeline_progress(pages, log, "AmoCRM leads", since, until, "updated_at")
-        read.append(LeadRows(pages, utm_fields, until))
+        read.append(LeadRows(pages, utm_fields, since, until))
         return read[0]
 
     result = warehouse.load(
         LEADS, window, source=SOURCE, entity="leads", new_cursor=lambda old: read[0].cursor(old)
     )
+    if read[0].max_updated is None:
+        result.notes += _empty_answer(warehouse, read[0].since, read[0].until)
     return result, warehouse.apply_change("ops/amocrm_deleted_leads")
+
+
+def _empty_answer(warehouse: WarehouseResource, since: int, until: int) -> list[str]:
+    """AmoCRM's 204 means no lead matched, yet a window from the cursor always holds the lead
+    at the cursor: an empty answer where stored, undeleted leads say there are rows is worth a
+    warning (amocrm.md: 204 is not an error, so it never fails the run)."""
+    expected = warehouse.fetch_all(
+        "SELECT count(*) FROM raw_amocrm.leads l WHERE l._deleted_at IS NULL"
+        " AND l.updated_at BETWEEN to_timestamp(%s) AND to_timestamp(%s)"
+        " AND NOT EXISTS (SELECT 1 FROM raw_amocrm.lead_events e"
+        "  WHERE e.type = 'lead_deleted' AND e.entity_id = l.id)",
+        (since, until),
+    )[0][0]
+    if not expected:
+        return []
+    span = f"{from_unix(since):%Y-%m-%d %H:%M} to {from_unix(until):%Y-%m-%d %H:%M} UTC"
+    return [
+        f"AmoCRM answered no leads (HTTP 204) for updated_at {span}, where {expected} "
+        "leads stored here were last updated and none was deleted: it may be answering empty "
+        "pages; if this repeats, check that the integration still has access to the "
+        "account's leads in AmoCRM."
+    ]
 
 
 REFERENCE_SPECS = [
@@ -331,6 +361,8 @@ def amocrm_leads(context: dg.AssetExecutionContext, config: ReloadConfig) -> dg.
             context.log.info(f"AmoCRM leads: re-load from {reload}")
         with _client(context) as client:
             result, deleted = sync_leads(warehouse, client, utm_fields, reload, context.log.info)
+            for note in result.notes:
+                context.log.warning(note)
             counts = _counts(result, client)
             counts["rows_deleted"] = deleted
             return counts
