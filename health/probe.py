@@ -399,7 +399,7 @@ def probe_environment(now: datetime | None = None) -> HealthReport:
     import refresh
     from resources import embedded_pg
 
-    load_dotenv(refresh.ROOT / ".env", override=False)
+    load_dotenv(refresh.env_file(), override=False)
     try:
         Bounds.from_env()
     except ConfigError as exc:
