@@ -42,8 +42,12 @@ rebuild: install
 backfill: install
 	$(PYTHON) -m assets.backfill $(SOURCE) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(if $(ALL),--all)
 
+# one pytest-xdist worker per CPU (TEST_WORKERS=0 for one process): each worker is a session
+# with its own embedded PostgreSQL and sandbox, so the tests that wait (rate limits, throttling,
+# daemons' bounds) overlap with the ones that compute
+TEST_WORKERS ?= auto
 test: install
-	$(PYTHON) -m pytest -m "not ui and not soak"
+	$(PYTHON) -m pytest -m "not ui and not soak" -n $(TEST_WORKERS) --dist worksteal
 
 # the reliability soak: many SIGKILLs across every phase of a refresh and the larger fault matrix
 # (tests/reliability/; minutes, so not part of `make test`)

@@ -19,9 +19,21 @@ from resources.warehouse import WarehouseResource, engine_for
 from sandbox.server import free_port
 from sandbox.stack import Sandbox
 
+# the fault matrix's table at the end of the session (xdist's controller included)
+from tests.reliability.report import (  # noqa: F401
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+    pytest_testnodedown,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
-# a separate data dir per concurrent test session (one session stops its server at the end)
-TEST_PGDATA = Path(os.environ.get("TEST_PGDATA") or ROOT / ".local" / "test-pgdata")
+# a separate data dir per concurrent test session (one session stops its server at the end),
+# and per pytest-xdist worker (each worker is a session with its own server)
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+TEST_PGDATA = Path(
+    (os.environ.get("TEST_PGDATA") or str(ROOT / ".local" / "test-pgdata"))
+    + (f"-{_WORKER}" if _WORKER else "")
+)
 TEMPLATE_DB = "warehouse_template"
 SEED, SCALE = 7, 0.3
 # AmoCRM's real 7 requests/s would make every test run take seconds; the rate limiter has its

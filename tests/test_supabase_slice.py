@@ -68,11 +68,8 @@ def env(monkeypatch, warehouse, fresh_sandbox):
     return warehouse, fresh_sandbox
 
 
-def test_given_sandbox_when_hourly_refresh_then_every_table_and_mart_equals_ground_truth(
-    env, dagster_instance
-):
-    warehouse, sandbox = env
-    refresh_all(dagster_instance)
+def test_given_sandbox_when_hourly_refresh_then_every_table_and_mart_equals_ground_truth(loaded):
+    warehouse, sandbox = loaded  # one hourly refresh of every source, then the models
     assert_staged_equals_world(warehouse, sandbox)
     assert compare_marts(warehouse, sandbox.world) == []
 
