@@ -94,6 +94,7 @@ def start(
 ) -> str:
     """Start (or attach to) the server and create the databases; return the owner's URI (its
     Unix socket). A server this call starts also listens on 127.0.0.1:`port` (EMBEDDED_PG_PORT)."""
+    pgdata = pgdata.absolute()  # the server runs in its data dir: a relative socket dir breaks
     with _start_lock(pgdata):
         uri = owner_uri(_ensure_running(pgdata, port))
         _close_databases_to_public(uri)

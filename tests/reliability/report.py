@@ -24,6 +24,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         output[WORKER_KEY] = [asdict(row) for row in MATRIX.rows.values()]
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: known only where xdist is loaded
 def pytest_testnodedown(node: Any, error: object) -> None:
     from tests.reliability.harness import MATRIX, MatrixRow
 
