@@ -6,7 +6,7 @@ UV := .local/uv/bin/uv
 PYTHON := .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)/.local/dagster_home
 
-.PHONY: install demo ui ui-test soak deploy-check serve run rebuild test dashboard-test vendor-charts bench lint diagnose health watchdog discover discover-apply clean stop
+.PHONY: install demo ui ui-test soak deploy-check serve run rebuild replay test dashboard-test vendor-charts bench lint diagnose health watchdog discover discover-apply clean stop
 
 $(UV):
 	@mkdir -p .local
@@ -41,6 +41,10 @@ rebuild: install
 # make backfill SOURCE=facebook FROM=2026-09-01 [TO=2026-10-30] | SOURCE=amocrm FROM=... | ALL=1
 backfill: install
 	$(PYTHON) -m assets.backfill $(SOURCE) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(if $(ALL),--all)
+
+# make replay SOURCE=supabase_main: re-load a source's quarantined records once their cause is fixed
+replay: install
+	$(PYTHON) -m assets.quarantine replay $(SOURCE)
 
 # one pytest-xdist worker per CPU (TEST_WORKERS=0 for one process): each worker is a session
 # with its own embedded PostgreSQL and sandbox, so the tests that wait (rate limits, throttling,

@@ -19,6 +19,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -165,17 +166,34 @@ def run(args: argparse.Namespace, instance: dg.DagsterInstance) -> int:
     print("\n".join(_counts(result)))
     for step, message in failure_messages(result).items():
         print(f"  {step}: {message}")
+    return 0 if result.success and rebuild_downstream(args.source, instance) else 1
+
+
+def rebuild_downstream(source: str, instance: dg.DagsterInstance) -> bool:
+    """Rebuild the core and marts days the source's changed rows touch; say how it went."""
+    from definitions import defs
+
     models = defs.resolve_job_def("rebuild_models").execute_in_process(
         instance=instance,
         raise_on_error=False,
         run_config=QUIET,
-        asset_selection=downstream_models(args.source),
+        asset_selection=downstream_models(source),
     )
     print(f"core and marts rebuilt for the touched days: {'ok' if models.success else 'FAILED'}")
-    return 0 if result.success and models.success else 1
+    return models.success
 
 
 def main(argv: list[str] | None = None) -> int:
+    return source_command(parse, run, argv)
+
+
+def source_command(
+    parse: Callable[[list[str]], argparse.Namespace],
+    run: Callable[[argparse.Namespace, dg.DagsterInstance], int],
+    argv: list[str] | None,
+) -> int:
+    """A command on one source (backfill, quarantine replay): its arguments, the environment,
+    the source's settings, then `run` in the Dagster instance; a mistake is one line, exit 2."""
     from refresh import prepare_environment
     from resources import embedded_pg
 

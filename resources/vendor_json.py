@@ -28,7 +28,8 @@ import orjson
 LONG_DIGITS = re.compile(rb"\d{19}")
 # how deep the exact path may nest (Python's default recursion limit stops it near 1000)
 MAX_DEPTH = 5000
-INT_DIGITS = sys.get_int_max_str_digits() or 4300
+RAW_MARK = "\x00number:"
+RAW_NUMBER = re.compile(r'"\\u0000number:([^"]*)"')
 
 
 T = TypeVar("T", dict, list)
@@ -71,15 +72,13 @@ def dumps(value: Any) -> str:
         return orjson.dumps(value, default=_fragment).decode()
     except orjson.JSONEncodeError:
         # beyond orjson: integers over 64 bits, nesting deeper than 255, lone surrogates
-        with _deep():
-            return json.dumps(value, ensure_ascii=False, default=_plain)
+        return _standard(value, ascii_only=False)
 
 
 def ascii_text(value: Any) -> str:
     """JSON text with every non-ASCII character escaped: holds even lone surrogates and NUL
     (as `\\udcff`, `\\u0000`), for a quarantined record PostgreSQL would not take as jsonb."""
-    with _deep():
-        return json.dumps(value, ensure_ascii=True, default=_plain)
+    return _standard(value, ascii_only=True)
 
 
 def _number(text: str) -> float | Decimal:
@@ -94,12 +93,18 @@ def _fragment(value: Any) -> orjson.Fragment:
 
 
 def _plain(value: Any) -> Any:
+    # the standard library writes no Decimal: a marked string stands for its text, unquoted
+    # after encoding (the NUL of the mark is always written escaped, so it cannot collide
+    # with the text of a value)
     if isinstance(value, Decimal):
-        # a Decimal here is a number beyond a double: an integer unless it has a fraction (or
-        # more digits than Python prints as an int: then its text)
-        whole = value.is_finite() and value == value.to_integral_value()
-        return int(value) if whole and value.adjusted() < INT_DIGITS else str(value)
+        return f"{RAW_MARK}{value}"
     raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _standard(value: Any, ascii_only: bool) -> str:
+    with _deep():
+        text = json.dumps(value, ensure_ascii=ascii_only, default=_plain)
+    return RAW_NUMBER.sub(r"\1", text) if "\\u0000number:" in text else text
 
 
 @contextmanager

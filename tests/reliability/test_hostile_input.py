@@ -9,6 +9,10 @@ JSON nested 300 levels in a jsonb column) are written into world rows; one answe
 a body that is not JSON at all. Then every source loads once through Dagster, and the models
 are rebuilt.
 
+Then the quarantine replay: a contract mapping that refuses every new lead not yet synced,
+the world moved on and loaded with it, the contract fixed, `quarantine replay supabase_main`:
+those leads are in raw and the marts, the poison records stay quarantined.
+
 Each poison record must be in ops.quarantine with its source, table, key (when it has one),
 reason and payload; every hostile value of a world row must be in raw byte-exact; and raw and
 the marts must equal the world's ground truth, which the planted records are no part of.
@@ -22,12 +26,15 @@ from typing import Any
 
 import pytest
 
+from assets import quarantine
 from resources import vendor_json
 from resources.errors import SourceError
 from resources.supabase import BY_UPDATED_AT, SupabaseResource
 from sandbox.truth import compare_amocrm, compare_facebook
+from tests.conftest import ROOT, load_everything, run
 from tests.reliability.small_world import SmallWorld, small_world
 
+CONTRACT = ROOT / "contract.yaml"
 STAMP = b'"created_at":"2026-09-01T00:00:00+00:00","updated_at":"2026-09-01T00:00:00+00:00"'
 AMO = b'"pipeline_id":1,"status_id":142,"created_at":1756684800,"updated_at":1756684800'
 FB = b'"date_start":"2026-09-01","date_stop":"2026-09-01","spend":"1.00"'
@@ -269,3 +276,47 @@ def test_given_numbers_beyond_a_double_then_parsed_and_written_exactly(hostile, 
     (stored,) = hostile.sql("SELECT (%s::jsonb)->0->>0 IS NULL, %s::jsonb", "[]",
                             vendor_json.dumps(parsed))[0][1]  # fmt: skip
     assert next(iter(stored.values())) == value
+
+
+# ---- quarantine replay (runs last: it moves the world on) ---------------------------------------
+
+WRONG_MAPPING = "created_at (column synced_at): missing, and the models need it"
+
+
+def test_given_bad_arguments_when_replay_then_one_line_and_exit_2(capsys):
+    assert quarantine.main(["replay", "nowhere"]) == 2
+    assert quarantine.main(["purge", "amocrm"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("quarantine: argument") for line in lines)
+
+
+def test_given_contract_mismatch_fixed_when_replayed_then_records_in_raw_and_marts(
+    hostile, tmp_path, monkeypatch
+):
+    # a contract that feeds created_at from synced_at: every new lead not yet synced is refused
+    wrong = CONTRACT.read_text().replace(
+        "    landing_leads: {}", "    landing_leads: {columns: {created_at: synced_at}}"
+    )
+    (tmp_path / "contract.yaml").write_text(wrong)
+    monkeypatch.setenv("CONTRACT_FILE", str(tmp_path / "contract.yaml"))
+    hostile.sandbox.advance(4)
+    load_everything(hostile.instance, restate=True)  # the world restates spend as it moves
+    refused = {key for (key,) in hostile.sql(
+        "SELECT record_key FROM ops.quarantine WHERE reason = %s", WRONG_MAPPING)}  # fmt: skip
+    assert refused and not hostile.sql(
+        "SELECT id FROM raw_supabase_main.landing_leads WHERE id::text = ANY(%s)", list(refused)
+    )
+    monkeypatch.delenv("CONTRACT_FILE")  # the contract fixed
+    args = quarantine.parse(["replay", "supabase_main"])
+    assert quarantine.run(args, hostile.instance) == 1  # the poison records still fail
+    assert not hostile.sql("SELECT 1 FROM ops.quarantine WHERE reason = %s", WRONG_MAPPING)
+    loaded = hostile.sql(
+        "SELECT id::text FROM raw_supabase_main.landing_leads WHERE id::text = ANY(%s)",
+        list(refused),
+    )
+    assert {key for (key,) in loaded} == refused
+    # the other sources' new rows, as the automation builds them after their runs
+    run(hostile.instance, "rebuild_models")
+    assert hostile.marts_differences() == []
+    still = hostile.sql("SELECT count(*) FROM ops.quarantine WHERE source = 'supabase_main'")
+    assert still == [(sum(1 for p in POISON.values() if p.source == "supabase_main"),)]
