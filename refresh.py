@@ -26,6 +26,7 @@ from psycopg import sql
 from tabulate import tabulate
 
 from resources import embedded_pg
+from resources.dagster_instance import command_instance
 from resources.warehouse import WarehouseResource
 
 ROOT = Path(__file__).resolve().parent
@@ -169,7 +170,7 @@ def full_rebuild() -> int:
 
     with embedded_pg.owned_server():
         prepare_environment()
-        with dg.DagsterInstance.get() as instance:
+        with command_instance() as instance:
             result = defs.resolve_job_def("full_rebuild_models").execute_in_process(
                 instance=instance, raise_on_error=False, run_config=QUIET
             )
@@ -210,7 +211,7 @@ def refresh() -> int:
         check_common_settings()
         warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
         warehouse.apply_ddl()
-        with dg.DagsterInstance.get() as instance:
+        with command_instance() as instance:
             outcome = run_all(instance, warehouse)
         print()
         print(dashboard(warehouse))

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from resources.dagster_instance import command_instance
 from resources.errors import SourceError, require_setting
 from resources.settings import env
 
@@ -202,7 +203,7 @@ def source_command(
         with embedded_pg.owned_server():
             prepare_environment()
             check_settings(args.source)
-            with dg.DagsterInstance.get() as instance:
+            with command_instance() as instance:
                 return run(args, instance)
     except UsageError as exc:
         print(exc, file=sys.stderr)

@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 
 from resources import embedded_pg
+from resources.dagster_instance import hold_connections
 from resources.warehouse import WarehouseResource, engine_for
 from sandbox.server import free_port
 from sandbox.stack import Sandbox
@@ -122,7 +123,7 @@ def own_dagster_instance(
 @pytest.fixture(scope="session")
 def dagster_instance(dagster_home: Path) -> Iterator[dg.DagsterInstance]:
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        yield instance
+        yield hold_connections(instance)  # as `make run`'s instance does
 
 
 # What a user may leave unset (.env.example shows their defaults): the shared loaded warehouse
