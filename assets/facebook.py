@@ -27,7 +27,12 @@ from assets.progress import Progress
 from assets.records import Money, from_unix, parse, unix_not_after
 from resources import vendor_json
 from resources.errors import SourceError
-from resources.facebook import AccountThrottled, FacebookClient, FacebookResource
+from resources.facebook import (
+    PROVISIONAL_DAYS,
+    AccountThrottled,
+    FacebookClient,
+    FacebookResource,
+)
 from resources.settings import DEFAULT_REPORTING_TZ
 from resources.warehouse import LoadResult, Rejected, TableSpec, WarehouseResource
 
@@ -242,9 +247,12 @@ def plan_account(
             since = date.fromisoformat(cursor["since"])
         until = today
     elif window == "restatement":
-        # Facebook may still change the 28 days before today; one more day back, because a
-        # daily run comes up to a day after the last change of the window's oldest day
-        since, until = today - timedelta(days=config.restatement_days + 1), today
+        # the days Facebook may still change (resources/facebook.py) and today; when the last
+        # restatement is days old, those it could still change after it too (they have left
+        # the window since)
+        last = date.fromisoformat(cursor["restated"]) if cursor.get("restated") else today
+        since = min(today, last + timedelta(days=1)) - timedelta(days=PROVISIONAL_DAYS)
+        until = today
     else:
         since, until = today - timedelta(days=1), today
     since, until = max(since, today - MAX_HISTORY), min(until, today)
@@ -306,6 +314,8 @@ def sync_account_insights(
             "until": plan.until.isoformat(), "run": run_id, "done_through": end.isoformat(),
             "complete": end == plan.until, "initial": plan.initial,
         }  # fmt: skip
+        if end == plan.until and (window == "restatement" or plan.initial):
+            state["restated"] = end.isoformat()  # every day Facebook may change is re-pulled
         result = warehouse.load(
             INSIGHTS,
             rows,
@@ -323,7 +333,9 @@ def sync_account_insights(
 
 
 def _replace_cursor(new: dict[str, Any], old: Any) -> dict[str, Any]:
-    return new
+    """This chunk's state; the last restatement's day carries over from the old cursor."""
+    restated = (old or {}).get("restated")
+    return {"restated": restated, **new} if restated else new
 
 
 def _days(since: date, until: date) -> list[date]:

@@ -11,6 +11,7 @@ from dagster._core.storage.tags import MAX_RUNTIME_SECONDS_TAG
 from assets.facebook import INSIGHTS_PARTITIONS, INSIGHTS_START, facebook_insights
 from assets.models import MODEL_TABLES
 from assets.sources import SOURCE_ASSETS, SOURCES
+from resources.facebook import PROVISIONAL_DAYS
 from resources.settings import DEFAULT_REPORTING_TZ
 
 MODEL_GROUPS = ("core", "marts")
@@ -119,9 +120,9 @@ def hourly_refresh(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]
     ]
 
 
-# Facebook revises spend for up to 28 days (attribution): once a day, re-pull that window
-# (28 days, one more, and today: 30 partitions).
-RESTATEMENT_PARTITIONS = 30
+# Facebook revises spend for up to 28 days (attribution): once a day, re-pull the days it may
+# still change and today (resources/facebook.py: 28 days, one more, and today: 30 partitions).
+RESTATEMENT_PARTITIONS = PROVISIONAL_DAYS + 1
 facebook_restatement_job = dg.define_asset_job(
     "facebook_restatement",
     selection=dg.AssetSelection.assets(facebook_insights),

@@ -67,7 +67,6 @@ def build_model_asset(
             model_params(warehouse, table),
             day_column=DAY_COLUMNS[table],
             full=config.full_rebuild,
-            provisional=table == "marts.targetologist_daily",  # its is_provisional moves daily
         )
         days = "all days" if build.days_rebuilt is None else f"{build.days_rebuilt} days"
         context.log.info(f"{table}: {days} rebuilt, {build.rows_written} rows written")

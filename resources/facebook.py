@@ -53,6 +53,14 @@ OBJECT_FIELDS = {
     "ads": "id,name,status,effective_status,updated_time,campaign_id,adset_id",
 }
 MIN_PAGE_LIMIT = 25
+# Facebook revises a day's spend for up to 28 days (its attribution window). The days a later
+# pull may still change are that window and one day more (a daily restatement comes up to a day
+# after the last change of the window's oldest day) before Facebook's today: the restatement run
+# re-pulls them with today, the marts flag them is_provisional, and a model build re-flags every
+# day that left them since the build before (assets/jobs.py, sql/marts/targetologist_daily.sql,
+# sql/ops/touched_days.sql take the number from here).
+RESTATEMENT_WINDOW = timedelta(days=28)
+PROVISIONAL_DAYS = RESTATEMENT_WINDOW.days + 1
 ASYNC_DONE, ASYNC_FAILED = "Job Completed", frozenset({"Job Failed", "Job Skipped"})
 
 
@@ -193,7 +201,6 @@ class FacebookResource(dg.ConfigurableResource):
     page_limit: int = 500
     chunk_days: int = 30  # days per async insights job; a failed or refused job is halved
     backfill_days: int = 90
-    restatement_days: int = 28  # Facebook's attribution window
     max_breaker_wait_seconds: float = 120.0
     slow_down_seconds: float = 2.0
     poll_first_seconds: float = 0.5

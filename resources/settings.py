@@ -152,6 +152,10 @@ def model_params(warehouse: WarehouseResource, table: str) -> dict[str, Any]:
             "fx": json.dumps(fx_rates()),
         }
         text = load_sql(table.replace(".", "/"))
+        if "%(provisional_days)s" in text:
+            from resources.facebook import PROVISIONAL_DAYS
+
+            params["provisional_days"] = PROVISIONAL_DAYS
         if any(f"%({key})s" in text for key in PIPELINE_KEYS):
             params |= resolve_pipelines(warehouse, before_load=True)
     except ConfigError as exc:

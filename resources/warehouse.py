@@ -344,15 +344,14 @@ class WarehouseResource(dg.ConfigurableResource):
         *,
         day_column: str | None = None,
         full: bool = False,
-        provisional: bool = False,
     ) -> ModelBuild:
         """Rebuild `table` (e.g. "core.leads") from `sql/<schema>/<name>.sql` in one transaction.
 
         With a `day_column`, only the reporting days touched by raw changes since the last build
         are recomputed (everything on the first build, after a parameter change, when the
-        attribution rules changed, or with `full`); `provisional` adds the days inside
-        Facebook's restatement window. Readers keep seeing the old rows until the commit
-        (MVCC), so the swap is atomic.
+        attribution rules changed, or with `full`); a model that binds `provisional_days` (its
+        is_provisional moves daily) also gets the days provisional now or at the last build.
+        Readers keep seeing the old rows until the commit (MVCC), so the swap is atomic.
         """
         schema, name = table.split(".")
         params = params or {}
@@ -362,7 +361,7 @@ class WarehouseResource(dg.ConfigurableResource):
             stamp = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
             days = None
             if day_column and not full:
-                days = _touched_days(conn, table, digest, {**params, "provisional": provisional})
+                days = _touched_days(conn, table, digest, params)
             rows = _rebuild(conn, schema, name, load_sql(f"{schema}/{name}"), params,
                             day_column, days)  # fmt: skip
             conn.execute(
@@ -413,7 +412,11 @@ def _touched_days(
         return None
     rows = conn.execute(
         load_sql("ops/touched_days").encode(),
-        {"since": previous[0], "tz": params["tz"], "provisional": params["provisional"]},
+        {
+            "since": previous[0],
+            "tz": params["tz"],
+            "provisional_days": params.get("provisional_days"),
+        },
     ).fetchall()
     days = [day for (day,) in rows]
     return None if None in days else days

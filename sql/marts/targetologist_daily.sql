@@ -32,6 +32,6 @@ SELECT j.day, j.targetologist, %(currency)s AS currency, j.spend, j.impressions,
        round(j.spend / nullif(j.leads, 0), 2) AS cpl,
        round(j.spend / nullif(j.sales, 0), 2) AS cpa,
        round(j.revenue / nullif(j.spend, 0), 4) AS roas,
-       -- inside Facebook's 28-day restatement window (and one day more) spend may still move
-       coalesce(j.day >= f.today - 29, false) AS is_provisional
+       -- the days Facebook may still restate (resources/facebook.py's PROVISIONAL_DAYS)
+       coalesce(j.day >= f.today - %(provisional_days)s::int, false) AS is_provisional
 FROM joined j CROSS JOIN facebook_today f

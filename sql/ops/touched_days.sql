@@ -47,11 +47,14 @@ UNION
 SELECT date FROM raw_facebook.ad_insights_daily
 WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
 UNION
--- for marts that say is_provisional: the days inside Facebook's restatement window (the flag
--- moves every day)
-SELECT generate_series(max(date) - 30, max(date), interval '1 day')::date
+-- for marts that say is_provisional: the days provisional now and every day that was at the
+-- last build (its Facebook today: the latest day of the rows it could see), however long ago
+SELECT generate_series(
+    least(max(date) FILTER (WHERE _loaded_at <= %(since)s), max(date))
+        - %(provisional_days)s::int,
+    max(date), interval '1 day')::date
 FROM raw_facebook.ad_insights_daily
-WHERE %(provisional)s
+WHERE %(provisional_days)s::int IS NOT NULL
 UNION
 SELECT NULL WHERE EXISTS (
     SELECT 1 FROM stg_supabase_traffic.targetologist_utm_rules
