@@ -14,10 +14,8 @@ their payload, the rest of the batch loads. The good path costs one savepoint pe
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import re
-import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,13 +27,14 @@ from typing import Any
 import dagster as dg
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import Engine, create_engine
 
 from contract.canonical import CANONICAL_TABLES
 from contract.staging import placeholder_sql
 from resources import vendor_json
 from resources.embedded_pg import sqlalchemy_uri
-from resources.pg_auth import password_fingerprint, scram_verifier
+from resources.pg_auth import scram_verifier
 from resources.sql_files import load_sql, migrations
 
 # Rows per COPY under one savepoint: a refused row costs a re-copy of its batch, halved.
@@ -50,7 +49,9 @@ MIGRATIONS_LOCK = 7_300_001  # advisory lock id held while DDL is applied
 # they read which rows changed: a build never misses rows a load was still writing, and every
 # raw change is stamped with a time after the last build that could not see it.
 CHANGES_LOCK = 7_300_002
-DASHBOARD_ROLE, DASHBOARD_ROLE_LOCK = "dashboard_reader", 7_300_003  # the lock: its ALTER ROLE
+DASHBOARD_ROLE = "dashboard_reader"
+DASHBOARD_ROLE_LOCK = "dashboard_reader's password"  # the session lock around its ALTER ROLE
+READER_LOGIN_TIMEOUT = 5  # seconds for the login that tells whether its password is current
 
 
 @dataclass(frozen=True)
@@ -120,39 +121,35 @@ class WarehouseResource(dg.ConfigurableResource):
         """With a password (or DASHBOARD_READER_PASSWORD set), dashboard_reader may log in with
         it (the DDL creates it without login: reading the marts through it is optional).
 
-        The role is altered only when that password differs from the one last set here (its
-        salted fingerprint in ops.role_passwords) or the role cannot log in, under a lock:
+        The role is altered only when it does not log in with that password now, under a lock:
         runs starting together never race on the role ("tuple concurrently updated"), and the
-        server log sees a verifier (never the plain text) only when the password changes.
+        server log sees a verifier (never the plain text) only when the password changes. The
+        login itself is the test, since the role is the server's, not this database's: another
+        warehouse on the same server may have given it another password since.
         True when the role was altered.
         """
         password = password or dg.EnvVar("DASHBOARD_READER_PASSWORD").get_value()
         if not password:
             return False
-        with self.connection() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (DASHBOARD_ROLE_LOCK,))
-            row = conn.execute(
-                "SELECT r.rolcanlogin, p.salt, p.fingerprint FROM pg_roles r"
-                " LEFT JOIN ops.role_passwords p ON p.role = r.rolname"
-                " WHERE r.rolname = %s",
-                (DASHBOARD_ROLE,),
-            ).fetchone()
-            if row and row[0] and row[1] is not None:
-                if hmac.compare_digest(password_fingerprint(password, row[1]), row[2]):
-                    return False
+        # autocommit: the login below is another session, which must see the CONNECT granted
+        with self.session_lock(DASHBOARD_ROLE_LOCK) as conn:
+            _ensure_reader_database_access(conn)  # a database copied from a template lacks it
+            if self._reader_logs_in(password):
+                return False
             conn.execute(
                 sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
                     sql.Identifier(DASHBOARD_ROLE), sql.Literal(scram_verifier(password))
                 )
             )
-            salt = secrets.token_bytes(16)
-            conn.execute(
-                "INSERT INTO ops.role_passwords (role, salt, fingerprint) VALUES (%s, %s, %s)"
-                " ON CONFLICT (role) DO UPDATE SET salt = EXCLUDED.salt,"
-                " fingerprint = EXCLUDED.fingerprint, set_at = now()",
-                (DASHBOARD_ROLE, salt, password_fingerprint(password, salt)),
-            )
         return True
+
+    def _reader_logs_in(self, password: str) -> bool:
+        conninfo = make_conninfo(self.url, user=DASHBOARD_ROLE, password=password)
+        try:
+            with psycopg.connect(conninfo, connect_timeout=READER_LOGIN_TIMEOUT):
+                return True
+        except psycopg.OperationalError:  # a wrong password, no LOGIN, or refused by pg_hba
+            return False
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:

@@ -13,8 +13,9 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from resources import embedded_pg
 from resources.pg_auth import password_fingerprint
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, engine_for
 
 RUNS = 8
 PASSWORD = "reader-pw-7f3a9c"  # distinctive, so a leak would be found by a plain grep
@@ -59,9 +60,16 @@ def verifies(stored: str, password: str) -> bool:
     return base64.b64encode(hashlib.sha256(client_key).digest()).decode() == stored_key64
 
 
+def forget_password(warehouse: WarehouseResource) -> None:
+    """The role as the DDL creates it (the test server outlives sessions, and so does a role)."""
+    with warehouse.connection() as conn:
+        conn.execute("ALTER ROLE dashboard_reader NOLOGIN PASSWORD NULL")
+
+
 def test_given_eight_runs_start_together_then_all_set_up_and_the_role_is_altered_once(
     warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    forget_password(warehouse)
     monkeypatch.setenv("DASHBOARD_READER_PASSWORD", PASSWORD)
     altered = at_once(lambda: WarehouseResource(url=warehouse.url).configure_dashboard_role())
     assert sorted(altered, key=str) == [False] * (RUNS - 1) + [True]
@@ -77,5 +85,24 @@ def test_given_eight_runs_start_together_then_all_set_up_and_the_role_is_altered
     monkeypatch.setenv("DASHBOARD_READER_PASSWORD", f"{PASSWORD}-rotated")
     assert WarehouseResource(url=warehouse.url).configure_dashboard_role()
     assert verifies(verifier(warehouse), f"{PASSWORD}-rotated")
-    stored = warehouse.fetch_all("SELECT salt, fingerprint FROM ops.role_passwords")
-    assert len(stored) == 1 and PASSWORD.encode() not in b"".join(bytes(v) for v in stored[0])
+
+
+def test_given_another_warehouse_changed_the_role_then_this_one_sets_its_password_again(
+    warehouse: WarehouseResource, pg_server: str, warehouse_template: str
+) -> None:
+    """The role is the server's: two warehouses on one server with different passwords (two
+    checkouts, a test database beside the demo's) each find the role as they need it."""
+    name = "warehouse_role_other"
+    embedded_pg.drop_database(pg_server, name)
+    embedded_pg.create_database(pg_server, name, template=warehouse_template)
+    other = WarehouseResource(url=embedded_pg.database_uri(pg_server, name))
+    try:
+        forget_password(warehouse)
+        assert warehouse.configure_dashboard_role(PASSWORD)
+        assert other.configure_dashboard_role(f"{PASSWORD}-other")
+        assert warehouse.configure_dashboard_role(PASSWORD)  # the other one changed it since
+        assert verifies(verifier(warehouse), PASSWORD)
+        assert not warehouse.configure_dashboard_role(PASSWORD)
+    finally:
+        engine_for(other.url).dispose()
+        embedded_pg.drop_database(pg_server, name)
