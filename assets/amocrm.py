@@ -175,6 +175,8 @@ def sync_reference(warehouse: WarehouseResource, client: AmoCrmClient) -> dict[s
             pipeline_rows.append(pipeline)
         for status_record in record.get("_embedded", {}).get("statuses", []):
             status = parse(AmoStatus, {"pipeline_id": record.get("id"), **status_record})
+            if isinstance(status, Rejected) and status.key is not None:
+                status.key = f"{record.get('id')}/{status.key}"  # the table's key, as stored
             status_rows.append(
                 status
                 if not isinstance(status, AmoStatus)

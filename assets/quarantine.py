@@ -129,7 +129,7 @@ def _amocrm(entity: str) -> Replayer | None:
 
     if entity == "leads":
         utm_fields = load_contract().amocrm.utm_fields
-        return Replayer(LEADS, lambda records: LeadRows([records], utm_fields, sys.maxsize))
+        return Replayer(LEADS, lambda records: LeadRows([records], utm_fields, 0, sys.maxsize))
     if entity == "lead_events":
         return Replayer(EVENTS, lambda records: _event_rows([records], []))
     return None

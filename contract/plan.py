@@ -78,7 +78,10 @@ class TablePlan:
                 if feed.canonical.required:
                     problems.append(f"{label}: missing, and the models need it")
             elif not _fits(value, feed.canonical.type):
-                problems.append(f"{label}: {value!r:.80} is not a valid {feed.canonical.type}")
+                kind: str = feed.canonical.type
+                if kind == "numeric":  # money: core and marts hold it as numeric(14,2)
+                    kind = f"amount (a number below {MONEY_LIMIT:,.0f} in size)"
+                problems.append(f"{label}: {value!r:.80} is not a valid {kind}")
         return "; ".join(problems) or None
 
 

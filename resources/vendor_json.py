@@ -24,8 +24,10 @@ from typing import Any, TypeVar
 import orjson
 
 # 19 digits in a row may be an integer orjson would read as a rounded float (beyond 64 bits);
-# a long digit string inside a text value only sends the body down the exact path too
-LONG_DIGITS = re.compile(rb"\d{19}")
+# a long digit string inside a text value only sends the body down the exact path too. Found by
+# mapping every digit to "0" and anything else to " " (a regex is 5x slower than the parse).
+DIGITS_ONLY = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+DIGIT_RUN = b"0" * 19
 # how deep the exact path may nest (Python's default recursion limit stops it near 1000)
 MAX_DEPTH = 5000
 RAW_MARK = "\x00number:"
@@ -42,7 +44,7 @@ class BodyError(ValueError):
 def loads(content: bytes | str) -> Any:
     """A JSON body (or JSON text we wrote) as Python values, exactly (see the docstring)."""
     raw = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else content
-    if not LONG_DIGITS.search(raw):
+    if DIGIT_RUN not in raw.translate(DIGITS_ONLY):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
