@@ -8,7 +8,8 @@ while AmoCRM has not handled the grant yet (a 503 answer held for seconds), righ
 pair is stored, or right after the simulator rotated the pair and before its answer leaves. Then
 the real refresh_amocrm job runs. The first two moments recover without `authorize`; the last
 cannot by any client (the new pair existed only in the lost answer), so the next run says so in
-one sentence with the fix, and a connection dropped during the answer says the same."""
+one sentence with the fix, and a connection dropped during the answer says the same. A token
+endpoint that keeps answering 503 is a transient error that spends nothing."""
 
 import os
 import re
@@ -18,10 +19,12 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from types import SimpleNamespace
 
 import pytest
 
-from resources.amocrm import TOKEN_PATH, authorize
+from resources.amocrm import TOKEN_PATH, AmoCrmResource, authorize
+from resources.errors import SourceError
 from resources.warehouse import WarehouseResource
 from sandbox.stack import Sandbox
 from sandbox.truth import compare_amocrm
@@ -144,3 +147,24 @@ def test_given_503s_from_the_token_endpoint_then_retried_and_the_run_succeeds(
     assert sandbox.amocrm.refresh_count == 1
     assert token_row(warehouse) == (sandbox.amocrm.refresh_token, 1, None)
     assert compare_amocrm(warehouse, sandbox.world) == []
+
+
+def test_given_the_token_endpoint_keeps_failing_then_a_transient_error_and_no_authorize(
+    env: tuple[WarehouseResource, Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse, sandbox = env
+    # the client's jittered backoff drawn at its shortest: six attempts without the waits
+    monkeypatch.setattr("resources.amocrm.random", SimpleNamespace(uniform=lambda low, _: low))
+    server = sandbox.servers["amocrm"]
+    server.faults.add(TOKEN_PATH, status=503, body="<html>503</html>", times=-1)
+    sandbox.amocrm.expire_access_tokens()
+    with AmoCrmResource().open(warehouse, None) as client, pytest.raises(SourceError) as failed:
+        client.get("/api/v4/account")
+    assert failed.value.transient and "authorize" not in failed.value.message
+    assert failed.value.message.startswith(
+        "AmoCRM: still failing after 6 attempts (HTTP 503 on /oauth2/access_token)."
+    )
+    server.faults.clear()  # AmoCRM is back: the same refresh token still works
+    with AmoCrmResource().open(warehouse, None) as client:
+        assert client.get("/api/v4/account")
+    assert sandbox.amocrm.refresh_count == 1 and token_row(warehouse)[2] is None
