@@ -637,26 +637,33 @@ def _mark_absent(
 def _quarantine(
     conn: psycopg.Connection, source: str, entity: str, rejected: list[Rejected]
 ) -> None:
-    """Store each rejected record: as jsonb, or (PostgreSQL refusing it as jsonb) as JSON text
-    with every non-ASCII character escaped."""
+    """Store the rejected records as jsonb, all at once; if PostgreSQL refuses one, each on its
+    own, a refused one as JSON text with every non-ASCII character escaped."""
+    if not rejected or _insert_quarantined(conn, "record", source, entity, rejected):
+        return
     for r in rejected:
-        for column, payload in (("record", vendor_json.dumps(r.record)),
-                                ("record_text", vendor_json.ascii_text(r.record))):  # fmt: skip
-            try:
-                with conn.transaction():
-                    conn.execute(
-                        sql.SQL(
-                            "INSERT INTO ops.quarantine (source, entity, record_key, reason, {c})"
-                            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (source, entity,"
-                            " (coalesce(record_key, '#' || md5(coalesce(record::text,"
-                            " record_text)))), reason) DO UPDATE SET record = EXCLUDED.record,"
-                            " record_text = EXCLUDED.record_text, quarantined_at = now()"
-                        ).format(c=sql.Identifier(column)),
-                        (source, entity, r.key, _printable(r.reason), payload),
-                    )
-                break
-            except REFUSED:
-                continue
+        if not _insert_quarantined(conn, "record", source, entity, [r]):
+            _insert_quarantined(conn, "record_text", source, entity, [r])
+
+
+def _insert_quarantined(
+    conn: psycopg.Connection, column: str, source: str, entity: str, rejected: list[Rejected]
+) -> bool:
+    """Insert (or refresh) `rejected` with their payload in `column`; False if refused."""
+    payload = vendor_json.dumps if column == "record" else vendor_json.ascii_text
+    statement = sql.SQL(
+        "INSERT INTO ops.quarantine (source, entity, record_key, reason, {c})"
+        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (source, entity, (coalesce(record_key,"
+        " '#' || md5(coalesce(record::text, record_text)))), reason) DO UPDATE SET"
+        " record = EXCLUDED.record, record_text = EXCLUDED.record_text, quarantined_at = now()"
+    ).format(c=sql.Identifier(column))
+    rows = [(source, entity, r.key, _printable(r.reason), payload(r.record)) for r in rejected]
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(statement, rows)
+    except REFUSED:
+        return False
+    return True
 
 
 def _printable(text: str) -> str:
