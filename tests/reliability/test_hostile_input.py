@@ -320,3 +320,13 @@ def test_given_contract_mismatch_fixed_when_replayed_then_records_in_raw_and_mar
     assert hostile.marts_differences() == []
     still = hostile.sql("SELECT count(*) FROM ops.quarantine WHERE source = 'supabase_main'")
     assert still == [(sum(1 for p in POISON.values() if p.source == "supabase_main"),)]
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [(b"[" * 6000 + b"]" * 6000, "it nests deeper than 5000 levels"),
+     (b"\xff\xfe<html>", "it is not JSON"), (b'{"data": [', "it is not JSON")],
+)  # fmt: skip
+def test_given_body_beyond_any_record_then_a_vendor_fault_not_a_crash(body, why):
+    with pytest.raises(vendor_json.BodyError, match=why):
+        vendor_json.loads(body)
