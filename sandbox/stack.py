@@ -57,7 +57,12 @@ class Sandbox:
         self.shapes = supabase_shapes.shapes(variant)
         self.prefix = prefix
         self.max_rows = max_rows
+        # the credentials the simulators accept, set before `start()` to any others
         self.fb_token = f"EAAsandbox{seed}token"
+        self.facebook_app: dict[str, Any] = dict(FACEBOOK_APP)
+        self.amocrm_client: dict[str, Any] = dict(AMOCRM_CLIENT)
+        self.amocrm_pair = (f"sandbox-access-{seed}", f"sandbox-refresh-{seed}")
+        self.telegram_token = TELEGRAM_BOT_TOKEN
         self.amocrm_rate = amocrm_rate
         self.facebook_options: dict[str, Any] = {
             "polls_until_done": facebook_polls,
@@ -109,17 +114,17 @@ class Sandbox:
             )
         self.amocrm = AmoCrmSimulator(
             self.world,
-            **AMOCRM_CLIENT,
-            access_token=f"sandbox-access-{self.world.seed}",
-            refresh_token=f"sandbox-refresh-{self.world.seed}",
+            **self.amocrm_client,
+            access_token=self.amocrm_pair[0],
+            refresh_token=self.amocrm_pair[1],
             rate_limit_per_second=self.amocrm_rate,
         )
         self.servers["amocrm"] = SimServer("amocrm", self.amocrm.app, clock=self.clock)
         self.facebook = FacebookSimulator(
-            self.world, **FACEBOOK_APP, access_token=self.fb_token, **self.facebook_options
+            self.world, **self.facebook_app, access_token=self.fb_token, **self.facebook_options
         )
         self.servers["facebook"] = SimServer("facebook", self.facebook.app, clock=self.clock)
-        self.telegram = TelegramSimulator(TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID)
+        self.telegram = TelegramSimulator(self.telegram_token, TELEGRAM_CHAT_ID)
         self.servers["telegram"] = SimServer("telegram", self.telegram.app)
         self.sync()
         for server in self.servers.values():
@@ -170,19 +175,19 @@ class Sandbox:
             env[f"{prefix}_ANON_KEY"] = self.keys[project]["anon"]
         env |= {
             "AMOCRM_BASE_URL": self.servers["amocrm"].url,
-            "AMOCRM_CLIENT_ID": AMOCRM_CLIENT["client_id"],
-            "AMOCRM_CLIENT_SECRET": AMOCRM_CLIENT["client_secret"],
-            "AMOCRM_REDIRECT_URI": AMOCRM_CLIENT["redirect_uri"],
-            "AMOCRM_ACCESS_TOKEN": f"sandbox-access-{self.world.seed}",
-            "AMOCRM_REFRESH_TOKEN": f"sandbox-refresh-{self.world.seed}",
+            "AMOCRM_CLIENT_ID": self.amocrm_client["client_id"],
+            "AMOCRM_CLIENT_SECRET": self.amocrm_client["client_secret"],
+            "AMOCRM_REDIRECT_URI": self.amocrm_client["redirect_uri"],
+            "AMOCRM_ACCESS_TOKEN": self.amocrm_pair[0],
+            "AMOCRM_REFRESH_TOKEN": self.amocrm_pair[1],
             "FACEBOOK_GRAPH_URL": self.servers["facebook"].url,
             "FACEBOOK_API_VERSION": "v25.0",
             "FACEBOOK_ACCESS_TOKEN": self.fb_token,
-            "FACEBOOK_APP_ID": FACEBOOK_APP["app_id"],
-            "FACEBOOK_APP_SECRET": FACEBOOK_APP["app_secret"],
+            "FACEBOOK_APP_ID": self.facebook_app["app_id"],
+            "FACEBOOK_APP_SECRET": self.facebook_app["app_secret"],
             "FACEBOOK_AD_ACCOUNT_IDS": ",".join(self.world.fb_accounts),
             "TELEGRAM_API_URL": self.servers["telegram"].url,
-            "TELEGRAM_BOT_TOKEN": TELEGRAM_BOT_TOKEN,
+            "TELEGRAM_BOT_TOKEN": self.telegram_token,
             "TELEGRAM_CHAT_ID": TELEGRAM_CHAT_ID,
         }
         return env

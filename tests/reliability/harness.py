@@ -62,6 +62,10 @@ class OwnWorld:
     def sql(self, query: str | sql.Composed, *params: Any) -> list[tuple]:
         return self.warehouse.fetch_all(query, params)
 
+    def execute(self, statement: str | sql.Composed) -> None:
+        with self.warehouse.connection() as conn:
+            conn.execute(statement.encode() if isinstance(statement, str) else statement)
+
 
 @contextmanager
 def own_world(
@@ -102,18 +106,19 @@ def run_source(
     reload: bool = True,
     quick: bool = True,
     steps: tuple[str, ...] = (),
+    tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """The source's run; with `steps`, only those assets' steps (not their checks)."""
     from definitions import defs
 
-    job, tags, config = source_run(source, reload=reload)
+    job, job_tags, config = source_run(source, reload=reload)
     if steps and "ops" in config:
         config = {"ops": {op: c for op, c in config["ops"].items() if op in steps}}
     extra = QUICK_RESOURCES if quick else {}
     return defs.resolve_job_def(job).execute_in_process(
         instance=instance,
         raise_on_error=False,
-        tags={"source": source, **tags},
+        tags={"source": source, **job_tags, **(tags or {})},
         run_config={**QUIET, **config, **extra},
         op_selection=list(steps) or None,
     )
@@ -253,3 +258,53 @@ class Matrix:
 
 
 MATRIX = Matrix()
+
+
+def rows_lost_and_duplicated(
+    before: dict[str, tuple[int, int, str]], after: dict[str, tuple[int, int, str]]
+) -> tuple[int, int]:
+    """Rows a clean state had and this one lacks; rows this one holds twice or beyond it."""
+    lost = duplicated = 0
+    for table, (count, distinct, _) in after.items():
+        old = before.get(table, (0, 0, ""))[0]
+        lost += max(0, old - distinct)
+        duplicated += (count - distinct) + max(0, distinct - old)
+    return lost, duplicated
+
+
+@dataclass
+class Crashes:
+    """Every kill of the crash tests: what differed after the next run, rows lost, duplicated."""
+
+    kills: list[tuple[str, list[str]]] = field(default_factory=list)
+    lost: int = 0
+    duplicated: int = 0
+    ended_first: int = 0  # runs that finished before their moment came (not kills)
+
+    def record(self, name: str, problems: list[str], lost: int = 0, duplicated: int = 0) -> None:
+        self.kills.append((name, problems))
+        self.lost += lost
+        self.duplicated += duplicated
+
+    def merge(self, other: dict[str, Any] | None) -> None:
+        """Add another session's kills (an xdist worker's, sent as `asdict(CRASHES)`)."""
+        if other is None:
+            return
+        self.kills += [(name, list(problems)) for name, problems in other["kills"]]
+        self.lost += other["lost"]
+        self.duplicated += other["duplicated"]
+        self.ended_first += other["ended_first"]
+
+    def failed(self) -> list[tuple[str, list[str]]]:
+        return [(name, problems) for name, problems in self.kills if problems]
+
+    def summary(self) -> str:
+        survived = len(self.kills) - len(self.failed())
+        return (
+            f"kills tried: {len(self.kills)}, survived (next run restored the exact clean state):"
+            f" {survived}, rows lost: {self.lost}, rows duplicated: {self.duplicated}"
+            f" (runs that ended before their kill: {self.ended_first})"
+        )
+
+
+CRASHES = Crashes()
