@@ -109,7 +109,10 @@ def test_given_hostile_strings_when_loaded_then_byte_exact_and_refused_rows_quar
     quarantined = warehouse.fetch_all(
         "SELECT record_key, reason, record, record_text FROM ops.quarantine ORDER BY record_key"
     )
-    for (key, reason, record, text), (i, (_, raw, why)) in zip(quarantined, refused.items()):
+    assert len(quarantined) == len(refused)
+    for (key, reason, record, text), (i, (_, _, why)) in zip(
+        quarantined, refused.items(), strict=True
+    ):
         assert key == str(i) and reason.startswith(why), reason
         assert (record if record is not None else text) in ({}, '{"note": "a\\u0000b"}')
 
