@@ -232,7 +232,6 @@ AMOCRM_FAULTS = [
 ]  # fmt: skip
 
 FACEBOOK = "facebook"
-THROTTLE_HEADERS = {"x-business-use-case-usage": ""}
 FACEBOOK_FAULTS = [
     Fault(FACEBOOK, "code 1 reduce the amount of data", graph("too_much_data"), LOADS),
     Fault(FACEBOOK, "code 2 transient once", graph("transient"), LOADS),
@@ -363,6 +362,9 @@ def refresh_with(
             outcome = run_all(matrix.instance, matrix.world.warehouse)
         finally:
             clear_faults(matrix.world)
+            for fault in faults:
+                if fault.fix is not None:
+                    fault.fix(matrix.world)
     printed = capsys.readouterr().out.splitlines()
     lines = {line.split()[0]: line for line in printed if line.startswith("  ")}
     return outcome, lines
