@@ -361,15 +361,31 @@ class WarehouseResource(dg.ConfigurableResource):
                 days = _touched_days(conn, table, digest, params)
             rows = _rebuild(conn, schema, name, load_sql(f"{schema}/{name}"), params,
                             day_column, days)  # fmt: skip
+            watermark = _watermark(conn, table, stamp)
             conn.execute(
                 "INSERT INTO ops.model_builds (model, watermark, params_hash, days_rebuilt,"
                 " rows_written) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (model) DO UPDATE SET"
                 " watermark = EXCLUDED.watermark, params_hash = EXCLUDED.params_hash,"
                 " built_at = now(), days_rebuilt = EXCLUDED.days_rebuilt,"
                 " rows_written = EXCLUDED.rows_written",
-                (table, stamp, digest, None if days is None else len(days), rows),
+                (table, watermark, digest, None if days is None else len(days), rows),
             )
         return ModelBuild(rows, None if days is None else len(days))
+
+
+def _watermark(conn: psycopg.Connection, table: str, stamp: datetime) -> datetime:
+    """Up to when `table` now reflects raw changes: its build's start; for a mart (marts read
+    core, core reads raw) no later than the core models' own watermarks, since what it read of
+    core reflects raw only up to them. A load that committed between the core builds and this
+    one is then read again by the mart's next build, after core has caught up, instead of being
+    marked as seen while the days it touched were recomputed from the core rows of before it."""
+    if not table.startswith("marts."):
+        return stamp
+    row = conn.execute(
+        "SELECT min(watermark) FROM ops.model_builds WHERE model LIKE 'core.%'"
+    ).fetchone()
+    upstream = row[0] if row else None
+    return stamp if upstream is None else min(stamp, upstream)
 
 
 @dataclass(frozen=True)
