@@ -267,13 +267,23 @@ class FacebookClient:
     # ---- one call -----------------------------------------------------------------------------
 
     def call(
-        self, method: str, path: str, account: str, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        account: str,
+        params: dict[str, Any] | None = None,
+        *,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
+        """One Graph call, retried; `form` goes in a POST body, never in the URL."""
         for attempt in range(1, self.config.max_attempts + 1):
             self.gate.before_call(account)
             self.stats.count("requests")
             try:
-                response = self.http.request(method, path, params=params)
+                response = self.http.request(
+                    method, path, params=params, data=form, headers=headers
+                )
             except httpx.TransportError as exc:
                 self._backoff_or_fail(attempt, f"{type(exc).__name__} on {path}")
                 continue
@@ -435,11 +445,15 @@ class FacebookClient:
         secret = require_setting(
             SOURCE, "FACEBOOK_APP_SECRET", env("FACEBOOK_APP_SECRET"), "the app secret"
         )
+        # both tokens are secrets, so neither goes in the URL: the app token in the
+        # Authorization header, the inspected one in a POST form body that Graph reads as a GET
+        # (its `method` override)
         body = self.call(
-            "GET",
+            "POST",
             "/debug_token",
             "app",
-            {"input_token": self._token, "access_token": f"{app_id}|{secret}"},
+            form={"input_token": self._token, "method": "GET"},
+            headers={"Authorization": f"OAuth {app_id}|{secret}"},
         )
         return dict(body.get("data") or {})
 

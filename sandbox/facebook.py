@@ -10,7 +10,8 @@
   overlapping lead types the real API returns; `POST` the same to start an async report run,
   `GET /{report_run_id}` to poll it (one step per poll; percent reaches 100 one poll *before*
   "Job Completed", as Graph's can) and `GET /{report_run_id}/insights` for its pages;
-- `GET /debug_token`.
+- `GET /debug_token` (or POST with `method=GET`, its parameters in the form body; the app
+  token as `access_token` or in the Authorization header).
 
 Graph's failure modes: token errors 190 (and 190/463 once expired), 100/33 for unknown objects,
 3018 for a start date beyond 37 months, the HTTP 500 "reduce the amount of data" above a cell
@@ -382,6 +383,14 @@ def _token(request: Request, params: dict[str, str]) -> str | None:
     return credentials if scheme.lower() in ("bearer", "oauth") else None
 
 
+def _method(request: Request, params: dict[str, str]) -> str:
+    """The method Graph acts on: a POST's `method` parameter overrides it (so a read can carry
+    its parameters, secrets included, in the body instead of the URL)."""
+    if request.method == "POST" and "method" in params:
+        return params["method"].upper()
+    return request.method
+
+
 def _fields(params: dict[str, str]) -> list[str]:
     return [f.strip() for f in params.get("fields", "").split(",") if f.strip()]
 
@@ -649,16 +658,17 @@ class FacebookSimulator:
     def _dispatch(self, request: Request, params: dict[str, str], call: _Call) -> dict[str, Any]:
         version, *path = request.path_params["path"].split("/")
         self._check_version(version, path)
-        if path == ["debug_token"] and request.method == "GET":
+        method = _method(request, params)
+        if path == ["debug_token"] and method == "GET":
             self._record(None, WEIGHT_READ)
-            return self._debug_token(params)
+            return self._debug_token(_token(request, params) or "", params)
         node, edges = (path[0] if path else ""), path[1:]
         call.account = self._account_of(node)
         call.insights = node in self.jobs or edges == ["insights"]
         if call.account:
             self.calls[call.account] += 1
         self._authenticate(_token(request, params))
-        handler, weight = self._route(request.method, node, edges)
+        handler, weight = self._route(method, node, edges)
         self._check_throttle(call)
         self._record(call.account, weight)
         return handler(params, request.url)
@@ -721,8 +731,7 @@ class FacebookSimulator:
         if expired is not None:
             _fail(190, token_expired_message(expired, self.world.now), subcode=463)
 
-    def _debug_token(self, params: dict[str, str]) -> dict[str, Any]:
-        caller = params.get("access_token", "")
+    def _debug_token(self, caller: str, params: dict[str, str]) -> dict[str, Any]:
         user_ok = caller == self.access_token and self._token_expired_at() is None
         if caller != f"{self.app_id}|{self.app_secret}" and not user_ok:
             _fail(190, MSG_APP_TOKEN_INVALID if "|" in caller else MSG_TOKEN_INVALID)

@@ -427,6 +427,22 @@ def test_debug_token(world: World, server: SimServer) -> None:
     assert (error["code"], error["message"]) == (190, MSG_APP_TOKEN_INVALID)
 
 
+def test_debug_token_by_post_body_and_header_as_graph_takes_it(
+    world: World, server: SimServer
+) -> None:
+    """No secret in the URL: the app token in the Authorization header, the inspected token in
+    a POST form body with Graph's `method=GET` override; the same answer as the GET."""
+    url = f"{server.url}/{VERSION}/debug_token"
+    app_token = f"{world.fb_token['app_id']}|{APP_SECRET}"
+    form = {"input_token": TOKEN, "method": "GET"}
+    answer = _ok(httpx.post(url, data=form, headers={"Authorization": f"OAuth {app_token}"}))
+    by_get = _ok(httpx.get(url, params={"input_token": TOKEN, "access_token": app_token}))
+    assert answer == by_get and answer["data"]["is_valid"] is True
+    wrong = {"Authorization": f"OAuth {world.fb_token['app_id']}|not-the-secret"}
+    error = _error(httpx.post(url, data=form, headers=wrong))
+    assert (error["code"], error["message"]) == (190, MSG_APP_TOKEN_INVALID)
+
+
 def test_invalid_or_missing_token_is_190(server: SimServer) -> None:
     url = f"{server.url}/{VERSION}/act_101"
     for headers in ({"Authorization": "Bearer not-our-token"}, {}):

@@ -8,7 +8,8 @@ every table of the Dagster database (event log, runs, everything) and of the war
 `ops.oauth_tokens` (and `ops.api_tokens`' hashes), the files under `.local/` (the run's
 DAGSTER_HOME is there; PostgreSQL's data files are not read, its log is) and PostgreSQL's own
 server log. Zero hits of any secret (nor of the marker every fake secret carries, which a
-truncated one would still show), and AmoCRM's rotated pair nowhere but in its table.
+truncated one would still show), and AmoCRM's rotated pair nowhere but in its table; nor in any
+request line (URL path and query) a simulator received.
 
 A positive control proves the scan sees each place: a canary planted in the Traffic refusal's
 hint travels the paths a leaked secret would (the printed line, the event log, the warehouse);
@@ -185,3 +186,18 @@ def test_given_fake_secrets_everywhere_when_refreshed_with_faults_then_found_now
     assert all(control.values()), control  # every place read, the canary found in each
     leaks = hits(places(), [*SECRETS.values(), MARK, *rotated])
     assert leaks == {place: set() for place in leaks}, leaks
+    assert request_lines_with_secrets(sandbox, [*SECRETS.values(), MARK, *rotated]) == []
+
+
+def request_lines_with_secrets(sandbox: Sandbox, secrets: list[str]) -> list[str]:
+    """Every request line (path and query) a simulator received that holds a secret, but the bot
+    token in Telegram's path: the Bot API takes it nowhere else (`/bot<token>/sendMessage`)."""
+    bot_path = f"/bot{SECRETS['TELEGRAM_BOT_TOKEN']}/"
+    lines = [
+        f"{name}: {r.method} {r.path.replace(bot_path, '/bot…/') if name == 'telegram' else r.path}"
+        f"?{r.query}"
+        for name, server in sandbox.servers.items()
+        for r in server.requests
+    ]
+    assert any("debug_token" in line for line in lines)  # the token's own check was asked
+    return [line for line in lines if any(secret in line for secret in secrets)]
