@@ -20,3 +20,8 @@ def load_sql(name: str) -> str:
 def migrations() -> list[tuple[str, str]]:
     """(version, sql) of every DDL file, in order; the version is the file's stem."""
     return [(p.stem, p.read_text()) for p in sorted((SQL_DIR / "ddl").glob("*.sql"))]
+
+
+def model_names(schema: str) -> tuple[str, ...]:
+    """The tables of `schema` that a model file builds: `("core.ad_spend_daily", ...)`."""
+    return tuple(f"{schema}.{p.stem}" for p in sorted((SQL_DIR / schema).glob("*.sql")))

@@ -35,7 +35,7 @@ from contract.staging import placeholder_sql
 from resources import vendor_json
 from resources.embedded_pg import sqlalchemy_uri
 from resources.pg_auth import scram_verifier
-from resources.sql_files import load_sql, migrations
+from resources.sql_files import load_sql, migrations, model_names
 
 # Rows per COPY under one savepoint: a refused row costs a re-copy of its batch, halved.
 BATCH_ROWS = 5000
@@ -52,6 +52,7 @@ CHANGES_LOCK = 7_300_002
 DASHBOARD_ROLE = "dashboard_reader"
 DASHBOARD_ROLE_LOCK = "dashboard_reader's password"  # the session lock around its ALTER ROLE
 READER_LOGIN_TIMEOUT = 5  # seconds for the login that tells whether its password is current
+CORE_MODELS = model_names("core")
 
 
 @dataclass(frozen=True)
@@ -373,19 +374,24 @@ class WarehouseResource(dg.ConfigurableResource):
         return ModelBuild(rows, None if days is None else len(days))
 
 
-def _watermark(conn: psycopg.Connection, table: str, stamp: datetime) -> datetime:
+def _watermark(conn: psycopg.Connection, table: str, stamp: datetime) -> datetime | None:
     """Up to when `table` now reflects raw changes: its build's start; for a mart (marts read
     core, core reads raw) no later than the core models' own watermarks, since what it read of
     core reflects raw only up to them. A load that committed between the core builds and this
     one is then read again by the mart's next build, after core has caught up, instead of being
-    marked as seen while the days it touched were recomputed from the core rows of before it."""
+    marked as seen while the days it touched were recomputed from the core rows of before it.
+    None while a core model was never built (a source's run builds its own branch first): the
+    mart read nothing of it, so its next build recomputes every day."""
     if not table.startswith("marts."):
         return stamp
     row = conn.execute(
-        "SELECT min(watermark) FROM ops.model_builds WHERE model LIKE 'core.%'"
+        "SELECT min(watermark), count(*) FROM ops.model_builds WHERE model LIKE 'core.%'"
     ).fetchone()
-    upstream = row[0] if row else None
-    return stamp if upstream is None else min(stamp, upstream)
+    assert row is not None
+    upstream, built = row
+    if built < len(CORE_MODELS):
+        return None
+    return min(stamp, upstream)
 
 
 @dataclass(frozen=True)
@@ -421,7 +427,7 @@ def _touched_days(
     previous = conn.execute(
         "SELECT watermark, params_hash FROM ops.model_builds WHERE model = %s", (table,)
     ).fetchone()
-    if previous is None or previous[1] != digest:
+    if previous is None or previous[0] is None or previous[1] != digest:
         return None
     rows = conn.execute(
         load_sql("ops/touched_days").encode(),

@@ -69,6 +69,19 @@ def test_given_loads_when_built_then_incremental_and_full_rebuilds_equal_truth(
         assert warehouse.fetch_all(f"SELECT * FROM marts.{mart} ORDER BY 1, 2") == rows  # noqa: S608
 
 
+def test_given_a_mart_built_before_a_core_model_it_reads_then_its_next_build_has_every_row(
+    env, dagster_instance
+):
+    """A Facebook run builds its own branch (spend, then targetologist_daily) while core.leads
+    was never built: the mart read no leads, so the next build must not take it as up to date."""
+    warehouse, sandbox = env
+    load_everything(dagster_instance)
+    for table in ("core.ad_spend_daily", "marts.targetologist_daily"):
+        warehouse.run_model(table, model_params(warehouse, table), day_column=DAY_COLUMNS[table])
+    run(dagster_instance, "rebuild_models")
+    assert compare_marts(warehouse, sandbox.world) == []
+
+
 def test_given_webhooks_on_the_wrong_pipeline_and_duplicated_then_each_sale_once_flagged(loaded):
     warehouse, sandbox = loaded
     flagship = sandbox.world.supabase["main"]["flagship_course_sales"].rows.values()

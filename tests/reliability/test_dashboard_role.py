@@ -1,13 +1,17 @@
 """dashboard_reader's password at run start: eight runs setting up their warehouse resource at
 once (as the schedule starts its runs together) all succeed, the role is altered once, and a run
-start whose DASHBOARD_READER_PASSWORD did not change leaves the role alone. Real PostgreSQL; the
+start whose DASHBOARD_READER_PASSWORD did not change leaves the role alone; a server whose
+pg_hba refuses the reader from the loading host (a managed PostgreSQL) still sets it, each
+start in turn. Real PostgreSQL; the
 role's SCRAM verifier is read from pg_authid as the test's superuser."""
 
 import base64
 import hashlib
 import hmac
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -106,3 +110,37 @@ def test_given_another_warehouse_changed_the_role_then_this_one_sets_its_passwor
     finally:
         engine_for(other.url).dispose()
         embedded_pg.drop_database(pg_server, name)
+
+
+# what a managed server's pg_hba says of a role it admits only from the BI tool's network
+REFUSE_READER = "".join(
+    f"{kind} all dashboard_reader {address} reject\n"
+    for kind, address in (("local", ""), ("host", "127.0.0.1/32"), ("host", "::1/128"))
+)
+
+
+@contextmanager
+def reader_refused(warehouse: WarehouseResource) -> Iterator[None]:
+    """The server's pg_hba refusing dashboard_reader from this host, for the block's length."""
+    hba = Path(warehouse.fetch_all("SELECT current_setting('hba_file')")[0][0])
+    rules = hba.read_text()
+    hba.write_text(REFUSE_READER + rules)
+    warehouse.fetch_all("SELECT pg_reload_conf()")
+    try:
+        yield
+    finally:
+        hba.write_text(rules)
+        warehouse.fetch_all("SELECT pg_reload_conf()")
+
+
+def test_given_pg_hba_refuses_the_reader_here_then_every_start_sets_it_one_at_a_time(
+    warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The login that tells whether the password is current fails for another reason than the
+    password: each run start alters the role, under the lock, so none fails on another."""
+    forget_password(warehouse)
+    monkeypatch.setenv("DASHBOARD_READER_PASSWORD", PASSWORD)
+    with reader_refused(warehouse):
+        altered = at_once(lambda: WarehouseResource(url=warehouse.url).configure_dashboard_role())
+    assert altered == [True] * RUNS
+    assert verifies(verifier(warehouse), PASSWORD)
