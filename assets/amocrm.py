@@ -280,12 +280,19 @@ def _empty_answer(warehouse: WarehouseResource, since: int, until: int) -> list[
     )[0][0]
     if not expected:
         return []
+    # this load is logged already: the loads without a row since the last one that had rows
+    runs = warehouse.fetch_all(
+        "SELECT count(*) FROM ops.load_log WHERE source = %(s)s AND entity = 'leads'"
+        " AND rows_in = 0 AND started_at > coalesce((SELECT max(started_at) FROM ops.load_log"
+        "  WHERE source = %(s)s AND entity = 'leads' AND rows_in > 0), '-infinity')",
+        {"s": SOURCE},
+    )[0][0]
     span = f"{from_unix(since):%Y-%m-%d %H:%M} to {from_unix(until):%Y-%m-%d %H:%M} UTC"
     return [
         f"AmoCRM answered no leads (HTTP 204) for updated_at {span}, where {expected} "
-        "leads stored here were last updated and none was deleted: it may be answering empty "
-        "pages; if this repeats, check that the integration still has access to the "
-        "account's leads in AmoCRM."
+        f"leads stored here were last updated and none was deleted ({runs} leads loads in a "
+        "row without a row): it may be answering empty pages; if this repeats, check that "
+        "the integration still has access to the account's leads in AmoCRM."
     ]
 
 
