@@ -10,9 +10,12 @@ as `lead_deleted` events, rotating single-use refresh tokens (spent the moment a
 with no grace period, as AmoCRM's are; older access tokens work until they expire), and the 7
 requests/s limit whose repeated 429s get the integration blocked (403).
 
-The world is read on every request (filter, sort, slice), so leads updated between two page
-requests shift the pages as they do in AmoCRM. Mutate the world between requests or from the
-`after_request` hook, which runs in the server's thread, never while a request is being served.
+The world is read on every request, so leads updated between two page requests shift the
+pages as they do in AmoCRM. Leads and events are kept sorted in an index rebuilt only when the
+world's leads or events changed, so a page of a time window costs the same at a million leads
+as at a thousand (a bisection and a slice, not a sort per request). Mutate the world between
+requests or from the `after_request` hook, which runs in the server's thread, never while a
+request is being served.
 
 Limits, as simulated: a request to `/api/v4` counts if it is admitted; more than
 `rate_limit_per_second` admitted requests within any 1 s window are refused with 429 (refused
@@ -25,12 +28,13 @@ account limit, long-lived tokens.
 
 from __future__ import annotations
 
+import bisect
 import re
 import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -46,7 +50,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox import names
-from sandbox.world import EXPRESS_PIPELINE, FLAGSHIP_PIPELINE, LOST, PIPELINE_STAGES, WON, World
+from sandbox.world import (
+    EXPRESS_PIPELINE,
+    FLAGSHIP_PIPELINE,
+    LOST,
+    PIPELINE_STAGES,
+    WON,
+    Leads,
+    World,
+)
 
 HAL_JSON = "application/hal+json"
 PROBLEM_JSON = "application/problem+json"
@@ -286,9 +298,6 @@ def _from_unix(seconds: int) -> datetime:
     return datetime.fromtimestamp(min(max(seconds, MIN_UNIX), MAX_UNIX), UTC)
 
 
-_ALL_TIME = (_from_unix(MIN_UNIX), _from_unix(MAX_UNIX))
-
-
 def _links(request: Request, page: int, limit: int, has_next: bool) -> dict[str, Any]:
     base = f"{str(request.base_url).rstrip('/')}{request.url.path}"
     kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "limit")]
@@ -305,20 +314,96 @@ def _links(request: Request, page: int, limit: int, has_next: bool) -> dict[str,
     return links
 
 
+@dataclass(frozen=True)
+class _Span:
+    """Rows `[low, high)` of a list sorted ascending, served in that order or reversed."""
+
+    rows: list[dict[str, Any]]
+    low: int
+    high: int
+    descending: bool = False
+
+    def page(self, page: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """The page's rows and whether another page follows, in time independent of len(rows)."""
+        skip = (page - 1) * limit
+        if self.descending:
+            end = self.high - skip
+            chunk = self.rows[max(self.low, end - limit) : max(self.low, end)][::-1]
+        else:
+            start = self.low + skip
+            chunk = self.rows[start : min(self.high, start + limit)]
+        return chunk, self.high - self.low > skip + limit
+
+
+def _within(
+    rows: list[dict[str, Any]], field: str, window: tuple[datetime, datetime] | None
+) -> tuple[int, int]:
+    """The positions of `low <= row[field] < high` in rows sorted by field."""
+    if window is None:
+        return 0, len(rows)
+    low, high = window
+    by_field = itemgetter(field)
+    return bisect.bisect_left(rows, low, key=by_field), bisect.bisect_left(rows, high, key=by_field)
+
+
+class _SortedLeads:
+    """The world's leads sorted by (field, id) for each order field, rebuilt when `version`
+    says they changed (AmoCRM's order: `order[field]` with id breaking ties)."""
+
+    def __init__(self, leads: Leads) -> None:
+        self._leads = leads
+        self._version = -1
+        self._by: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def by(self, field: str) -> list[dict[str, Any]]:
+        with self._lock:
+            if self._version != self._leads.version:
+                self._by, self._version = {}, self._leads.version
+            if field not in self._by:
+                rows = sorted(self._leads.values(), key=itemgetter("id"))
+                if field != "id":
+                    rows.sort(key=itemgetter(field))  # stable: ties stay in id order
+                self._by[field] = rows
+            return self._by[field]
+
+
+class _SortedEvents:
+    """The world's events of some types sorted by (created_at, id), rebuilt when more events
+    were appended (the world only appends them)."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self._events = events
+        self._count = -1
+        self._of: dict[frozenset[str], list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, types: frozenset[str]) -> list[dict[str, Any]]:
+        with self._lock:
+            if self._count != len(self._events):
+                self._of, self._count = {}, len(self._events)
+            if types not in self._of:
+                rows = [e for e in self._events if not types or e["type"] in types]
+                rows.sort(key=itemgetter("id"))
+                rows.sort(key=itemgetter("created_at"))  # stable: ties stay in id order
+                self._of[types] = rows
+            return self._of[types]
+
+
 def _page_or_204(
     request: Request,
     key: str,
-    rows: list[dict[str, Any]],
+    span: _Span,
     page: int,
     limit: int,
     render: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> Response:
-    chunk = rows[(page - 1) * limit : page * limit]
+    chunk, has_next = span.page(page, limit)
     if not chunk:
         return Response(status_code=204)
     body = {
         "_page": page,
-        "_links": _links(request, page, limit, has_next=len(rows) > page * limit),
+        "_links": _links(request, page, limit, has_next=has_next),
         "_embedded": {key: [render(row) for row in chunk]},
     }
     return _json(body)
@@ -410,6 +495,8 @@ class AmoCrmSimulator:
         self._revoked_refresh: set[str] = set()
         self._codes: set[str] = set()
         self._used_codes: set[str] = set()
+        self._sorted_leads = _SortedLeads(world.amocrm_leads)
+        self._sorted_events = _SortedEvents(world.amocrm_events)
         self.app = Starlette(
             routes=[
                 Route("/api/v4/leads", self._api(self._leads)),
@@ -547,33 +634,33 @@ class AmoCrmSimulator:
     def _leads(self, request: Request) -> Response:
         params = request.query_params
         page, limit = _paging(params, DEFAULT_LEADS_LIMIT, MAX_LEADS_LIMIT)
-        rows = self._filtered_leads(params)
-        field, descending = _lead_order(params)
-        # Two stable sorts, by id (the tie-break) then by the field: one sort on (field, id)
-        # tuples costs three times as much.
-        rows.sort(key=itemgetter("id"), reverse=descending)
-        if field != "id":
-            rows.sort(key=itemgetter(field), reverse=descending)
+        span = self._filtered_leads(params)
         base = self._base(request)
         contacts = "contacts" in _list_param(params, "with")
         return _page_or_204(
-            request, "leads", rows, page, limit, lambda lead: self._lead(lead, base, contacts)
+            request, "leads", span, page, limit, lambda lead: self._lead(lead, base, contacts)
         )
 
-    def _filtered_leads(self, params: QueryParams) -> list[dict[str, Any]]:
-        rows: Iterable[dict[str, Any]] = self.world.amocrm_leads.values()
-        for field in ("created_at", "updated_at"):
-            window = _window(params, f"filter[{field}]")
-            if window is not None:
-                low, high = window
-                rows = [r for r in rows if low <= r[field] < high]
+    def _filtered_leads(self, params: QueryParams) -> _Span:
+        """The order field's window by bisection in the index; any other filter reads the
+        window's rows (what the loader asks, a window of the order field, reads none)."""
+        field, descending = _lead_order(params)
+        rows = self._sorted_leads.by(field)
+        windows = {f: _window(params, f"filter[{f}]") for f in ("created_at", "updated_at")}
+        low, high = _within(rows, field, windows.pop(field, None))
         pipelines = _int_list(params, "filter[pipeline_id]")
-        if pipelines:
-            rows = [r for r in rows if r["pipeline_id"] in pipelines]
         statuses = _status_pairs(params)
-        if statuses:
-            rows = [r for r in rows if (r["pipeline_id"], r["status_id"]) in statuses]
-        return list(rows)
+        others = {f: w for f, w in windows.items() if w is not None}
+        if not (others or pipelines or statuses):
+            return _Span(rows, low, high, descending)
+        kept = [
+            r
+            for r in rows[low:high]
+            if all(w[0] <= r[f] < w[1] for f, w in others.items())
+            and (not pipelines or r["pipeline_id"] in pipelines)
+            and (not statuses or (r["pipeline_id"], r["status_id"]) in statuses)
+        ]
+        return _Span(kept, 0, len(kept), descending)
 
     def _lead(self, lead: dict[str, Any], base: str, contacts: bool) -> dict[str, Any]:
         lead_id, closed = lead["id"], lead["closed_at"]
@@ -661,7 +748,8 @@ class AmoCrmSimulator:
         page, limit = _paging(request.query_params, DEFAULT_FIELDS_LIMIT, MAX_FIELDS_LIMIT)
         base = self._base(request)
         rows = [self._field(field, base) for field in LEAD_FIELDS]
-        return _page_or_204(request, "custom_fields", rows, page, limit, lambda row: row)
+        span = _Span(rows, 0, len(rows))
+        return _page_or_204(request, "custom_fields", span, page, limit, lambda row: row)
 
     def _field(self, field: FieldDefinition, base: str) -> dict[str, Any]:
         return {
@@ -693,19 +781,13 @@ class AmoCrmSimulator:
         page, limit = _paging(params, DEFAULT_EVENTS_LIMIT, MAX_EVENTS_LIMIT)
         types = set(_list_param(params, "filter[type]"))
         entities = set(_list_param(params, "filter[entity]"))
-        low, high = _window(params, "filter[created_at]") or _ALL_TIME
-        rows = [
-            e
-            for e in self.world.amocrm_events
-            if (not types or e["type"] in types) and low <= e["created_at"] < high
-        ]
+        rows = self._sorted_events.of(frozenset(types))
+        low, high = _within(rows, "created_at", _window(params, "filter[created_at]"))
         if entities and "lead" not in entities:
-            rows = []  # the world's events are all about leads
-        rows.sort(key=itemgetter("id"))
-        rows.sort(key=itemgetter("created_at"))  # stable: ties stay in id order
+            low = high  # the world's events are all about leads
         base = self._base(request)
         return _page_or_204(
-            request, "events", rows, page, limit, lambda event: self._event(event, base)
+            request, "events", _Span(rows, low, high), page, limit, lambda e: self._event(e, base)
         )
 
     def _event(self, event: dict[str, Any], base: str) -> dict[str, Any]:

@@ -213,3 +213,29 @@ def all_marts(world: World) -> dict[str, list[tuple[Any, ...]]]:
         "marts.leads_by_targetologist": leads_by_targetologist(world),
         "marts.sales_by_targetologist": sales_by_targetologist(world),
     }
+
+
+@dataclass(frozen=True)
+class Plausibility:
+    """What a dashboard user would check first: the return on ad spend, in the reporting
+    currency over the whole history, and the days on which landing leads outnumber the clicks
+    that could have brought them."""
+
+    roas: Decimal
+    days_with_more_leads_than_clicks: int
+    days: int
+
+
+def plausibility(world: World) -> Plausibility:
+    per_day: dict[date, list[int]] = defaultdict(lambda: [0, 0])  # clicks, leads
+    spend = revenue = Decimal(0)
+    for day, _, _, day_spend, _, clicks, leads_, _, day_revenue, *_ in targetologist_daily(world):
+        per_day[day][0] += clicks
+        per_day[day][1] += leads_
+        spend += day_spend
+        revenue += day_revenue
+    return Plausibility(
+        roas=_round(revenue / spend, RATIO) if spend else Decimal(0),
+        days_with_more_leads_than_clicks=sum(1 for c, n in per_day.values() if n > c),
+        days=len(per_day),
+    )

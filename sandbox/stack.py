@@ -15,7 +15,7 @@ from sandbox.facebook import FacebookSimulator
 from sandbox.postgrest import PostgrestSimulator, create_postgrest_app, make_jwt
 from sandbox.server import SimServer
 from sandbox.telegram import TelegramSimulator
-from sandbox.world import CURRENCY, FX_RATES, World
+from sandbox.world import CURRENCY, FX_RATES, HISTORY_DAYS, Rates, World
 
 SUPABASE_PROJECTS = ("main", "tripwire", "traffic")
 TEN_YEARS = 10 * 365 * 24 * 3600
@@ -49,9 +49,11 @@ class Sandbox:
         facebook_polls: int = 2,
         facebook_budget: int = 3000,
         variant: str = "default",
+        rates: Rates | None = None,
+        history_days: int = HISTORY_DAYS,
     ) -> None:
         self.server_uri = server_uri
-        self.world = World(seed, scale)
+        self.world = World(seed, scale, rates, history_days)
         # how the Supabase projects store the world's rows (`supabase_shapes.VARIANTS`)
         self.variant = variant
         self.shapes = supabase_shapes.shapes(variant)

@@ -1,6 +1,7 @@
 """The simulated business: one deterministic world behind all five sources, with its ground truth.
 
-`World(seed, scale)` simulates hour by hour from `START`: Facebook ads spend and get clicks, clicks
+`World(seed, scale, history_days=30)` simulates hour by hour up to the same `now` (`START` plus
+30 days), starting `history_days` before it: Facebook ads spend and get clicks, clicks
 become landing leads with UTM, leads sync into AmoCRM (some late, some never), deals move through
 pipeline statuses to won (142) or lost (143), won deals write webhook sale rows into Supabase Main
 (some duplicated, some on the wrong pipeline, some without UTM) and `all_sales_tracking` rows into
@@ -9,6 +10,10 @@ stream drives it all, so `World(s).advance(a).advance(b)` equals `World(s).advan
 
 The state kept here is what each vendor would answer now; `truth_*` methods give the exact content
 each `marts` table must hold. Rows are plain dicts keyed by the vendor's column names.
+
+A school's scale: `World.school(leads=1_000_000, days=730)` is the world of `school_scale`, the
+scale that gives that many landing leads over that history, with `school_rates`: spend priced so
+that the ROAS is a school's, not the test world's.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from sandbox import names
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 HISTORY_DAYS = 30
+NOW = START + timedelta(days=HISTORY_DAYS)  # where every world ends, however long its history
 REPORTING_TZ = ZoneInfo("Asia/Almaty")
 WON, LOST = 142, 143
 EXPRESS_PIPELINE, FLAGSHIP_PIPELINE = 7_001_001, 7_001_002
@@ -70,6 +76,39 @@ class Rates:
     tripwire_buy: float = 0.3
     tripwire_refund: float = 0.05
     hostile_name: float = 0.03
+    # impressions per ad-hour × this (× 1.0 is exact: the default world's clicks are unchanged)
+    reach: float = 1.0
+    # what 1000 impressions cost, in each account currency (the test world's: a ROAS near 100)
+    cpm: tuple[tuple[str, Decimal], ...] = (("USD", Decimal("4.20")), ("KZT", Decimal("2016")))
+
+
+# A school's return on ad spend, about what a course seller's funnel earns (the test world's
+# default prices make it near 100 at scale 1, which no dashboard user would believe), and the
+# impressions behind a lead (1.5 % of them click: a lead from about one click in eighteen).
+SCHOOL_ROAS = 3.0
+IMPRESSIONS_PER_LEAD = 1200
+HOURLY_WEIGHT_MEAN = sum(HOUR_WEIGHTS) / len(HOUR_WEIGHTS)
+
+
+def school_scale(leads: int, days: int) -> float:
+    """The scale at which a world of `days` history has about `leads` landing leads."""
+    return leads / (Rates.landing_leads_per_hour * HOURLY_WEIGHT_MEAN * 24 * days)
+
+
+def school_rates(scale: float) -> Rates:
+    """Rates under which each landing lead had `IMPRESSIONS_PER_LEAD` impressions and the ROAS
+    is near `SCHOOL_ROAS`, at any scale: impressions per ad are spread over the ads there are
+    (`names.campaigns`: at least two per campaign), and their price follows from the revenue a
+    lead brings. The random stream differs from the default rates' only in the clicks drawn."""
+    ads = len(names.CAMPAIGN_PATTERNS) * max(2, round(4 * scale))
+    # impressions per ad-hour are uniform(40, 160) × weight × scale × reach: 100 on average
+    reach = IMPRESSIONS_PER_LEAD * Rates.landing_leads_per_hour / (100 * ads)
+    # revenue per landing lead of the default funnel (won share × price), measured on
+    # World.school(30_000, 60): 22,686 KZT
+    revenue_per_lead = Decimal("22700")
+    cpm_kzt = (revenue_per_lead / Decimal(SCHOOL_ROAS) * 1000 / IMPRESSIONS_PER_LEAD).quantize(CENT)
+    cpm_usd = (cpm_kzt / FX_RATES["USD"]).quantize(CENT)
+    return Rates(reach=reach, cpm=(("USD", cpm_usd), ("KZT", cpm_kzt)))
 
 
 @dataclass
@@ -97,13 +136,54 @@ def report_day(ts: datetime) -> date:
     return ts.astimezone(REPORTING_TZ).date()
 
 
+class Leads(dict[int, dict[str, Any]]):
+    """AmoCRM's leads by id. `version` changes with any change, a lead's own fields included, so
+    the simulator re-sorts its index only when the leads changed, not on every page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.version = 0
+
+    def __setitem__(self, key: int, row: dict[str, Any]) -> None:
+        super().__setitem__(key, _LeadRow(self, row))
+        self.version += 1
+
+    def __delitem__(self, key: int) -> None:
+        super().__delitem__(key)
+        self.version += 1
+
+
+class _LeadRow(dict[str, Any]):
+    __slots__ = ("_leads",)
+
+    def __init__(self, leads: Leads, row: dict[str, Any]) -> None:
+        super().__init__(row)
+        self._leads = leads
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._leads.version += 1
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._leads.version += 1
+
+
 class World:
-    def __init__(self, seed: int = 42, scale: float = 1.0, rates: Rates | None = None) -> None:
+    def __init__(
+        self,
+        seed: int = 42,
+        scale: float = 1.0,
+        rates: Rates | None = None,
+        history_days: int = HISTORY_DAYS,
+    ) -> None:
         self.seed = seed
         self.scale = scale
         self.rates = rates or Rates()
+        self._cpm = dict(self.rates.cpm)
         self.rng = random.Random(seed)
-        self.now = START
+        self.start = NOW - timedelta(days=history_days)
+        self.now = self.start
         self._queue: list[tuple[datetime, int, Callable[[], object]]] = []
         self._seq = itertools.count()
         self._ids: dict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
@@ -124,13 +204,19 @@ class World:
                 "targetologist_utm_rules": Table(),
             },
         }
-        self.amocrm_leads: dict[int, dict[str, Any]] = {}
+        self.amocrm_leads = Leads()
         self.amocrm_deleted: dict[int, datetime] = {}
         self.amocrm_events: list[dict[str, Any]] = []
         self.campaigns = names.campaigns(self.rng, scale)
         self._seed_targetologists()
         self._seed_facebook()
-        self.advance(HISTORY_DAYS * 24)
+        self.advance(history_days * 24)
+
+    @classmethod
+    def school(cls, leads: int, days: int, seed: int = 42) -> World:
+        """About `leads` landing leads over `days` of history, spend priced as a school's."""
+        scale = school_scale(leads, days)
+        return cls(seed, scale, school_rates(scale), history_days=days)
 
     # ---- time -------------------------------------------------------------------------------
 
@@ -380,9 +466,9 @@ class World:
         people = self.supabase["traffic"]["targetologists"]
         rules = self.supabase["traffic"]["targetologist_utm_rules"]
         for t in names.TARGETOLOGISTS:
-            people.put({**t, "active": True, "created_at": START, "updated_at": START})
+            people.put({**t, "active": True, "created_at": self.start, "updated_at": self.start})
         for rule in names.UTM_RULES:
-            rules.put({**rule, "created_at": START, "updated_at": START})
+            rules.put({**rule, "created_at": self.start, "updated_at": self.start})
 
     def _track_sale(
         self, product: str, amo_id: int | None, amount: Decimal, ts: datetime, utm: dict[str, Any]
@@ -420,7 +506,7 @@ class World:
         self.fb_adsets: dict[str, dict[str, Any]] = {}
         self.fb_ads: dict[str, dict[str, Any]] = {}
         for c in self.campaigns:
-            base = {"status": "ACTIVE", "effective_status": "ACTIVE", "updated_time": START}
+            base = {"status": "ACTIVE", "effective_status": "ACTIVE", "updated_time": self.start}
             campaign_id, adset_id = str(c.campaign_id), str(c.campaign_id * 10 + 1)
             self.fb_campaigns[campaign_id] = {
                 "id": campaign_id,
@@ -449,6 +535,10 @@ class World:
             for ad_id, ad in self.fb_ads.items()
         }
         self.fb_insights: dict[tuple[str, date], dict[str, Any]] = {}
+        # fb_insights' keys in the order they were made, and where the restatement's window may
+        # begin in it: a day's restatement reads the last weeks, not two years of rows
+        self._insight_keys: list[tuple[str, date]] = []
+        self._restate_from = 0
         self.fb_restatements: list[dict[str, Any]] = []
         # the report's case: a long-lived user token 54 days from expiry at the world's start
         self.fb_token: dict[str, Any] = {
@@ -463,17 +553,19 @@ class World:
         }
 
     def _insight(self, ad_id: str, ts: datetime) -> dict[str, Any]:
-        day = ts.astimezone(self._ad_zone[ad_id]).date()
-        return self.fb_insights.setdefault(
-            (ad_id, day), {"spend": Decimal("0.00"), "impressions": 0, "clicks": 0, "leads": 0}
-        )
+        key = (ad_id, ts.astimezone(self._ad_zone[ad_id]).date())
+        row = self.fb_insights.get(key)
+        if row is None:
+            row = {"spend": Decimal("0.00"), "impressions": 0, "clicks": 0, "leads": 0}
+            self.fb_insights[key] = row
+            self._insight_keys.append(key)
+        return row
 
     def _spend_hour(self, hour: datetime, weight: float) -> None:
         for ad_id, ad in self.fb_ads.items():
-            currency = self.fb_accounts[ad["account_id"]]["currency"]
-            impressions = int(self.rng.uniform(40, 160) * weight * self.scale)
+            cpm = self._cpm[self.fb_accounts[ad["account_id"]]["currency"]]
+            impressions = int(self.rng.uniform(40, 160) * weight * self.scale * self.rates.reach)
             clicks = sum(1 for _ in range(impressions // 20) if self.rng.random() < 0.3)
-            cpm = Decimal("4.20") if currency == "USD" else Decimal("2016")
             row = self._insight(ad_id, hour)
             row["impressions"] += impressions
             row["clicks"] += clicks
@@ -486,9 +578,19 @@ class World:
             self._insight(ad_id, ts)["leads"] += 1
 
     def _restate(self, hour: datetime) -> None:
-        """Once a day Facebook revises spend of past days within its 28-day attribution window."""
-        for (ad_id, day), row in self.fb_insights.items():
-            today = hour.astimezone(self._ad_zone[ad_id]).date()
+        """Once a day Facebook revises spend of past days within its 28-day attribution window.
+        Rows are made as their day begins in the ad's zone (east of UTC), so the rows before the
+        first of 30 days ago are all out of every window, and the rest are read in the order
+        they were made, as fb_insights iterates, so the random stream is the same."""
+        keys, oldest = self._insight_keys, hour.date() - timedelta(days=30)
+        while self._restate_from < len(keys) and keys[self._restate_from][1] < oldest:
+            self._restate_from += 1
+        today_in = {zone: hour.astimezone(zone).date() for zone in set(self._ad_zone.values())}
+        for ad_id, day in keys[self._restate_from :]:
+            row = self.fb_insights.get((ad_id, day))
+            today = today_in[self._ad_zone[ad_id]]
+            if row is None:  # replaced by a bench's own insights
+                continue
             if not (today - timedelta(days=28) <= day < today) or self.rng.random() >= 0.05:
                 continue
             before = row["spend"]

@@ -155,6 +155,46 @@ def test_given_an_updated_at_window_when_ordered_desc_then_bounds_are_inclusive(
     assert {by_time[100]["id"], by_time[700]["id"]} <= set(_ids(rows))
 
 
+def test_given_a_created_at_window_and_a_pipeline_when_ordered_desc_then_as_a_full_sort(
+    api: httpx.Client, world: World
+) -> None:
+    by_created = sorted(world.amocrm_leads.values(), key=lambda d: (d["created_at"], d["id"]))
+    low, high = _unix(by_created[50], "created_at"), _unix(by_created[600], "created_at")
+    params = [
+        ("filter[created_at][from]", low),
+        ("filter[created_at][to]", high),
+        ("filter[pipeline_id][]", EXPRESS_PIPELINE),
+        ("order[updated_at]", "desc"),
+        ("limit", 100),
+    ]
+
+    rows, _ = _scan(api, "/api/v4/leads", "leads", params)
+
+    expected = sorted(
+        (d for d in world.amocrm_leads.values()
+         if low <= _unix(d, "created_at") <= high and d["pipeline_id"] == EXPRESS_PIPELINE),
+        key=lambda d: (d["updated_at"], d["id"]),
+        reverse=True,
+    )  # fmt: skip
+    assert rows and _ids(rows) == [d["id"] for d in expected]
+
+
+def test_given_an_unchanged_world_when_paging_then_leads_are_sorted_once_until_one_changes() -> (
+    None
+):
+    world = World(seed=7, scale=0.05)  # this test edits a lead: not the module's world
+    params = {"order[updated_at]": "asc", "limit": 50}
+    with _serving(world, rate_limit_per_second=UNLIMITED) as (sim, server), _client(server) as c:
+        c.get("/api/v4/leads", params=params).raise_for_status()
+        index = sim._sorted_leads.by("updated_at")
+        c.get("/api/v4/leads", params={**params, "page": 2}).raise_for_status()
+        assert sim._sorted_leads.by("updated_at") is index  # a page is a slice, not a sort
+        edited = index[0]
+        edited["updated_at"] = world.now
+        last = c.get("/api/v4/leads", params={**params, "page": -(-len(index) // 50)}).json()
+    assert last["_embedded"]["leads"][-1]["id"] == edited["id"]
+
+
 def test_given_a_window_with_no_updates_when_listing_then_204_with_an_empty_body(
     api: httpx.Client, world: World
 ) -> None:
