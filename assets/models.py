@@ -5,14 +5,13 @@ and these rebuild whenever any upstream source lands, using the last good rows o
 failed. One vendor outage leaves only its own branch stale; the marts keep serving.
 """
 
-from collections.abc import Sequence
-
 import dagster as dg
 
 from assets.contract import OWNERS
 from assets.facebook import INSIGHT_SPECS
 from assets.metadata import table_metadata
 from assets.sources import RAW_KEYS
+from resources.model_inputs import declared_inputs
 from resources.settings import model_params
 from resources.warehouse import WarehouseResource
 
@@ -45,14 +44,25 @@ DAY_COLUMNS: dict[str, str | None] = {
 }
 
 
-def build_model_asset(
-    table: str, deps: Sequence[dg.AssetKey | str], description: str
-) -> dg.AssetsDefinition:
+def input_keys(table: str) -> list[dg.AssetKey]:
+    """The assets `table` is built from: its declared inputs (`-- reads:` in its SQL), a staging
+    view standing for its raw table and ops.source_attempts for every raw asset (each writes it)."""
+    keys: list[dg.AssetKey] = []
+    for relation in declared_inputs(table):
+        schema, name = relation.split(".")
+        if relation == "ops.source_attempts":
+            keys += RAW_KEYS
+        else:
+            keys.append(dg.AssetKey([schema.replace("stg_", "raw_", 1), name]))
+    return keys
+
+
+def build_model_asset(table: str, description: str) -> dg.AssetsDefinition:
     schema, name = table.split(".")
 
     @dg.asset(
         key=[schema, name],
-        deps=deps,
+        deps=input_keys(table),
         group_name=schema,
         kinds={"postgres", "sql"},
         owners=OWNERS,
@@ -76,86 +86,52 @@ def build_model_asset(
     return _model
 
 
-def key(*parts: str) -> dg.AssetKey:
-    return dg.AssetKey(list(parts))
-
-
-RULES = [key("raw_supabase_traffic", "targetologist_utm_rules"),
-         key("raw_supabase_traffic", "targetologists")]  # fmt: skip
-AMOCRM_LEADS = key("raw_amocrm", "leads")
-LANDING = key("raw_supabase_main", "landing_leads")
-
 core_leads = build_model_asset(
     "core.leads",
-    [
-        LANDING,
-        key("raw_supabase_main", "prooftest_leads"),
-        key("raw_supabase_tripwire", "tripwire_users"),
-        AMOCRM_LEADS,
-        *RULES,
-    ],  # fmt: skip
     "One row per lead across landing, ProofTest (flagged test), Tripwire and deals created in "
-    "AmoCRM, with reporting day, UTM, AmoCRM status and targetologist. Rebuilt whole in one "
+    "AmoCRM, with reporting day, UTM, AmoCRM status and targetologist. Rebuilt in one "
     "transaction: re-running gives the same table.",
 )
 core_sales = build_model_asset(
     "core.sales",
-    [
-        key("raw_supabase_main", "express_course_sales"),
-        key("raw_supabase_main", "flagship_course_sales"),
-        AMOCRM_LEADS,
-        LANDING,
-        key("raw_supabase_traffic", "all_sales_tracking"),
-        key("raw_supabase_tripwire", "tripwire_purchases"),
-        key("raw_supabase_tripwire", "tripwire_users"),
-        *RULES,
-    ],  # fmt: skip
     "One row per real sale: duplicate webhooks count once, the funnel comes from the AmoCRM "
     "pipeline, a webhook on the wrong pipeline is kept and flagged; paid tripwire purchases.",
 )
 core_ad_spend = build_model_asset(
     "core.ad_spend_daily",
-    [key("raw_facebook", "ad_insights_daily"), *RULES],
     "Facebook spend, impressions, clicks and reported leads per ad per day, in the account "
     "currency and converted to the reporting currency (FX_RATES), with the targetologist.",
 )
 marts_leads_total = build_model_asset(
     "marts.leads_total",
-    [key("core", "leads")],
     "Dashboard: leads and test leads per reporting day (replaces GET /leads/total).",
 )
 marts_leads_by_funnel = build_model_asset(
     "marts.leads_by_funnel",
-    [key("core", "leads")],
     "Dashboard: leads per day and funnel and how many reached AmoCRM (GET /leads/by-funnel).",
 )
 marts_sales_total = build_model_asset(
     "marts.sales_total",
-    [key("core", "sales")],
     "Dashboard: sales and revenue per day, funnel and currency (replaces GET /sales/total).",
 )
 marts_targetologist_daily = build_model_asset(
     "marts.targetologist_daily",
-    [key("core", "leads"), key("core", "sales"), key("core", "ad_spend_daily")],
     "Dashboard: spend, leads, sales, revenue, CPL, CPA and ROAS per day and targetologist; "
     "days inside Facebook's restatement window are marked provisional.",
 )
 marts_leads_by_targetologist = build_model_asset(
     "marts.leads_by_targetologist",
-    [key("core", "leads")],
     "Dashboard API: leads per day, targetologist and funnel; a targetologist's token reads "
     "its own rows of it (row-level security) for the lead endpoints.",
 )
 marts_sales_by_targetologist = build_model_asset(
     "marts.sales_by_targetologist",
-    [key("core", "sales")],
     "Dashboard API: sales and revenue per day, targetologist, funnel and currency; a "
     "targetologist's token reads its own rows of it for the sales endpoint.",
 )
 
 marts_source_freshness = build_model_asset(
     "marts.source_freshness",
-    RAW_KEYS,
     "Dashboard: per source, the last successful load, the last attempt and the error that "
     "keeps it stale. Also refreshed after every source attempt, failed ones included.",
 )

@@ -58,7 +58,7 @@ MIN_PAGE_LIMIT = 25
 # after the last change of the window's oldest day) before Facebook's today: the restatement run
 # re-pulls them with today, the marts flag them is_provisional, and a model build re-flags every
 # day that left them since the build before (assets/jobs.py, sql/marts/targetologist_daily.sql,
-# sql/ops/touched_days.sql take the number from here).
+# sql/touched/marts.targetologist_daily.sql take the number from here).
 RESTATEMENT_WINDOW = timedelta(days=28)
 PROVISIONAL_DAYS = RESTATEMENT_WINDOW.days + 1
 ASYNC_DONE, ASYNC_FAILED = "Job Completed", frozenset({"Job Failed", "Job Skipped"})

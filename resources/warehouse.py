@@ -34,8 +34,9 @@ from contract.canonical import CANONICAL_TABLES
 from contract.staging import placeholder_sql
 from resources import vendor_json
 from resources.embedded_pg import sqlalchemy_uri
+from resources.model_inputs import declared_inputs, is_model, mapped_inputs, touched_sql
 from resources.pg_auth import scram_verifier
-from resources.sql_files import load_sql, migrations, model_names
+from resources.sql_files import load_sql, migrations
 
 # Rows per COPY under one savepoint: a refused row costs a re-copy of its batch, halved.
 BATCH_ROWS = 5000
@@ -52,7 +53,6 @@ CHANGES_LOCK = 7_300_002
 DASHBOARD_ROLE = "dashboard_reader"
 DASHBOARD_ROLE_LOCK = "dashboard_reader's password"  # the session lock around its ALTER ROLE
 READER_LOGIN_TIMEOUT = 5  # seconds for the login that tells whether its password is current
-CORE_MODELS = model_names("core")
 
 
 @dataclass(frozen=True)
@@ -345,59 +345,99 @@ class WarehouseResource(dg.ConfigurableResource):
     ) -> ModelBuild:
         """Rebuild `table` (e.g. "core.leads") from `sql/<schema>/<name>.sql` in one transaction.
 
-        With a `day_column`, only the reporting days touched by raw changes since the last build
-        are recomputed (everything on the first build, after a parameter change, when the
-        attribution rules changed, or with `full`); a model that binds `provisional_days` (its
-        is_provisional moves daily) also gets the days provisional now or at the last build.
+        With a `day_column`, only the days its declared inputs touched since its last build are
+        recomputed (see resources/model_inputs.py), the model applying `%(days)s` itself; none
+        touched, nothing is rewritten. Every day is recomputed on the first build, after a
+        parameter change, when an input without a day mapping changed, or with `full`.
         Readers keep seeing the old rows until the commit (MVCC), so the swap is atomic.
         """
         schema, name = table.split(".")
         params = params or {}
         digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+        inputs = declared_inputs(table)
         with self.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
             stamp = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
+            previous = _previous_build(conn, table, digest)
             days = None
-            if day_column and not full:
-                days = _touched_days(conn, table, digest, params)
-            rows = _rebuild(conn, schema, name, load_sql(f"{schema}/{name}"), params,
-                            day_column, days)  # fmt: skip
-            watermark = _watermark(conn, table, stamp)
-            conn.execute(
-                "INSERT INTO ops.model_builds (model, watermark, params_hash, days_rebuilt,"
-                " rows_written) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (model) DO UPDATE SET"
-                " watermark = EXCLUDED.watermark, params_hash = EXCLUDED.params_hash,"
-                " built_at = now(), days_rebuilt = EXCLUDED.days_rebuilt,"
-                " rows_written = EXCLUDED.rows_written",
-                (table, watermark, digest, None if days is None else len(days), rows),
-            )
+            if day_column and not full and previous is not None:
+                days = _touched_days(conn, table, inputs, previous, params)
+            rows = 0
+            if days != []:
+                model = load_sql(f"{schema}/{name}")
+                rows = _rebuild(conn, schema, name, model, {**params, "days": days}, day_column)
+            _record_build(conn, table, _watermark(conn, inputs, stamp), digest, days, rows)
         return ModelBuild(rows, None if days is None else len(days))
 
 
-def _watermark(conn: psycopg.Connection, table: str, stamp: datetime) -> datetime | None:
-    """Up to when `table` now reflects raw changes: its build's start; for a mart (marts read
-    core, core reads raw) no later than the core models' own watermarks, since what it read of
-    core reflects raw only up to them. A load that committed between the core builds and this
-    one is then read again by the mart's next build, after core has caught up, instead of being
-    marked as seen while the days it touched were recomputed from the core rows of before it.
-    None while a core model was never built (a source's run builds its own branch first): the
-    mart read nothing of it, so its next build recomputes every day."""
-    if not table.startswith("marts."):
+@dataclass(frozen=True)
+class PreviousBuild:
+    watermark: datetime
+    build_id: int
+
+
+def _previous_build(conn: psycopg.Connection, table: str, digest: str) -> PreviousBuild | None:
+    """`table`'s last build, if it used these parameters (else everything is rebuilt)."""
+    row = conn.execute(
+        "SELECT watermark, build_id FROM ops.model_builds"
+        " WHERE model = %s AND params_hash = %s AND build_id IS NOT NULL"
+        " AND watermark IS NOT NULL",
+        (table, digest),
+    ).fetchone()
+    return None if row is None else PreviousBuild(*row)
+
+
+def _record_build(
+    conn: psycopg.Connection,
+    table: str,
+    watermark: datetime | None,
+    digest: str,
+    days: list[date] | None,
+    rows: int,
+) -> None:
+    """Note the build and the days it rebuilt (for the models built from it to rebuild), and
+    forget the days every model has built past."""
+    build_id = conn.execute("SELECT nextval('ops.model_build_ids')").fetchone()[0]  # type: ignore[index]
+    conn.execute(
+        "INSERT INTO ops.model_build_days (build_id, model, day)"
+        " SELECT %s, %s, d FROM unnest(coalesce(%s::date[], '{NULL}')) AS d",
+        (build_id, table, days),
+    )
+    conn.execute(
+        "INSERT INTO ops.model_builds (model, watermark, params_hash, days_rebuilt,"
+        " rows_written, build_id) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (model) DO UPDATE"
+        " SET watermark = EXCLUDED.watermark, params_hash = EXCLUDED.params_hash,"
+        " built_at = now(), days_rebuilt = EXCLUDED.days_rebuilt,"
+        " rows_written = EXCLUDED.rows_written, build_id = EXCLUDED.build_id",
+        (table, watermark, digest, None if days is None else len(days), rows, build_id),
+    )
+    conn.execute(
+        "DELETE FROM ops.model_build_days"
+        " WHERE build_id <= (SELECT min(build_id) FROM ops.model_builds)"
+    )
+
+
+def _watermark(conn: psycopg.Connection, inputs: Sequence[str], stamp: datetime) -> datetime | None:
+    """Up to when a model now reflects raw changes: its build's start; for one that reads other
+    models (a mart), no later than their own watermarks, since what it read of them reflects raw
+    only up to those, and None while one of them was never built (it read nothing of it: its
+    next build recomputes every day)."""
+    upstream = [i for i in inputs if is_model(i)]
+    if not upstream:
         return stamp
     row = conn.execute(
-        "SELECT min(watermark), count(*) FROM ops.model_builds WHERE model LIKE 'core.%'"
+        "SELECT min(watermark), count(watermark) FROM ops.model_builds WHERE model = ANY(%s)",
+        (upstream,),
     ).fetchone()
     assert row is not None
-    upstream, built = row
-    if built < len(CORE_MODELS):
-        return None
-    return min(stamp, upstream)
+    earliest, built = row
+    return None if built < len(upstream) else min(stamp, earliest)
 
 
 @dataclass(frozen=True)
 class ModelBuild:
     rows_written: int
-    days_rebuilt: int | None  # None: the whole table
+    days_rebuilt: int | None  # None: the whole table; 0: nothing changed, nothing rewritten
 
 
 def _ensure_staging_views(conn: psycopg.Connection) -> None:
@@ -421,24 +461,46 @@ def _ensure_reader_database_access(conn: psycopg.Connection) -> None:
 
 
 def _touched_days(
-    conn: psycopg.Connection, table: str, digest: str, params: dict[str, Any]
+    conn: psycopg.Connection,
+    table: str,
+    inputs: Sequence[str],
+    previous: PreviousBuild,
+    params: dict[str, Any],
 ) -> list[date] | None:
-    """The days to recompute, or None for all of them."""
-    previous = conn.execute(
-        "SELECT watermark, params_hash FROM ops.model_builds WHERE model = %s", (table,)
-    ).fetchone()
-    if previous is None or previous[0] is None or previous[1] != digest:
+    """The days of `table` its inputs changed since `previous`, or None for all of them: the
+    days its input models rebuilt since, the days its touched-days SQL maps raw changes to,
+    and every day once a raw input that SQL does not map changed."""
+    days: set[date | None] = set()
+    upstream = [i for i in inputs if is_model(i)]
+    if upstream:
+        days |= {day for (day,) in conn.execute(
+            "SELECT DISTINCT day FROM ops.model_build_days WHERE model = ANY(%s)"
+            " AND build_id > %s", (upstream, previous.build_id))}  # fmt: skip
+    unmapped = [i for i in inputs if not is_model(i) and i not in mapped_inputs(table)]
+    if any(_changed_since(conn, relation, previous.watermark) for relation in unmapped):
         return None
-    rows = conn.execute(
-        load_sql("ops/touched_days").encode(),
-        {
-            "since": previous[0],
-            "tz": params["tz"],
-            "provisional_days": params.get("provisional_days"),
-        },
-    ).fetchall()
-    days = [day for (day,) in rows]
-    return None if None in days else days
+    touched = touched_sql(table)
+    if touched:
+        days |= {day for (day,) in conn.execute(touched.encode(), {
+            "since": previous.watermark, "tz": params.get("tz"),
+            "provisional_days": params.get("provisional_days")})}  # fmt: skip
+    if None in days:
+        return None
+    return sorted(d for d in days if d is not None)
+
+
+def _changed_since(conn: psycopg.Connection, relation: str, since: datetime) -> bool:
+    """Whether any row of a raw table (or its staging view) was loaded or deleted after `since`
+    (two index probes)."""
+    target = sql.Identifier(*relation.split("."))
+    row = conn.execute(
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM {t} WHERE _loaded_at > %(since)s)"
+            " OR EXISTS (SELECT 1 FROM {t} WHERE _deleted_at > %(since)s)"
+        ).format(t=target),
+        {"since": since},
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _rebuild(
@@ -448,8 +510,9 @@ def _rebuild(
     model: str,
     params: dict[str, Any],
     day_column: str | None,
-    days: list[date] | None,
 ) -> int:
+    """Replace the rows of `params["days"]` (all rows when None) with what the model, which
+    applies that predicate itself, selects."""
     columns = [
         r[0]
         for r in conn.execute(
@@ -461,17 +524,15 @@ def _rebuild(
     target = sql.Identifier(schema, name)
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
     only: sql.Composable = sql.SQL("")
-    if days is not None and day_column:
+    if params.get("days") is not None and day_column:
         only = sql.SQL(" WHERE {} = ANY(%(days)s)").format(sql.Identifier(day_column))
-        params = {**params, "days": days}
     conn.execute(sql.SQL("DELETE FROM {}{}").format(target, only), params)
     cur = conn.execute(
-        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ({}) AS model{}").format(
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ({}) AS model").format(
             target,
             cols,
             cols,
-            sql.SQL(model.strip().rstrip(";")),
-            only,  # type: ignore[arg-type]
+            sql.SQL(model.strip().rstrip(";")),  # type: ignore[arg-type]
         ),
         params,
     )

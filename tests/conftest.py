@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pytest
@@ -19,6 +20,9 @@ from resources.dagster_instance import hold_connections
 from resources.warehouse import WarehouseResource, engine_for
 from sandbox.server import free_port
 from sandbox.stack import Sandbox
+
+if TYPE_CHECKING:
+    from checks.quality import Failure
 
 # the fault matrix's table at the end of the session (xdist's controller included)
 from tests.reliability.report import (  # noqa: F401
@@ -213,3 +217,22 @@ def loaded(
     """The shared loaded warehouse, with this test's environment pointed at it and its sandbox."""
     point_env_at(monkeypatch, *loaded_warehouse)
     return loaded_warehouse
+
+
+def validate_rows(warehouse: WarehouseResource, table: str, rows: list[dict]) -> list[Failure]:
+    """`table`'s quality suite run in the warehouse on `rows` alone (a table of their columns,
+    typed as in `table`)."""
+    from psycopg import sql
+
+    from checks.quality import validate
+
+    sample = sql.Identifier("public", "quality_sample")
+    columns = sql.SQL(", ").join(map(sql.Identifier, rows[0]))
+    with warehouse.connection() as conn:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sample))
+        conn.execute(sql.SQL("CREATE TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(
+            sample, columns, sql.Identifier(*table.split("."))))  # fmt: skip
+        with conn.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sample, columns)) as cp:
+            for row in rows:
+                cp.write_row(tuple(row.values()))
+    return validate(warehouse, table, "public.quality_sample")

@@ -14,7 +14,7 @@ from checks.diagnostics import report, run_all, store
 from definitions import resources as defined_resources
 from sandbox.amocrm import BODY_402
 from sandbox.world import FLAGSHIP_PIPELINE
-from tests.conftest import point_env_at, run_job
+from tests.conftest import point_env_at, run_job, validate_rows
 
 INVALID_KEY = (
     "Supabase Traffic: Invalid API key (check SUPABASE_TRAFFIC_SERVICE_ROLE_KEY or "
@@ -146,20 +146,14 @@ def test_given_a_source_run_then_its_checks_carry_the_diagnostics_as_metadata(
     assert stored["Flagship Course Webhook"] == "error"
 
 
-def test_given_bad_rows_then_the_quality_suite_names_each_problem():
-    import pandas as pd
-
-    from checks.quality import validate
-
+def test_given_bad_rows_then_the_quality_suite_names_each_problem(warehouse):
     day = datetime(2026, 9, 1).date()
-    sales = pd.DataFrame({
-        "sale_key": ["deal:1", "deal:1", "deal:2", "deal:3"],
-        "amount": [49990.0, 49990.0, -10.0, 990.0],
-        "currency": ["KZT", "KZT", "KZT", "KZT"],
-        "funnel": ["express", "express", "flagship", "webinar"],
-        "report_day": [day] * 4,
-    })  # fmt: skip
-    failures = {(f.expectation, f.column): f.unexpected for f in validate("core.sales", sales)}
+    sales = [{"sale_key": key, "amount": amount, "currency": "KZT", "funnel": funnel,
+              "report_day": day} for key, amount, funnel in (
+        ("deal:1", 49990.0, "express"), ("deal:1", 49990.0, "express"),
+        ("deal:2", -10.0, "flagship"), ("deal:3", 990.0, "webinar"))]  # fmt: skip
+    found = validate_rows(warehouse, "core.sales", sales)
+    failures = {(f.expectation, f.column): f.unexpected for f in found}
     assert failures == {
         ("expect_column_values_to_be_unique", "sale_key"): 2,
         ("expect_column_values_to_be_between", "amount"): 1,

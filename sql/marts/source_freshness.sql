@@ -1,4 +1,5 @@
 -- marts.source_freshness: per source, its last successful load, its last attempt, and the error that keeps it stale (any entity whose latest attempt failed).
+-- reads: ops.source_attempts
 WITH latest AS (
     SELECT DISTINCT ON (source, entity) source, entity, attempted_at, succeeded, error
     FROM ops.source_attempts

@@ -1,18 +1,19 @@
 -- marts.targetologist_daily: spend, leads, sales and their ratios per reporting day and targetologist, money in the reporting currency.
+-- reads: core.ad_spend_daily, core.leads, core.sales, raw_facebook.ad_insights_daily
 WITH spend AS (
     SELECT date AS day, targetologist,
            -- one missing exchange rate makes the day's spend unknown, never understated
            CASE WHEN bool_and(spend_reporting IS NOT NULL) THEN sum(spend_reporting) END AS spend,
            sum(impressions) AS impressions, sum(clicks) AS clicks
-    FROM core.ad_spend_daily GROUP BY 1, 2
+    FROM core.ad_spend_daily WHERE core.in_days(date, %(days)s) GROUP BY 1, 2
 ), leads AS (
     SELECT report_day AS day, targetologist, count(*) AS leads
-    FROM core.leads WHERE NOT is_test GROUP BY 1, 2
+    FROM core.leads WHERE NOT is_test AND core.in_days(report_day, %(days)s) GROUP BY 1, 2
 ), sales AS (
     SELECT report_day AS day, targetologist, count(*) AS sales,
            sum(round(amount * CASE WHEN currency = %(currency)s THEN 1
                                    ELSE (%(fx)s::jsonb ->> currency)::numeric END, 2)) AS revenue
-    FROM core.sales GROUP BY 1, 2
+    FROM core.sales WHERE core.in_days(report_day, %(days)s) GROUP BY 1, 2
 ), facebook_today AS (
     SELECT max(date) AS today FROM raw_facebook.ad_insights_daily
 ), joined AS (

@@ -13,12 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-import pandas as pd
 import pytest
 
 from assets.records import CLOCK_MARGIN
-from checks.quality import validate
-from tests.conftest import run
+from tests.conftest import run, validate_rows
 from tests.reliability.small_world import SmallWorld, small_world
 
 FUTURE = timedelta(days=3)
@@ -83,11 +81,11 @@ def test_given_cursor_clamped_when_world_moves_on_then_later_rows_are_read(unusu
      ("USD=480,EUR=520", "RUB", False)],
 )  # fmt: skip
 def test_given_sale_currency_then_quality_accepts_exactly_reporting_and_fx_currencies(
-    monkeypatch, fx_rates, currency, passes
+    monkeypatch, warehouse, fx_rates, currency, passes
 ):
     monkeypatch.setenv("FX_RATES", fx_rates)
     monkeypatch.setenv("REPORTING_CURRENCY", "KZT")
     sale = {"sale_key": "deal:1", "amount": 100, "currency": currency, "funnel": "express",
             "report_day": datetime(2026, 11, 1).date()}  # fmt: skip
-    failures = validate("core.sales", pd.DataFrame([sale]))
+    failures = validate_rows(warehouse, "core.sales", [sale])
     assert (failures == []) is passes, failures
