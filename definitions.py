@@ -1,6 +1,8 @@
 """The Dagster definitions: assets, checks, jobs, schedule, sensors, and the one place where
 environment variables are bound to resources. Nothing here touches a network or a database."""
 
+from typing import Any
+
 import dagster as dg
 
 from assets.jobs import (
@@ -22,22 +24,23 @@ from checks.schema_drift import schema_drift_checks
 from contract.canonical import PROJECTS
 from resources.amocrm import AmoCrmResource
 from resources.facebook import FacebookResource
-from resources.supabase import SupabaseResource
+from resources.settings import declare_unset
+from resources.supabase import supabase_resource
 from resources.telegram import TelegramResource
 from resources.warehouse import WarehouseResource
 
-resources = {
+# every resource by key; Any: the commands and checks pick theirs by key
+resources: dict[str, Any] = {
     "warehouse": WarehouseResource(url=dg.EnvVar("WAREHOUSE_URL")),
-    "amocrm": AmoCrmResource(),
-    "facebook": FacebookResource(),
-    "telegram": TelegramResource(),
+    "amocrm": AmoCrmResource(**AmoCrmResource.bound()),
+    "facebook": FacebookResource(**FacebookResource.bound()),
+    "telegram": TelegramResource(**TelegramResource.bound()),
     **{
-        f"supabase_{project}": SupabaseResource(
-            project=display, env_prefix=f"SUPABASE_{project.upper()}"
-        )
+        f"supabase_{project}": supabase_resource(display, f"SUPABASE_{project.upper()}")
         for project, display in PROJECTS.items()
     },
 }
+declare_unset()
 
 defs = dg.Definitions(
     assets=[*raw_assets, *model_assets],

@@ -21,12 +21,12 @@ from typing import Any
 import dagster as dg
 import psycopg
 import sqlalchemy.exc
-from dotenv import load_dotenv
 from psycopg import sql
 from tabulate import tabulate
 
 from resources import embedded_pg
 from resources.dagster_instance import command_instance
+from resources.settings import load_env_file
 from resources.warehouse import WarehouseResource
 
 ROOT = Path(__file__).resolve().parent
@@ -51,7 +51,7 @@ def env_file() -> Path:
 
 def prepare_environment() -> None:
     """Load `.env`, resolve the database URLs, and point DAGSTER_HOME at our instance config."""
-    load_dotenv(env_file(), override=False)
+    load_env_file(env_file())
     os.environ.update(embedded_pg.resolve_urls())
     DAGSTER_HOME.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "instance" / "dagster.yaml", DAGSTER_HOME / "dagster.yaml")
@@ -64,7 +64,9 @@ def run_all(
     """Each source job, then the model rebuild; {job name: succeeded}. One line each."""
     from assets.jobs import SOURCES, job_run_config, job_run_tags, models_job, source_job_name
     from definitions import defs
+    from resources.settings import declare_unset
 
+    declare_unset()  # a setting unset since definitions were loaded: still the step's one line
     outcome = {}
     jobs = [(source_job_name(s), s) for s in SOURCES] + [(models_job.name, None)] * models
     for name, source in jobs:

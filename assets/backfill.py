@@ -28,7 +28,7 @@ import dagster as dg
 
 from resources.dagster_instance import command_instance
 from resources.errors import SourceError, require_setting
-from resources.settings import env
+from resources.settings import field_value
 
 # The Dagster console shows warnings only; the progress bar and the summary say the rest.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -78,16 +78,16 @@ def _day(value: str | None, flag: str) -> date | None:
 
 def check_settings(source: str) -> None:
     """The source's settings are there before a run starts (ConfigError names the variable)."""
-    from resources.facebook import FacebookResource
+    from definitions import resources
 
     if source == "facebook":
-        FacebookResource().accounts()
-        FacebookResource().open().close()
+        resources["facebook"].accounts()
+        resources["facebook"].open().close()
     elif source == "amocrm":
-        require_setting("AmoCRM", "AMOCRM_BASE_URL", env("AMOCRM_BASE_URL"), "the account URL")
+        resources["amocrm"].setting("base_url", "the account URL")
     else:
         variable = f"{source.upper()}_URL"
-        require_setting(source, variable, env(variable), "the project URL")
+        require_setting(source, variable, field_value(resources[source].url), "the project URL")
 
 
 def plan_run(args: argparse.Namespace) -> tuple[str, dict[str, str], dict[str, Any]]:

@@ -29,7 +29,7 @@ def scan(server: str, world: World, rate: float) -> tuple[int, int, float, int]:
         os.environ.update({"AMOCRM_BASE_URL": server_.url, "AMOCRM_ACCESS_TOKEN": "a",
                            "AMOCRM_REFRESH_TOKEN": "r"})  # fmt: skip
         os.environ["AMOCRM_MAX_RPS"] = str(rate - 0.5 if rate < 100 else rate)
-        with AmoCrmResource().open(warehouse, None) as client:
+        with AmoCrmResource(**AmoCrmResource.bound()).open(warehouse, None) as client:
             started = time.perf_counter()
             result, _ = sync_leads(warehouse, client, {})
             seconds = time.perf_counter() - started

@@ -112,7 +112,7 @@ def backfill(
     account, as the asset runs it: an async job per 30 days, one commit per job."""
     days = (world.now.date() - timedelta(days=DAYS - 1), world.now.date())
     started = time.perf_counter()
-    with FacebookResource().open() as client:
+    with FacebookResource(**FacebookResource.bound()).open() as client:
 
         def one(account: str) -> int:
             info = load_account(warehouse, client, account)

@@ -17,7 +17,7 @@ from psycopg import sql
 from assets.supabase import sync_table
 from contract.canonical import CANONICAL_TABLES as SUPABASE_TABLES
 from resources import embedded_pg
-from resources.supabase import SupabaseResource
+from resources.supabase import supabase_resource
 from resources.warehouse import WarehouseResource, engine_for
 from sandbox import supabase_db
 from sandbox.postgrest import create_postgrest_app, make_jwt
@@ -91,7 +91,7 @@ def run(server: str, count: int = 200_000) -> list[list]:
             warehouse = WarehouseResource(url=url)
             warehouse.apply_ddl()
             t0 = time.perf_counter()
-            resource_ = SupabaseResource(project="Main", env_prefix="SUPABASE_MAIN")
+            resource_ = supabase_resource("Main", "SUPABASE_MAIN")
             counts = sync_table(warehouse, resource_, LANDING)
             seconds = time.perf_counter() - t0
             assert counts["rows_inserted"] == count, counts

@@ -17,10 +17,10 @@ from resources.warehouse import WarehouseResource
 
 
 def _supabase_resources() -> dict[str, SupabaseResource]:
-    return {
-        project: SupabaseResource(project=display, env_prefix=f"SUPABASE_{project.upper()}")
-        for project, display in PROJECTS.items()
-    }
+    """The projects' resources as definitions.py binds them."""
+    from definitions import resources
+
+    return {project: resources[f"supabase_{project}"] for project in PROJECTS}
 
 
 def discover(apply: bool) -> int:
@@ -55,12 +55,12 @@ def _amocrm_section(contract, problems: list[str]) -> tuple[str, dict] | None:
     """AmoCRM's pipelines and custom fields and the proposed `amocrm:` section, or None when
     AmoCRM is not configured (its problem is then one line among the others)."""
     from contract.amocrm import check_amocrm, discover_amocrm, propose_amocrm, render_amocrm
-    from resources.amocrm import AmoCrmResource
+    from definitions import resources
 
     warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
     try:
         warehouse.apply_ddl()
-        catalog = discover_amocrm(AmoCrmResource(), warehouse)
+        catalog = discover_amocrm(resources["amocrm"], warehouse)
     except SourceError as exc:
         problems.append(exc.message)
         return None

@@ -39,8 +39,8 @@ def check(args: argparse.Namespace) -> int:
 
 
 def watch(args: argparse.Namespace) -> int:
+    from definitions import resources
     from health.watchdog import exclusive, state_file, watch
-    from resources.telegram import TelegramResource
 
     try:
         path = state_file()
@@ -52,7 +52,7 @@ def watch(args: argparse.Namespace) -> int:
             if report.misconfigured:
                 print_report(report, args.json)
                 return 2
-            result = watch(report, path, TelegramResource())
+            result = watch(report, path, resources["telegram"])
     except ConfigError as exc:
         print(exc.message, file=sys.stderr)
         return 2

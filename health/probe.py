@@ -33,10 +33,9 @@ from typing import Any
 import dagster as dg
 import psycopg
 from dagster._core.storage.tags import MAX_RUNTIME_SECONDS_TAG
-from dotenv import load_dotenv
 
 from resources.errors import ConfigError
-from resources.settings import SOURCE_STALE_ERROR, SOURCE_STALE_WARNING, env
+from resources.settings import SOURCE_STALE_ERROR, SOURCE_STALE_WARNING, env, load_env_file
 
 DEFAULT_HEARTBEAT_BOUND = timedelta(minutes=2)
 DEFAULT_RUN_FACTOR = 3.0
@@ -399,7 +398,7 @@ def probe_environment(now: datetime | None = None) -> HealthReport:
     import refresh
     from resources import embedded_pg
 
-    load_dotenv(refresh.env_file(), override=False)
+    load_env_file(refresh.env_file())
     try:
         Bounds.from_env()
     except ConfigError as exc:

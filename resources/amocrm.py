@@ -25,13 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import dagster as dg
 import httpx
 import orjson
 
 from resources import vendor_json
-from resources.errors import ConfigError, SourceError, require_setting
-from resources.settings import env
+from resources.errors import ConfigError, SourceError
+from resources.settings import SettingsResource, env, field_value
 from resources.vendor_clock import VendorClock
 from resources.warehouse import WarehouseResource
 
@@ -81,23 +80,63 @@ class RequestStats:
     refreshes: int = 0
 
 
-class AmoCrmResource(dg.ConfigurableResource):
-    """AmoCRM account (AMOCRM_BASE_URL) through its v4 API and OAuth 2."""
+# The variable each setting field is bound to (definitions.py binds them, messages name them).
+VARIABLES: dict[str, str] = {
+    "base_url": "AMOCRM_BASE_URL",
+    "client_id": "AMOCRM_CLIENT_ID",
+    "client_secret": "AMOCRM_CLIENT_SECRET",
+    "redirect_uri": "AMOCRM_REDIRECT_URI",
+    "access_token": "AMOCRM_ACCESS_TOKEN",
+    "refresh_token": "AMOCRM_REFRESH_TOKEN",
+    "max_rps": "AMOCRM_MAX_RPS",
+}
 
-    # AMOCRM_MAX_RPS overrides it: lower when other integrations share the account's budget
+
+class AmoCrmResource(SettingsResource):
+    """AmoCRM account (AMOCRM_BASE_URL) through its v4 API and OAuth 2.
+
+    The settings are optional fields: a missing one fails, at its first use in a step, only the
+    AmoCRM steps, with one line naming the variable and the fix.
+    """
+
+    SOURCE = SOURCE
+    VARIABLES = VARIABLES
+
+    base_url: str | None = None  # https://SUBDOMAIN.amocrm.ru
+    client_id: str | None = None
+    client_secret: str | None = None
+    redirect_uri: str | None = None
+    # the first token pair: ops.oauth_tokens holds the current one once a run has stored it
+    access_token: str | None = None
+    refresh_token: str | None = None
+    # text, parsed by us: lower than the default when other integrations share the budget
+    max_rps: str | None = None
     requests_per_second: float = DEFAULT_RATE
     timeout_seconds: float = 30.0
     default_retry_after_seconds: float = 2.0
 
+    def rate(self) -> float:
+        """AMOCRM_MAX_RPS, else `requests_per_second`; anything but a positive number is a
+        ConfigError naming the variable."""
+        raw = field_value(self.max_rps)
+        try:
+            rate = float(raw) if raw else self.requests_per_second
+        except ValueError:
+            rate = -1.0
+        if rate <= 0:
+            raise ConfigError(
+                SOURCE, f"{SOURCE}: AMOCRM_MAX_RPS must be a positive number (got {raw!r})."
+            )
+        return rate
+
     def open(self, warehouse: WarehouseResource, last_success: datetime | None) -> AmoCrmClient:
-        base_url = require_setting(
-            SOURCE, "AMOCRM_BASE_URL", env("AMOCRM_BASE_URL"), "https://SUBDOMAIN.amocrm.ru"
-        )
+        base_url = self.setting("base_url", "https://SUBDOMAIN.amocrm.ru")
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(
                 SOURCE, f"{SOURCE}: AMOCRM_BASE_URL must start with https:// (got {base_url!r})."
             )
-        return AmoCrmClient(self, base_url.rstrip("/"), TokenStore(warehouse), last_success)
+        tokens = TokenStore(warehouse, self)
+        return AmoCrmClient(self, base_url.rstrip("/"), tokens, last_success)
 
 
 class GrantRefused(SourceError):
@@ -122,10 +161,11 @@ def _lost_in_flight(started: datetime) -> SourceError:
 
 
 class TokenStore:
-    """The current token pair in ops.oauth_tokens, seeded from the environment the first time."""
+    """The current token pair in ops.oauth_tokens, seeded from the resource's the first time."""
 
-    def __init__(self, warehouse: WarehouseResource) -> None:
+    def __init__(self, warehouse: WarehouseResource, config: AmoCrmResource) -> None:
         self.warehouse = warehouse
+        self.config = config
 
     def current(self) -> tuple[str, str | None, datetime | None]:
         """(access token, refresh token, access expiry); seeds the row from env if absent."""
@@ -137,13 +177,11 @@ class TokenStore:
             ).fetchone()
             if row:
                 return row[0], row[1], row[2]
-            access = require_setting(
-                SOURCE,
-                "AMOCRM_ACCESS_TOKEN",
-                env("AMOCRM_ACCESS_TOKEN"),
+            access = self.config.setting(
+                "access_token",
                 "set the first access token, or run `python -m resources.amocrm authorize CODE`",
             )
-            refresh = env("AMOCRM_REFRESH_TOKEN")
+            refresh = field_value(self.config.refresh_token)
             conn.execute(
                 "INSERT INTO ops.oauth_tokens (integration, access_token, refresh_token,"
                 " refresh_issued_at) VALUES (%s, %s, %s, now()) ON CONFLICT DO NOTHING",
@@ -231,7 +269,7 @@ class AmoCrmClient:
         self.tokens = tokens
         self.last_success = last_success
         self.stats = RequestStats()
-        self.limiter = RateLimiter(_rate(config.requests_per_second))
+        self.limiter = RateLimiter(config.rate())
         self.http = httpx.Client(
             base_url=base_url,
             timeout=httpx.Timeout(config.timeout_seconds, connect=10.0),
@@ -384,20 +422,10 @@ class AmoCrmClient:
     def _exchange(self, grant: dict[str, Any]) -> dict[str, Any]:
         """POST /oauth2/access_token; the answer is stored by the caller before it is used."""
         body = {
-            "client_id": require_setting(
-                SOURCE, "AMOCRM_CLIENT_ID", env("AMOCRM_CLIENT_ID"), "the integration's ID"
-            ),
-            "client_secret": require_setting(
-                SOURCE,
-                "AMOCRM_CLIENT_SECRET",
-                env("AMOCRM_CLIENT_SECRET"),
-                "the integration's secret key",
-            ),
-            "redirect_uri": require_setting(
-                SOURCE,
-                "AMOCRM_REDIRECT_URI",
-                env("AMOCRM_REDIRECT_URI"),
-                "the redirect URI registered for the integration",
+            "client_id": self.config.setting("client_id", "the integration's ID"),
+            "client_secret": self.config.setting("client_secret", "the integration's secret key"),
+            "redirect_uri": self.config.setting(
+                "redirect_uri", "the redirect URI registered for the integration"
             ),
             **grant,
         }
@@ -495,19 +523,6 @@ def _stamped(lead: Any) -> bool:
     )
 
 
-def _rate(default: float) -> float:
-    raw = env("AMOCRM_MAX_RPS")
-    try:
-        rate = float(raw) if raw else default
-    except ValueError:
-        rate = -1.0
-    if rate <= 0:
-        raise ConfigError(
-            SOURCE, f"{SOURCE}: AMOCRM_MAX_RPS must be a positive number (got {raw!r})."
-        )
-    return rate
-
-
 def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
     try:
         body = orjson.loads(response.content)
@@ -530,13 +545,12 @@ def main() -> int:
 
 
 def authorize(code: str) -> int:
-    from dotenv import load_dotenv
-
     import refresh
+    from definitions import resources
     from resources import embedded_pg
-    from resources.settings import missing_sentence, missing_settings
+    from resources.settings import load_env_file, missing_sentence, missing_settings
 
-    load_dotenv(refresh.env_file(), override=False)
+    load_env_file(refresh.env_file())
     # the exchange needs every one of these; name them all before anything starts
     missing = missing_settings("amocrm", token_stored=True)
     if missing:
@@ -545,7 +559,8 @@ def authorize(code: str) -> int:
         url = env("WAREHOUSE_URL") or embedded_pg.resolve_urls()["WAREHOUSE_URL"]
         warehouse = WarehouseResource(url=url)
         warehouse.apply_ddl()
-        client = AmoCrmResource().open(warehouse, None)
+        config: AmoCrmResource = resources["amocrm"]
+        client = config.open(warehouse, None)
         try:
             pair = client._exchange({"grant_type": "authorization_code", "code": code})
         except ConfigError:
@@ -555,7 +570,7 @@ def authorize(code: str) -> int:
             return 1
         finally:
             client.close()
-        TokenStore(warehouse).store(pair)
+        TokenStore(warehouse, config).store(pair)
     print("AmoCRM authorized: the token pair is stored in ops.oauth_tokens.")
     return 0
 

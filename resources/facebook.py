@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import dagster as dg
 import httpx
 import orjson
 
 from resources import vendor_json
-from resources.errors import ConfigError, SourceError, require_setting
-from resources.settings import env
+from resources.errors import ConfigError, SourceError
+from resources.settings import SettingsResource, field_value
 from resources.vendor_clock import VendorClock
 
 SOURCE = "Facebook"
@@ -195,9 +194,34 @@ def _header_json(headers: httpx.Headers, name: str) -> Any:
         return None
 
 
-class FacebookResource(dg.ConfigurableResource):
-    """Facebook Marketing API for the ad accounts in FACEBOOK_AD_ACCOUNT_IDS."""
+# The variable each setting field is bound to (definitions.py binds them, messages name them).
+VARIABLES: dict[str, str] = {
+    "access_token": "FACEBOOK_ACCESS_TOKEN",
+    "ad_account_ids": "FACEBOOK_AD_ACCOUNT_IDS",
+    "app_id": "FACEBOOK_APP_ID",
+    "app_secret": "FACEBOOK_APP_SECRET",
+    "graph_url": "FACEBOOK_GRAPH_URL",
+    "api_version": "FACEBOOK_API_VERSION",
+}
 
+
+class FacebookResource(SettingsResource):
+    """Facebook Marketing API for the ad accounts in FACEBOOK_AD_ACCOUNT_IDS.
+
+    The settings are optional fields: a missing one fails, at its first use in a step, only the
+    Facebook steps, with one line naming the variable and the fix; blank URL and version fields
+    mean the defaults.
+    """
+
+    SOURCE = SOURCE
+    VARIABLES = VARIABLES
+
+    access_token: str | None = None  # a system-user or long-lived user token with ads_read
+    ad_account_ids: str | None = None  # act_123,act_456
+    app_id: str | None = None  # the app's id and secret: debug_token reads the token's expiry
+    app_secret: str | None = None
+    graph_url: str | None = DEFAULT_GRAPH_URL
+    api_version: str | None = DEFAULT_API_VERSION
     page_limit: int = 500
     chunk_days: int = 30  # days per async insights job; a failed or refused job is halved
     backfill_days: int = 90
@@ -211,28 +235,18 @@ class FacebookResource(dg.ConfigurableResource):
     max_attempts: int = 5
 
     def accounts(self) -> list[str]:
-        raw = require_setting(
-            SOURCE,
-            "FACEBOOK_AD_ACCOUNT_IDS",
-            env("FACEBOOK_AD_ACCOUNT_IDS"),
-            "a comma list of ad account ids, e.g. act_123,act_456",
-        )
+        raw = self.setting("ad_account_ids", "a comma list of ad account ids, e.g. act_123,act_456")
         ids = [a.strip() for a in raw.split(",") if a.strip()]
         return [a if a.startswith("act_") else f"act_{a}" for a in ids]
 
     def open(self) -> FacebookClient:
-        base = env("FACEBOOK_GRAPH_URL") or DEFAULT_GRAPH_URL
+        base = field_value(self.graph_url) or DEFAULT_GRAPH_URL
         if not base.startswith(("http://", "https://")):
             raise ConfigError(
                 SOURCE, f"{SOURCE}: FACEBOOK_GRAPH_URL must start with https:// (got {base!r})."
             )
-        version = env("FACEBOOK_API_VERSION") or DEFAULT_API_VERSION
-        token = require_setting(
-            SOURCE,
-            "FACEBOOK_ACCESS_TOKEN",
-            env("FACEBOOK_ACCESS_TOKEN"),
-            "a system-user or long-lived user token with ads_read",
-        )
+        version = field_value(self.api_version) or DEFAULT_API_VERSION
+        token = self.setting("access_token", "a system-user or long-lived user token with ads_read")
         return FacebookClient(self, f"{base.rstrip('/')}/{version}", token)
 
 
@@ -441,10 +455,8 @@ class FacebookClient:
             delay = min(delay * 2, self.config.poll_max_seconds)
 
     def debug_token(self) -> dict[str, Any]:
-        app_id = require_setting(SOURCE, "FACEBOOK_APP_ID", env("FACEBOOK_APP_ID"), "the app id")
-        secret = require_setting(
-            SOURCE, "FACEBOOK_APP_SECRET", env("FACEBOOK_APP_SECRET"), "the app secret"
-        )
+        app_id = self.config.setting("app_id", "the app id")
+        secret = self.config.setting("app_secret", "the app secret")
         # both tokens are secrets, so neither goes in the URL: the app token in the
         # Authorization header, the inspected one in a POST form body that Graph reads as a GET
         # (its `method` override)

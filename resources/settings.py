@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
-from resources.errors import ConfigError
+from resources.errors import ConfigError, require_setting
 from resources.sql_files import load_sql
 
 if TYPE_CHECKING:
@@ -30,6 +32,64 @@ def env(name: str) -> str | None:
     """
     value = dg.EnvVar(name).get_value()
     return value.strip() if value and value.strip() else None
+
+
+# Every variable a resource field is bound to (`bind`), for `declare_unset`.
+BOUND: set[str] = set()
+
+
+def bind(variables: Mapping[str, str]) -> dict[str, Any]:
+    """{field: variable} → {field: dg.EnvVar(variable)}: the fields a resource is built with in
+    `definitions.py`, so `dagster definitions validate` and the UI's resources page show them."""
+    BOUND.update(variables.values())
+    return {field: dg.EnvVar(variable) for field, variable in variables.items()}
+
+
+def declare_unset() -> None:
+    """Declare every bound variable that is unset as blank in this process's environment.
+
+    Dagster refuses a run whose bound variable is unset before any of our code runs, in one
+    multi-line error for the whole run; declared blank, the field resolves to "" and the step
+    that needs it fails alone with the resource's one line naming the variable and the fix.
+    """
+    for name in BOUND:
+        os.environ.setdefault(name, "")
+
+
+def load_env_file(path: os.PathLike[str] | str) -> None:
+    """The settings file's values for every variable unset or blank (blank counts as unset,
+    and `declare_unset` may have declared a variable blank before the file was read)."""
+    from dotenv import dotenv_values
+
+    for name, value in dotenv_values(path).items():
+        if value is not None and not (os.environ.get(name) or "").strip():
+            os.environ[name] = value
+
+
+def field_value(value: str | None) -> str | None:
+    """A bound field's setting; blank counts as unset. In a run Dagster has resolved it; a
+    resource used directly (a command, a test) still holds the `dg.EnvVar`, read now."""
+    if isinstance(value, dg.EnvVar):
+        value = value.get_value()
+    return value.strip() if value and value.strip() else None
+
+
+class SettingsResource(dg.ConfigurableResource):
+    """A vendor's resource whose settings are optional fields, each bound in `definitions.py`
+    to the variable VARIABLES names: a missing one fails, at its first use in a step, only that
+    vendor's steps, with one line naming the variable and the fix."""
+
+    SOURCE: ClassVar[str]
+    VARIABLES: ClassVar[Mapping[str, str]]  # {field: variable}
+
+    @classmethod
+    def bound(cls) -> dict[str, Any]:
+        return bind(cls.VARIABLES)
+
+    def setting(self, field: str, fix: str) -> str:
+        """A required setting's value, or the ConfigError naming its variable and `fix`."""
+        value = field_value(getattr(self, field))
+        return require_setting(self.SOURCE, self.VARIABLES[field], value, fix)
 
 
 def reporting_tz() -> str:

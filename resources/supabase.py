@@ -26,7 +26,7 @@ from supabase import ClientOptions, create_client
 
 from resources import vendor_json
 from resources.errors import ConfigError, SourceError, require_setting
-from resources.settings import env
+from resources.settings import bind, field_value
 from resources.vendor_clock import VendorClock
 
 # Retry policy: transient only. 401 and PGRST errors are a person's job, never retried.
@@ -120,17 +120,39 @@ class _LastResponse:
     response: httpx.Response | None = None
 
 
-class SupabaseResource(dg.ConfigurableResource):
-    """One Supabase project, read through PostgREST.
+# The variable each setting field is bound to, after the project's prefix (SUPABASE_MAIN_...).
+FIELD_SUFFIXES = {
+    "url": "URL",
+    "service_role_key": "SERVICE_ROLE_KEY",
+    "secret_key": "SECRET_KEY",
+    "anon_key": "ANON_KEY",
+    "publishable_key": "PUBLISHABLE_KEY",
+    "db_url": "DB_URL",
+}
 
-    Its settings come from `<env_prefix>_URL` and `<env_prefix>_SERVICE_ROLE_KEY` (falling back to
-    `<env_prefix>_ANON_KEY`), read through `dg.EnvVar` when a run starts, so a missing variable
-    fails only this project's assets with a message that names it, and no key ever sits in the
-    run's config.
+
+def variables(env_prefix: str) -> dict[str, str]:
+    """{field: variable} of the project whose variables start with `env_prefix`."""
+    return {field: f"{env_prefix}_{suffix}" for field, suffix in FIELD_SUFFIXES.items()}
+
+
+class SupabaseResource(dg.ConfigurableResource):
+    """One Supabase project, read through PostgREST (or its database when `db_url` is set).
+
+    Its settings are optional fields bound in definitions.py to `<env_prefix>_URL` and the key
+    variables (the service-role key preferred, the anon key a fallback): a missing one fails only
+    this project's steps, at their first use, with a message that names it; Dagster resolves
+    them when a run starts, so no key ever sits in the run's config.
     """
 
     project: str  # display name: Main, Tripwire, Traffic
-    env_prefix: str  # SUPABASE_MAIN ...
+    env_prefix: str  # SUPABASE_MAIN ...: the variables' names in messages
+    url: str | None = None  # https://<ref>.supabase.co
+    service_role_key: str | None = None
+    secret_key: str | None = None  # sb_secret_...
+    anon_key: str | None = None
+    publishable_key: str | None = None  # sb_publishable_...
+    db_url: str | None = None  # postgresql://...: the bulk path, instead of the REST API
     timeout_seconds: float = 30.0
     max_attempts: int = 5
     backoff_seconds: float = 0.5
@@ -142,8 +164,9 @@ class SupabaseResource(dg.ConfigurableResource):
         return f"Supabase {self.project}"
 
     def _env(self, suffix: str) -> tuple[str, str | None]:
-        name = f"{self.env_prefix}_{suffix}"
-        return name, env(name)
+        """(variable, value) of the setting whose variable ends with `suffix`."""
+        field = next(f for f, s in FIELD_SUFFIXES.items() if s == suffix)
+        return f"{self.env_prefix}_{suffix}", field_value(getattr(self, field))
 
     def _key(self) -> tuple[str, str]:
         """(variable it came from, key): a key that may read the schema (service-role JWT or
@@ -197,6 +220,12 @@ class SupabaseResource(dg.ConfigurableResource):
             yield SupabaseProject(self, client, url_var, key_var, last, _Rest(http, url, key))
         finally:
             http.close()
+
+
+def supabase_resource(project: str, env_prefix: str, **tuning: Any) -> SupabaseResource:
+    """The project's resource with its settings bound to `<env_prefix>_...` variables."""
+    fields = bind(variables(env_prefix))
+    return SupabaseResource(project=project, env_prefix=env_prefix, **fields, **tuning)
 
 
 class SchemaForbidden(SourceError):

@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
-import dagster as dg
 import httpx
 
-from resources.errors import SourceError, require_setting
-from resources.settings import env
+from resources.errors import SourceError
+from resources.settings import SettingsResource, field_value
 
 SOURCE = "Telegram"
 DEFAULT_API_URL = "https://api.telegram.org"
 
 
-class TelegramResource(dg.ConfigurableResource):
-    """Where alerts go; the token is read when a message is sent, never logged."""
+# The variable each setting field is bound to (definitions.py binds them, messages name them).
+VARIABLES: dict[str, str] = {
+    "bot_token": "TELEGRAM_BOT_TOKEN",
+    "chat_id": "TELEGRAM_CHAT_ID",
+    "api_url": "TELEGRAM_API_URL",
+}
 
+
+class TelegramResource(SettingsResource):
+    """Where alerts go; the token is checked when a message is sent (alerts are optional, so
+    an unset one fails only the sending), never logged."""
+
+    SOURCE = SOURCE
+    VARIABLES = VARIABLES
+
+    bot_token: str | None = None  # the bot's token from @BotFather
+    chat_id: str | None = None
+    api_url: str | None = DEFAULT_API_URL  # blank means the default
     timeout_seconds: float = 10.0
 
     def send(self, text: str) -> None:
-        token = require_setting(SOURCE, "TELEGRAM_BOT_TOKEN", env("TELEGRAM_BOT_TOKEN"),
-                                "the bot's token from @BotFather")  # fmt: skip
-        chat = require_setting(SOURCE, "TELEGRAM_CHAT_ID", env("TELEGRAM_CHAT_ID"),
-                               "the id of the chat the bot posts to")  # fmt: skip
-        base = (env("TELEGRAM_API_URL") or DEFAULT_API_URL).rstrip("/")
+        token = self.setting("bot_token", "the bot's token from @BotFather")
+        chat = self.setting("chat_id", "the id of the chat the bot posts to")
+        base = (field_value(self.api_url) or DEFAULT_API_URL).rstrip("/")
         try:
             response = httpx.post(
                 f"{base}/bot{token}/sendMessage",

@@ -158,7 +158,9 @@ def run_job(
 ) -> dg.ExecuteInProcessResult:
     from assets.jobs import job_run_config, job_run_tags
     from definitions import defs
+    from resources.settings import declare_unset
 
+    declare_unset()  # the variables a test unset, as a process importing definitions has them
     return defs.resolve_job_def(name).execute_in_process(
         instance=instance,
         raise_on_error=False,

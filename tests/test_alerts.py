@@ -34,7 +34,7 @@ class Ticker:
     def tick(self) -> None:
         context = dg.build_sensor_context(
             instance=self.instance, cursor=self.cursor, repository_def=self.repository,
-            resources={"telegram": TelegramResource()},
+            resources={"telegram": TelegramResource(**TelegramResource.bound())},
         )  # fmt: skip
         integration_alerts(context)
         self.cursor = context.cursor

@@ -215,7 +215,7 @@ def test_given_sandbox_when_discovered_then_pipelines_statuses_and_custom_fields
 ):
     warehouse, sandbox = env
     monkeypatch.setattr(resources.amocrm, "CUSTOM_FIELDS_LIMIT", 3)  # several pages
-    catalog = discover_amocrm(AmoCrmResource(), warehouse)
+    catalog = discover_amocrm(AmoCrmResource(**AmoCrmResource.bound()), warehouse)
     assert [(p.id, p.name) for p in catalog.pipelines] == SANDBOX
     express = catalog.pipelines[0]
     assert {142, 143, 61_000} <= {s.id for s in express.statuses}
@@ -238,7 +238,7 @@ def test_given_an_empty_section_when_proposed_then_the_proposal_resolves_on_the_
     env, monkeypatch, tmp_path
 ):
     warehouse, _ = env
-    catalog = discover_amocrm(AmoCrmResource(), warehouse)
+    catalog = discover_amocrm(AmoCrmResource(**AmoCrmResource.bound()), warehouse)
     path = with_contract(monkeypatch, tmp_path, None)
     proposed = propose_amocrm(catalog, AmoCrmEntry())
     assert proposed == {"pipelines": {"express": "Express", "flagship": "Flagship"},

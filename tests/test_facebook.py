@@ -112,7 +112,7 @@ def test_given_days_pass_with_hourly_and_daily_runs_then_equal_and_restatements_
 def test_given_usage_over_75_percent_then_client_slows_down_and_provokes_no_error(env, monkeypatch):
     _, sandbox = env
     sandbox.facebook.set_usage("act_101", 85)
-    client = FacebookResource(slow_down_seconds=0.2).open()
+    client = FacebookResource(**FacebookResource.bound(), slow_down_seconds=0.2).open()
     with client:
         pages = list(client.objects("act_101", "ads", None)) + list(
             client.objects("act_101", "campaigns", None)
@@ -125,7 +125,7 @@ def test_given_usage_over_75_percent_then_client_slows_down_and_provokes_no_erro
 def test_given_usage_over_95_percent_then_breaker_opens_before_any_throttling_error(env):
     _, sandbox = env
     sandbox.facebook.set_usage("act_101", 96, regain_minutes=30)
-    client = FacebookResource(max_breaker_wait_seconds=5).open()
+    client = FacebookResource(**FacebookResource.bound(), max_breaker_wait_seconds=5).open()
     with client:
         client.account_info("act_101")  # the headers warn: 96 %
         with pytest.raises(AccountThrottled):
@@ -170,7 +170,7 @@ def test_given_failed_async_jobs_and_reduce_data_then_split_and_exact(env, dagst
 def test_given_async_jobs_take_several_polls_then_polled_with_backoff(env):
     _, sandbox = env
     sandbox.facebook.polls_until_done = 3
-    client = FacebookResource(poll_first_seconds=0.05).open()
+    client = FacebookResource(**FacebookResource.bound(), poll_first_seconds=0.05).open()
     days = sorted({d for _, d in sandbox.world.fb_insights})
     with client:
         rows = [r for page in client.insights_async("act_102", days[0], days[-1]) for r in page]
@@ -208,7 +208,7 @@ def test_given_expired_token_then_facebook_stops_with_clear_message_and_others_l
 def test_given_missing_account_list_then_message_names_the_variable(env, monkeypatch):
     monkeypatch.delenv("FACEBOOK_AD_ACCOUNT_IDS")
     with pytest.raises(SourceError) as caught:
-        FacebookResource().accounts()
+        FacebookResource(**FacebookResource.bound()).accounts()
     assert caught.value.message == (
         "Facebook: FACEBOOK_AD_ACCOUNT_IDS is not set (a comma list of ad account ids, e.g. "
         "act_123,act_456)."

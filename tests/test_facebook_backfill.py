@@ -271,7 +271,7 @@ def test_given_a_backfill_stopped_after_its_first_chunk_when_retried_then_it_res
             raise RuntimeError("the run worker died")
 
     server = sandbox.servers["facebook"]
-    with FacebookResource(chunk_days=10).open() as client:
+    with FacebookResource(**FacebookResource.bound(), chunk_days=10).open() as client:
         info = load_account(warehouse, client, "act_101")
         crash = CrashAfterFirstCommit(lambda line: None, "insights", 0, "days")
         with pytest.raises(RuntimeError):

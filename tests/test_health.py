@@ -158,7 +158,7 @@ def test_given_daemon_killed_when_bound_passes_then_unhealthy_one_alert_then_one
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     given_every_source_loaded_just_now(warehouse)
-    telegram, messages = TelegramResource(), sandbox_env.telegram.messages
+    telegram, messages = TelegramResource(**TelegramResource.bound()), sandbox_env.telegram.messages
     state, before = home / "watchdog.json", len(messages)
 
     daemon.start()

@@ -14,11 +14,11 @@ from psycopg import sql
 from assets.supabase import RecordStream, Start, prepare_table
 from contract.canonical import CANONICAL_TABLES as SUPABASE_TABLES
 from resources.errors import SourceError
-from resources.supabase import BY_UPDATED_AT, SupabaseResource
+from resources.supabase import BY_UPDATED_AT, SupabaseResource, supabase_resource
 from tests.conftest import point_env_at, run_job, step_failures
 
-TRAFFIC = SupabaseResource(project="Traffic", env_prefix="SUPABASE_TRAFFIC", backoff_seconds=0.01)
-MAIN = SupabaseResource(project="Main", env_prefix="SUPABASE_MAIN", backoff_seconds=0.01)
+TRAFFIC = supabase_resource("Traffic", "SUPABASE_TRAFFIC", backoff_seconds=0.01)
+MAIN = supabase_resource("Main", "SUPABASE_MAIN", backoff_seconds=0.01)
 KEYS = "SUPABASE_TRAFFIC_SERVICE_ROLE_KEY or SUPABASE_TRAFFIC_ANON_KEY"
 INVALID_KEY = (
     f"Supabase Traffic: Invalid API key (check {KEYS}). "

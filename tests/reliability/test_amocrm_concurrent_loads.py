@@ -24,7 +24,7 @@ def test_given_two_lead_loads_start_together_then_only_the_first_reads_the_whole
     results: list[LoadResult | BaseException] = []
 
     def load() -> None:
-        with AmoCrmResource().open(warehouse, None) as client:
+        with AmoCrmResource(**AmoCrmResource.bound()).open(warehouse, None) as client:
             barrier.wait()
             try:
                 results.append(sync_leads(warehouse, client, {})[0])

@@ -33,11 +33,11 @@ def test_given_amocrm_answers_204_where_leads_are_expected_then_a_warning_not_si
     point_env_at(monkeypatch, warehouse, fresh_sandbox)
     server = fresh_sandbox.servers["amocrm"]
     server.faults.add(r"/api/v4/leads", status=204, times=-1)
-    with AmoCrmResource().open(warehouse, None) as client:
+    with AmoCrmResource(**AmoCrmResource.bound()).open(warehouse, None) as client:
         first, _ = sync_leads(warehouse, client, {})  # an account with no leads yet: silent
     assert first.notes == [] and first.inserted == 0
     server.faults.clear()
-    with AmoCrmResource().open(warehouse, None) as client:
+    with AmoCrmResource(**AmoCrmResource.bound()).open(warehouse, None) as client:
         sync_leads(warehouse, client, {})
 
     server.faults.add(r"/api/v4/leads", status=204, times=-1)

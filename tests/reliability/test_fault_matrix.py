@@ -507,7 +507,7 @@ def test_given_telegram_fails_when_an_alert_is_due_then_held_back_and_later_sent
         fault.inject(matrix.world, env)
         try:
             with pytest.raises(SourceError) as refused:
-                TelegramResource().send("probe")
+                TelegramResource(**TelegramResource.bound()).send("probe")
             ticker.tick()
         finally:
             clear_faults(matrix.world)

@@ -29,7 +29,7 @@ import pytest
 from assets import quarantine
 from resources import vendor_json
 from resources.errors import SourceError
-from resources.supabase import BY_UPDATED_AT, SupabaseResource
+from resources.supabase import BY_UPDATED_AT, supabase_resource
 from sandbox.truth import compare_amocrm, compare_facebook
 from tests.conftest import ROOT, load_everything, run
 from tests.reliability.small_world import SmallWorld, small_world
@@ -252,7 +252,7 @@ def test_given_poison_and_broken_bodies_then_raw_and_marts_equal_the_world(hosti
 def test_given_body_never_json_when_scanned_then_one_sentence_after_retries(hostile):
     server = hostile.sandbox.servers["supabase_traffic"]
     server.faults.add("/rest/v1/targetologists", status=200, body=b"<html>", times=-1)
-    project = SupabaseResource(project="Traffic", env_prefix="SUPABASE_TRAFFIC",
+    project = supabase_resource("Traffic", "SUPABASE_TRAFFIC",
                                max_attempts=2, backoff_seconds=0.01)  # fmt: skip
     try:
         with project.open() as api, pytest.raises(SourceError) as caught:

@@ -35,7 +35,7 @@ CLIENT = """
 import os
 from resources.amocrm import AmoCrmResource
 from resources.warehouse import WarehouseResource
-with AmoCrmResource().open(WarehouseResource(url=os.environ["WAREHOUSE_URL"]), None) as client:
+with AmoCrmResource(**AmoCrmResource.bound()).open(WarehouseResource(url=os.environ["WAREHOUSE_URL"]), None) as client:
     client.get("/api/v4/account")
 """
 LOST = re.compile(
@@ -158,13 +158,16 @@ def test_given_the_token_endpoint_keeps_failing_then_a_transient_error_and_no_au
     server = sandbox.servers["amocrm"]
     server.faults.add(TOKEN_PATH, status=503, body="<html>503</html>", times=-1)
     sandbox.amocrm.expire_access_tokens()
-    with AmoCrmResource().open(warehouse, None) as client, pytest.raises(SourceError) as failed:
+    with (
+        AmoCrmResource(**AmoCrmResource.bound()).open(warehouse, None) as client,
+        pytest.raises(SourceError) as failed,
+    ):
         client.get("/api/v4/account")
     assert failed.value.transient and "authorize" not in failed.value.message
     assert failed.value.message.startswith(
         "AmoCRM: still failing after 6 attempts (HTTP 503 on /oauth2/access_token)."
     )
     server.faults.clear()  # AmoCRM is back: the same refresh token still works
-    with AmoCrmResource().open(warehouse, None) as client:
+    with AmoCrmResource(**AmoCrmResource.bound()).open(warehouse, None) as client:
         assert client.get("/api/v4/account")
     assert sandbox.amocrm.refresh_count == 1 and token_row(warehouse)[2] is None
