@@ -9,6 +9,8 @@ table's text is closest to the SQL that builds it.
 
 from __future__ import annotations
 
+from resources.facebook import RESTATEMENT_WINDOW
+
 DAY = "calendar day in REPORTING_TZ (default Asia/Almaty)"
 FUNNEL = "express, flagship, tripwire, prooftest (or unknown)"
 TARGETOLOGIST = "the targetologist from core.attribute(utm…) (`unattributed` when no rule matches)"
@@ -49,8 +51,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "cpl": "spend / leads (NULL when dividing by zero)",
         "cpa": "spend / sales (NULL when dividing by zero)",
         "roas": "revenue / spend (NULL when dividing by zero)",
-        "is_provisional": "inside Facebook's 28-day restatement window, plus one day: the spend "
-        "may still change",
+        "is_provisional": f"inside Facebook's {RESTATEMENT_WINDOW.days}-day restatement window, "
+        "plus one day: the spend may still change",
     },
     "marts.source_freshness": {
         "source": "the source: amocrm, facebook, supabase_main, supabase_tripwire, "

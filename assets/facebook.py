@@ -29,6 +29,7 @@ from resources import vendor_json
 from resources.errors import SourceError
 from resources.facebook import (
     PROVISIONAL_DAYS,
+    RESTATEMENT_WINDOW,
     AccountThrottled,
     FacebookClient,
     FacebookResource,
@@ -407,8 +408,9 @@ INSIGHT_SPECS = [
         (
             "Facebook insights per ad per day (spend, impressions, clicks, leads) in each "
             "account's currency and time zone, partitioned by day (the account's own calendar "
-            "day). Hourly: yesterday and today; daily restatement: the last 28 days and one "
-            "more; any range: a backfill from the partition picker, as one run. Rows merge by "
+            f"day). Hourly: yesterday and today; daily restatement: the last "
+            f"{RESTATEMENT_WINDOW.days} days and one more; any range: a backfill from the "
+            "partition picker, as one run. Rows merge by "
             "(ad_id, date): re-running is safe, and moved spend is recorded."
         ),
     ),

@@ -11,7 +11,7 @@ from dagster._core.storage.tags import MAX_RUNTIME_SECONDS_TAG
 from assets.facebook import INSIGHTS_PARTITIONS, INSIGHTS_START, facebook_insights
 from assets.models import MODEL_TABLES
 from assets.sources import SOURCE_ASSETS, SOURCES
-from resources.facebook import PROVISIONAL_DAYS
+from resources.facebook import PROVISIONAL_DAYS, RESTATEMENT_WINDOW
 from resources.settings import DEFAULT_REPORTING_TZ
 
 MODEL_GROUPS = ("core", "marts")
@@ -120,15 +120,16 @@ def hourly_refresh(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]
     ]
 
 
-# Facebook revises spend for up to 28 days (attribution): once a day, re-pull the days it may
-# still change and today (resources/facebook.py: 28 days, one more, and today: 30 partitions).
+# Facebook revises spend within its restatement window (attribution): once a day, re-pull the
+# days it may still change and today (resources/facebook.py: the window, one more, and today).
 RESTATEMENT_PARTITIONS = PROVISIONAL_DAYS + 1
 facebook_restatement_job = dg.define_asset_job(
     "facebook_restatement",
     selection=dg.AssetSelection.assets(facebook_insights),
     tags={"source": "facebook"},
     config=_insights_window("restatement"),
-    description="Re-pull the last 28 days of Facebook insights; restated days replace old ones.",
+    description=f"Re-pull the last {RESTATEMENT_WINDOW.days} days of Facebook insights; "
+    "restated days replace old ones.",
 )
 
 

@@ -31,7 +31,7 @@ from psycopg import sql
 
 from contract.amocrm import resolve_pipelines
 from contract.config import ContractError
-from resources.amocrm import AmoCrmResource
+from resources.amocrm import REFRESH_TOKEN_LIFETIME, AmoCrmResource
 from resources.errors import ConfigError, SourceError
 from resources.facebook import FacebookResource
 from resources.settings import (
@@ -41,6 +41,7 @@ from resources.settings import (
     missing_sentence,
     missing_settings,
     reporting_tz,
+    vendor_params,
 )
 from resources.sql_files import load_sql
 from resources.supabase import BY_ID, SupabaseResource
@@ -60,7 +61,7 @@ RECONCILIATION = "Sales Reconciliation"
 QUARANTINE = "Quarantine"
 AMOCRM_TOKEN = "AmoCRM Token"
 SUPABASE_KEYS = {"main": "Supabase Main Key", "tripwire": "Supabase Tripwire Key"}
-REFRESH_TOKEN_LIFE_DAYS = 90  # an unused AmoCRM refresh token dies after three months
+REFRESH_TOKEN_LIFE_DAYS = REFRESH_TOKEN_LIFETIME.days
 
 
 @dataclass(frozen=True)
@@ -243,15 +244,15 @@ def reconciliation(warehouse: WarehouseResource) -> Diagnostic:
         pipelines = resolve_pipelines(warehouse)
     except ContractError as exc:
         return Diagnostic(RECONCILIATION, "error", exc.message, {})
-    rows = warehouse.fetch_all(load_sql("ops/sales_reconciliation"), pipelines)
+    text = load_sql("ops/sales_reconciliation")
+    rows = warehouse.fetch_all(text, {**pipelines, **vendor_params(text)})
     details: dict[str, Any] = {
         funnel: {"amocrm_won": won, "webhook_sales": hooks, "tracked_sales": tracked,
                  "won_without_webhook": missing, "webhook_not_tracked": untracked}
         for funnel, won, hooks, tracked, missing, untracked in rows
     }  # fmt: skip
-    days = warehouse.fetch_all(
-        load_sql("ops/sales_reconciliation_days"), {**pipelines, "tz": reporting_tz()}
-    )
+    text = load_sql("ops/sales_reconciliation_days")
+    days = warehouse.fetch_all(text, {**pipelines, **vendor_params(text), "tz": reporting_tz()})
     # a sale reported a few seconds after midnight moves a count across days; they are listed
     details["days_disagreeing"] = [
         {"funnel": f, "day": d.isoformat(), "amocrm_won": w, "webhook_sales": h, "tracked": t}

@@ -32,7 +32,13 @@ from contract.config import (
     contract_path,
     load_contract,
 )
-from resources.amocrm import INTEGRATION, AmoCrmResource
+from resources.amocrm import (
+    INTEGRATION,
+    LOST_STATUS_ID,
+    UNSORTED_STATUS_TYPE,
+    WON_STATUS_ID,
+    AmoCrmResource,
+)
 from resources.warehouse import WarehouseResource
 
 PIPELINE_KEYS = ("express", "flagship")
@@ -41,8 +47,7 @@ COURSES = {"express": "Express", "flagship": "Flagship"}
 # English or Russian).
 COURSE_WORDS = {"express": ("express", "экспресс"), "flagship": ("flagship", "флагман")}
 MAX_SEEN = 12  # pipelines or fields listed in one sentence; an account can have hundreds
-STATUS_ROLES = {142: "won", 143: "lost"}  # fixed ids in every pipeline
-UNSORTED_TYPE = 1
+STATUS_ROLES = {WON_STATUS_ID: "won", LOST_STATUS_ID: "lost"}  # fixed ids in every pipeline
 
 # (id, name) of an account's pipelines, in the account's order
 PipelineNames = Sequence[tuple[int, str]]
@@ -128,7 +133,9 @@ def render_amocrm(catalog: AmoCrmCatalog) -> str:
 
 
 def _status_type(status: StatusInfo) -> str:
-    role = STATUS_ROLES.get(status.id) or ("unsorted" if status.type == UNSORTED_TYPE else "")
+    role = STATUS_ROLES.get(status.id) or (
+        "unsorted" if status.type == UNSORTED_STATUS_TYPE else ""
+    )
     kind = "" if status.type is None else str(status.type)
     return f"{kind} ({role})" if role else kind
 

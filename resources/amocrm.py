@@ -36,6 +36,14 @@ from resources.warehouse import WarehouseResource
 
 SOURCE = "AmoCRM"
 INTEGRATION = "amocrm"
+
+# ---- AmoCRM's facts, declared once (../shared/apis/amocrm.md); SQL binds them by name -------
+# (resources.settings.vendor_params), the contract, the checks and the simulator import them.
+WON_STATUS_ID = 142  # "successfully realized": the same id in every pipeline
+LOST_STATUS_ID = 143  # "closed and not realized"
+UNSORTED_STATUS_TYPE = 1  # a status's `type` for the pipeline's "unsorted" entry stage
+# an unused refresh token dies after three months; each refresh issues a new one
+REFRESH_TOKEN_LIFETIME = timedelta(days=90)
 # 7 requests/s per integration is the vendor's limit; 6.5 keeps any 1 s window at 7 or fewer
 # even when request arrival jitters, and still sustains more than 6/s.
 DEFAULT_RATE = 6.5
@@ -46,6 +54,7 @@ RETRY_LIMIT_STATUSES = frozenset({500, 502, 503})
 MAX_ATTEMPTS = 6
 TOKEN_PATH = "/oauth2/access_token"
 REVOKED_HINT = "Token has been revoked"  # AmoCRM's hint for a spent refresh token
+# ---- our own choices -------------------------------------------------------------------------
 REFRESH_LOCK = "amocrm:token_refresh"  # the session advisory lock a refresh holds
 AUTHORIZE = (
     "authorize the integration again with `python -m resources.amocrm authorize CODE` (a new "

@@ -195,6 +195,18 @@ def missing_sentence(source: str, missing: list[str]) -> str:
             "described in .env.example).")  # fmt: skip
 
 
+def vendor_params(text: str) -> dict[str, Any]:
+    """The vendor facts (declared once, in each client's settings block) that the SQL `text`
+    binds by name: SQL never writes a status id or a window as a literal."""
+    # imported here, not at the top: the clients import this module
+    from resources.amocrm import LOST_STATUS_ID, WON_STATUS_ID
+    from resources.facebook import PROVISIONAL_DAYS
+
+    facts = {"won_status": WON_STATUS_ID, "lost_status": LOST_STATUS_ID,
+             "provisional_days": PROVISIONAL_DAYS}  # fmt: skip
+    return {name: value for name, value in facts.items() if f"%({name})s" in text}
+
+
 def model_params(warehouse: WarehouseResource, table: str) -> dict[str, Any]:
     """The parameters the SQL model `table` (e.g. "core.sales") is run with.
 
@@ -212,10 +224,7 @@ def model_params(warehouse: WarehouseResource, table: str) -> dict[str, Any]:
             "fx": json.dumps(fx_rates()),
         }
         text = load_sql(table.replace(".", "/"))
-        if "%(provisional_days)s" in text:
-            from resources.facebook import PROVISIONAL_DAYS
-
-            params["provisional_days"] = PROVISIONAL_DAYS
+        params |= vendor_params(text)
         if any(f"%({key})s" in text for key in PIPELINE_KEYS):
             params |= resolve_pipelines(warehouse, before_load=True)
     except ConfigError as exc:

@@ -36,7 +36,7 @@ from resources import vendor_json
 from resources.embedded_pg import sqlalchemy_uri
 from resources.model_inputs import declared_inputs, is_model, mapped_inputs, touched_sql
 from resources.pg_auth import scram_verifier
-from resources.sql_files import load_sql, migrations
+from resources.sql_files import apply_definitions, load_sql, migrations
 
 # Rows per COPY under one savepoint: a refused row costs a re-copy of its batch, halved.
 BATCH_ROWS = 5000
@@ -201,6 +201,8 @@ class WarehouseResource(dg.ConfigurableResource):
                 )
                 applied_now.append(version)
             _ensure_staging_views(conn)
+            # business SQL after the views it reads; a changed file is re-applied, not migrated
+            apply_definitions(conn)
             _ensure_reader_database_access(conn)
         return applied_now
 

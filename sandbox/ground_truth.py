@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from resources.facebook import PROVISIONAL_DAYS
 from sandbox.names import UTM_FIELDS, attribute
 from sandbox.world import (
     CURRENCY,
@@ -199,7 +200,7 @@ def targetologist_daily(world: World) -> list[tuple[Any, ...]]:
             _round(spend / r["leads"], CENT) if r["leads"] else None,
             _round(spend / r["sales"], CENT) if r["sales"] else None,
             _round(r["revenue"] / spend, RATIO) if spend else None,
-            today is not None and day >= today - timedelta(days=29),
+            today is not None and day >= today - timedelta(days=PROVISIONAL_DAYS),
         ))  # fmt: skip
     return result
 

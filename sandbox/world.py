@@ -30,13 +30,15 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from resources.amocrm import LOST_STATUS_ID, WON_STATUS_ID
+from resources.facebook import RESTATEMENT_WINDOW
 from sandbox import names
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 HISTORY_DAYS = 30
 NOW = START + timedelta(days=HISTORY_DAYS)  # where every world ends, however long its history
 REPORTING_TZ = ZoneInfo("Asia/Almaty")
-WON, LOST = 142, 143
+WON, LOST = WON_STATUS_ID, LOST_STATUS_ID
 EXPRESS_PIPELINE, FLAGSHIP_PIPELINE = 7_001_001, 7_001_002
 PIPELINE_STAGES = {  # the open stages a deal walks through before won/lost
     EXPRESS_PIPELINE: (61_001, 61_002, 61_003),
@@ -455,7 +457,9 @@ class World:
                     "currency": CURRENCY,
                     **utm,
                     "created_at": created,
-                    "payload": {"leads": {"status": [{"id": str(deal["id"]), "status_id": "142"}]}},
+                    "payload": {
+                        "leads": {"status": [{"id": str(deal["id"]), "status_id": str(WON)}]}
+                    },
                 }
             )
         self._track_sale(funnel, deal["id"], PRICES[funnel], ts, deal["utm"])
@@ -591,7 +595,7 @@ class World:
             today = today_in[self._ad_zone[ad_id]]
             if row is None:  # replaced by a bench's own insights
                 continue
-            if not (today - timedelta(days=28) <= day < today) or self.rng.random() >= 0.05:
+            if not (today - RESTATEMENT_WINDOW <= day < today) or self.rng.random() >= 0.05:
                 continue
             before = row["spend"]
             row["spend"] = (before * Decimal(str(1 + self.rng.uniform(-0.03, 0.03)))).quantize(CENT)

@@ -72,7 +72,7 @@ SELECT 'deal:' || a.id, 'amocrm',
        a.utm_source, a.utm_medium, a.utm_campaign, a.utm_content, a.utm_term,
        core.attribute(a.utm_source, a.utm_medium, a.utm_campaign, a.utm_content, a.utm_term)
 FROM raw_amocrm.leads a
-WHERE a._deleted_at IS NULL AND a.status_id = 142 AND a.pipeline_id IN (%(express)s, %(flagship)s)
+WHERE a._deleted_at IS NULL AND a.status_id = %(won_status)s AND a.pipeline_id IN (%(express)s, %(flagship)s)
   AND core.in_days((coalesce(a.closed_at, a.updated_at) AT TIME ZONE %(tz)s)::date, %(days)s)
   AND NOT EXISTS (SELECT 1 FROM keyed k WHERE k.amocrm_lead_id = a.id)
 UNION ALL

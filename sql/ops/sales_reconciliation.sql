@@ -2,7 +2,7 @@
 WITH won AS (
     SELECT id, CASE pipeline_id WHEN %(express)s THEN 'express' ELSE 'flagship' END AS funnel
     FROM raw_amocrm.leads
-    WHERE _deleted_at IS NULL AND status_id = 142 AND pipeline_id IN (%(express)s, %(flagship)s)
+    WHERE _deleted_at IS NULL AND status_id = %(won_status)s AND pipeline_id IN (%(express)s, %(flagship)s)
 ), webhook AS (
     SELECT DISTINCT amocrm_lead_id AS id, 'express' AS funnel
     FROM stg_supabase_main.express_course_sales WHERE _deleted_at IS NULL

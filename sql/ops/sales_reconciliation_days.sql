@@ -3,7 +3,7 @@ WITH won AS (
     SELECT CASE pipeline_id WHEN %(express)s THEN 'express' ELSE 'flagship' END AS funnel,
            (closed_at AT TIME ZONE %(tz)s)::date AS day, count(*) AS n
     FROM raw_amocrm.leads
-    WHERE _deleted_at IS NULL AND status_id = 142 AND pipeline_id IN (%(express)s, %(flagship)s)
+    WHERE _deleted_at IS NULL AND status_id = %(won_status)s AND pipeline_id IN (%(express)s, %(flagship)s)
     GROUP BY 1, 2
 ), hooks AS (
     SELECT funnel, (min(created_at) AT TIME ZONE %(tz)s)::date AS day, amocrm_lead_id
