@@ -28,6 +28,7 @@ from assets.records import Money, from_unix, parse, unix_not_after
 from resources import vendor_json
 from resources.errors import SourceError
 from resources.facebook import (
+    MAX_HISTORY,
     PROVISIONAL_DAYS,
     RESTATEMENT_WINDOW,
     AccountThrottled,
@@ -40,7 +41,6 @@ from resources.warehouse import LoadResult, Rejected, TableSpec, WarehouseResour
 SOURCE = "facebook"
 # One canonical lead count: the first of these present (Graph returns them overlapping).
 LEAD_ACTION_TYPES = ("lead", "onsite_conversion.lead_grouped", "offsite_conversion.fb_pixel_lead")
-MAX_HISTORY = timedelta(days=36 * 30)  # Graph refuses ranges older than 37 months (code 3018)
 OBJECT_OVERLAP_SECONDS = 3600
 
 INSIGHTS = TableSpec(

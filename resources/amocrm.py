@@ -50,11 +50,12 @@ DEFAULT_RATE = 6.5
 PAGE_LIMIT = 250  # the vendor's maximum for /leads
 EVENTS_LIMIT = 100  # the vendor's maximum for /events
 CUSTOM_FIELDS_LIMIT = 50  # the vendor's maximum for /leads/custom_fields
-RETRY_LIMIT_STATUSES = frozenset({500, 502, 503})
-MAX_ATTEMPTS = 6
 TOKEN_PATH = "/oauth2/access_token"
 REVOKED_HINT = "Token has been revoked"  # AmoCRM's hint for a spent refresh token
+
 # ---- our own choices -------------------------------------------------------------------------
+RETRY_LIMIT_STATUSES = frozenset({500, 502, 503})
+MAX_ATTEMPTS = 6
 REFRESH_LOCK = "amocrm:token_refresh"  # the session advisory lock a refresh holds
 AUTHORIZE = (
     "authorize the integration again with `python -m resources.amocrm authorize CODE` (a new "

@@ -26,15 +26,11 @@ from resources.settings import SettingsResource, field_value
 from resources.vendor_clock import VendorClock
 
 SOURCE = "Facebook"
+
+# ---- Facebook's facts, declared once (../shared/apis/facebook.md); SQL binds them by name ----
+# (resources.settings.vendor_params); the assets, the jobs and the simulator's world import them.
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v25.0"
-SLOW_DOWN_PCT = 75.0
-STOP_PCT = 95.0
-# A throttled answer without `estimated_time_to_regain_access` (code 4 often has none) opens the
-# breaker for Graph's usual short-term window, at most NO_ESTIMATE_WAITS times per account and
-# run: then the account is skipped, as one throttled past the breaker's patience is.
-NO_ESTIMATE_WINDOW_SECONDS = 60.0
-NO_ESTIMATE_WAITS = 2
 # Error codes: https://developers.facebook.com/docs/marketing-api/error-reference
 THROTTLE_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
 TOKEN_CODE = 190
@@ -51,7 +47,7 @@ OBJECT_FIELDS = {
     "adsets": "id,name,status,effective_status,updated_time,campaign_id",
     "ads": "id,name,status,effective_status,updated_time,campaign_id,adset_id",
 }
-MIN_PAGE_LIMIT = 25
+ASYNC_DONE, ASYNC_FAILED = "Job Completed", frozenset({"Job Failed", "Job Skipped"})
 # Facebook revises a day's spend for up to 28 days (its attribution window). The days a later
 # pull may still change are that window and one day more (a daily restatement comes up to a day
 # after the last change of the window's oldest day) before Facebook's today: the restatement run
@@ -60,7 +56,19 @@ MIN_PAGE_LIMIT = 25
 # sql/touched/marts.targetologist_daily.sql take the number from here).
 RESTATEMENT_WINDOW = timedelta(days=28)
 PROVISIONAL_DAYS = RESTATEMENT_WINDOW.days + 1
-ASYNC_DONE, ASYNC_FAILED = "Job Completed", frozenset({"Job Failed", "Job Skipped"})
+# Graph keeps 37 months of insights and refuses an older start (RANGE_TOO_OLD_CODE); 36 months
+# of 30 days stays inside it whatever the months' lengths
+MAX_HISTORY = timedelta(days=36 * 30)
+
+# ---- our own choices ---------------------------------------------------------------------------
+SLOW_DOWN_PCT = 75.0  # of any usage header: pause between calls
+STOP_PCT = 95.0  # open the account's breaker
+# A throttled answer without `estimated_time_to_regain_access` (code 4 often has none) opens the
+# breaker for Graph's usual short-term window, at most NO_ESTIMATE_WAITS times per account and
+# run: then the account is skipped, as one throttled past the breaker's patience is.
+NO_ESTIMATE_WINDOW_SECONDS = 60.0
+NO_ESTIMATE_WAITS = 2
+MIN_PAGE_LIMIT = 25
 
 
 class ReduceData(Exception):
