@@ -224,7 +224,6 @@ def model_params(warehouse: WarehouseResource, table: str) -> dict[str, Any]:
             "fx": json.dumps(fx_rates()),
         }
         text = load_sql(table.replace(".", "/"))
-        params |= vendor_params(text)
         if any(f"%({key})s" in text for key in PIPELINE_KEYS):
             params |= resolve_pipelines(warehouse, before_load=True)
     except ConfigError as exc:

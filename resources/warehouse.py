@@ -36,6 +36,7 @@ from resources import vendor_json
 from resources.embedded_pg import sqlalchemy_uri
 from resources.model_inputs import declared_inputs, is_model, mapped_inputs, touched_sql
 from resources.pg_auth import scram_verifier
+from resources.settings import vendor_params
 from resources.sql_files import apply_definitions, load_sql, migrations
 
 # Rows per COPY under one savepoint: a refused row costs a re-copy of its batch, halved.
@@ -354,7 +355,8 @@ class WarehouseResource(dg.ConfigurableResource):
         Readers keep seeing the old rows until the commit (MVCC), so the swap is atomic.
         """
         schema, name = table.split(".")
-        params = params or {}
+        # the vendor facts its SQL binds by name (a status id, a window): never the caller's job
+        params = {**vendor_params(load_sql(f"{schema}/{name}")), **(params or {})}
         digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
         inputs = declared_inputs(table)
         with self.connection() as conn:
