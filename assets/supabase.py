@@ -22,13 +22,21 @@ from contract.canonical import CANONICAL_TABLES, PII_COLUMNS, PROJECTS, Canonica
 from contract.config import ContractError, TableEntry, load_contract
 from contract.plan import TablePlan, entry_path, plan_table, where
 from contract.staging import infer_shape, raw_columns, row_values, view_sql
-from resources.raw_mirror import MirrorChanges, ensure_mirror, record_served, stored_columns
+from resources.raw_mirror import (
+    MirrorChanges,
+    StoredKeys,
+    ensure_mirror,
+    record_served,
+    stored_columns,
+)
 from resources.supabase import Keyset, SchemaForbidden, SupabaseResource, TableReader, TableShape
 from resources.warehouse import Rejected, TableSpec, WarehouseResource
 
 # Rows re-read behind the stored cursor on every run: a source transaction that commits late
 # carries an updated_at older than rows we already saw. Re-reading them is a no-op merge.
 OVERLAP = timedelta(minutes=10)
+# Keys per `in.(...)` request: 100 quoted uuids keep its URL under 4 kB.
+IN_LIST_KEYS = 100
 
 
 @dataclass(frozen=True)
@@ -99,11 +107,18 @@ class RecordStream:
                     yield Rejected(record_key(record, self.plan.key.name), reason, record)
                     continue
                 yield row_values(self.columns, record)
-            # the last non-NULL value in keyset order is the largest: NULLs sort last
-            rows = [r for r in page if isinstance(r, dict)]
-            seen = [r.get(track) for r in rows if r.get(track) is not None]
+            # the largest value seen: a full read's pages come in key order, range by range
+            seen = [r.get(track) for r in page if isinstance(r, dict) and r.get(track) is not None]
             if seen:
-                self.position = seen[-1]
+                self.position = max([*seen, *([self.position] if self.position is not None
+                                                else [])], key=self._order)  # fmt: skip
+
+    def _order(self, value: Any) -> Any:
+        """A cursor value as it sorts: a timestamp by its time (its text may lack fractions)."""
+        if self.plan.cursor.kind == "timestamp":
+            at = datetime.fromisoformat(str(value))
+            return at.replace(tzinfo=None) if at.tzinfo is None else at.astimezone(UTC)
+        return value
 
     def cursor(self, old: dict[str, Any] | None) -> dict[str, Any]:
         kind, column = self.plan.cursor.kind, self.plan.cursor.column
@@ -218,17 +233,24 @@ def sync_table(
         plan, spec = ready.plan, ready.spec
         cursor = warehouse.get_cursor(table.source, table.name)
         start = start_position(plan, cursor, now, reload)
-        pages: Iterable[list[dict[str, Any]]] = api.scan(
-            plan.entry.table, plan.keyset, start.position
-        )
+        clock = api.server_now
+        if start.position is None:
+            # key ranges side by side: a row updated during the read may be in a range already
+            # read, so the cursor stays before the read began and the next run reads it again
+            began = api.server_now()
+            clock = lambda: began  # noqa: E731
+            pages = api.scan_all(plan.entry.table, plan.keyset)
+        else:
+            pages = api.scan(plan.entry.table, plan.keyset, start.position)
         if log is not None:
             pages = _with_progress(pages, log, f"{table.source}.{table.name}")
-        stream = RecordStream(plan, ready.columns, pages, start, now, api.server_now)
+        stream = RecordStream(plan, ready.columns, pages, start, now, clock)
         snapshot = plan.cursor.kind == "snapshot"
         result = warehouse.load(spec, stream, source=table.source, entity=table.name,
                                 new_cursor=stream.cursor, snapshot=snapshot)  # fmt: skip
         if not snapshot:  # a snapshot load marked what it did not see, in its transaction
-            result.deleted = warehouse.mark_deleted(spec, _live_keys(api, plan))
+            gone = find_deleted(api, warehouse, plan, spec)
+            result.deleted = warehouse.mark_deleted(spec, gone)
     counts: dict[str, Any] = {
         **plan_summary(plan),
         "scan": start.why,
@@ -263,10 +285,67 @@ def _with_progress(
             yield page
 
 
-def _live_keys(api: TableReader, plan: TablePlan) -> Iterator[list[Any]]:
-    key = plan.key.name
-    for page in api.scan(plan.entry.table, Keyset((key,), plan.keyset.quoted), None, columns=key):
-        yield [row[key] for row in page]
+@dataclass
+class _Range:
+    """Keys in (lo, hi] (None: unbounded) and how many of them the source holds."""
+
+    lo: Any
+    hi: Any
+    source: int
+    sibling_differs: bool = False
+
+
+def find_deleted(
+    api: TableReader, warehouse: WarehouseResource, plan: TablePlan, spec: TableSpec
+) -> list[Any]:
+    """Keys live in the raw table that the source no longer holds, without reading every key:
+    the source's row count over a key range (one HEAD) against the raw table's; a range whose
+    counts agree is done, one that differs is halved at the raw table's median key, down to
+    ranges of a page, whose keys are read. Where deletions are spread so thinly that both
+    halves of a range keep differing and reading it costs at most twice its difference in
+    pages, it is read at once (halving would cost more). Text keys are confirmed gone by an
+    `in` request, so a source that orders text otherwise can cost requests, never a row.
+    """
+    table, keyset = plan.entry.table, Keyset((plan.key.name,), plan.keyset.quoted)
+    page = getattr(getattr(api, "config", None), "page_size", 1000)
+    gone: list[Any] = []
+    with warehouse.connection() as conn:
+        stored = StoredKeys(conn, spec.schema, spec.name, plan.key.name)
+        pending = [_Range(None, None, api.count(table, keyset))]
+        while pending:
+            part = pending.pop()
+            have = stored.count(part.lo, part.hi)
+            differs = abs(have - part.source)
+            if not differs:
+                continue
+            dense = part.sibling_differs and -(-have // page) <= 2 * differs
+            if have <= page or dense:
+                gone += _gone_in(api, stored, table, keyset, part)
+                continue
+            half = have // 2 + 1  # keys of the left half, (lo, mid]
+            mid = stored.key_at(part.lo, part.hi, half - 1)
+            left = api.count(table, keyset, part.lo, mid)
+            both = left != half and part.source - left != have - half
+            right = part.source - left
+            pending += [_Range(part.lo, mid, left, both), _Range(mid, part.hi, right, both)]
+    return gone
+
+
+def _gone_in(
+    api: TableReader, stored: StoredKeys, table: str, keyset: Keyset, part: _Range
+) -> list[Any]:
+    key = keyset.key
+    # keys compared as the source writes them in JSON (a stored uuid is a UUID, served a str)
+    served = {str(row[key]) for page in api.scan_range(table, keyset, part.lo, part.hi, key)
+              for row in page}  # fmt: skip
+    missing = [k for k in stored.keys(part.lo, part.hi) if str(k) not in served]
+    if not keyset.quoted or not missing:
+        return missing
+    found: set[str] = set()  # text keys: the source may order them otherwise than we do
+    for start in range(0, len(missing), IN_LIST_KEYS):
+        chunk = missing[start : start + IN_LIST_KEYS]
+        found |= {str(row[key]) for page in api.scan_keys(table, keyset, chunk) for row in page}
+    return [k for k in missing if str(k) not in found]
 
 
 def load_supabase_table(

@@ -149,3 +149,46 @@ def short_type(type_name: str) -> str:
     `timestamptz` alike are timestamptz, `numeric(14,2)` is numeric."""
     base = type_name.split("(")[0].strip()
     return _SHORT.get(base, base)
+
+
+class StoredKeys:
+    """The live keys of a raw table over key ranges (lo, hi], None meaning unbounded: what
+    deletion detection compares with the source's counts."""
+
+    def __init__(self, conn: psycopg.Connection, schema: str, table: str, key: str) -> None:
+        self.conn, self.target, self.key = conn, sql.Identifier(schema, table), sql.Identifier(key)
+
+    def _where(self, lo: Any, hi: Any) -> tuple[sql.Composable, list[Any]]:
+        parts: list[sql.Composable] = [sql.SQL("_deleted_at IS NULL")]
+        params: list[Any] = []
+        for bound, op in ((lo, ">"), (hi, "<=")):
+            if bound is not None:
+                parts.append(sql.SQL("{} {} %s").format(self.key, sql.SQL(op)))
+                params.append(bound)
+        return sql.SQL(" AND ").join(parts), params
+
+    def count(self, lo: Any, hi: Any) -> int:
+        where, params = self._where(lo, hi)
+        row = self.conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {}").format(self.target, where), params
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def key_at(self, lo: Any, hi: Any, offset: int) -> Any:
+        where, params = self._where(lo, hi)
+        row = self.conn.execute(
+            sql.SQL("SELECT {k} FROM {} WHERE {} ORDER BY {k} OFFSET %s LIMIT 1").format(
+                self.target, where, k=self.key
+            ),
+            [*params, offset],
+        ).fetchone()
+        assert row is not None
+        return row[0]
+
+    def keys(self, lo: Any, hi: Any) -> list[Any]:
+        where, params = self._where(lo, hi)
+        rows = self.conn.execute(
+            sql.SQL("SELECT {k} FROM {} WHERE {}").format(self.target, where, k=self.key), params
+        )
+        return [key for (key,) in rows]

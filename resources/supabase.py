@@ -7,10 +7,13 @@ API facts: ../shared/apis/supabase.md.
 
 from __future__ import annotations
 
+import queue
 import random
 import re
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +24,7 @@ import dagster as dg
 import httpx
 import psycopg
 from postgrest.exceptions import APIError
+from postgrest.types import CountMethod
 from psycopg import sql
 from supabase import ClientOptions, create_client
 
@@ -38,6 +42,10 @@ PGRST_JWT_EXPIRED = "PGRST303"
 TABLE_MISSING_CODES = frozenset({"PGRST205", "42P01"})
 # Where a project's key may come from, preferred first: legacy JWT keys and the new sb_ keys.
 KEY_SUFFIXES = ("SERVICE_ROLE_KEY", "SECRET_KEY", "ANON_KEY", "PUBLISHABLE_KEY")
+# The request budget of one project: requests in flight at once (a full read fetches this many key
+# ranges side by side). Each holds one of the project's database connections while it runs, and a
+# small Supabase instance pools about 15 for the app and every reader together.
+IN_FLIGHT = 4
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,15 @@ class ScanStats:
     requests: int = 0
     retries: int = 0
     rows: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, pages: int = 0, requests: int = 0, retries: int = 0, rows: int = 0) -> None:
+        """Count, from any of the threads fetching pages at once."""
+        with self._lock:
+            self.pages += pages
+            self.requests += requests
+            self.retries += retries
+            self.rows += rows
 
 
 class TableReader(Protocol):
@@ -109,15 +126,30 @@ class TableReader(Protocol):
         self, table: str, keyset: Keyset, after: dict[str, Any] | None, columns: str = "*"
     ) -> Iterator[list[dict[str, Any]]]: ...
 
+    def scan_all(
+        self, table: str, keyset: Keyset, columns: str = "*"
+    ) -> Iterator[list[dict[str, Any]]]: ...
 
-@dataclass
-class _LastResponse:
-    """Filled by an httpx hook: postgrest-py's APIError carries no HTTP status."""
+    def scan_range(
+        self, table: str, keyset: Keyset, lo: Any, hi: Any, columns: str = "*"
+    ) -> Iterator[list[dict[str, Any]]]: ...
 
-    status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
-    clock: VendorClock = field(default_factory=VendorClock)
-    response: httpx.Response | None = None
+    def count(self, table: str, keyset: Keyset, lo: Any = None, hi: Any = None) -> int: ...
+
+    def scan_keys(
+        self, table: str, keyset: Keyset, keys: Sequence[Any]
+    ) -> Iterator[list[dict[str, Any]]]: ...
+
+
+class _LastResponse(threading.local):
+    """Filled by an httpx hook, for the thread that made the request (pages are fetched from
+    several at once): postgrest-py's APIError carries no HTTP status. The clock is shared."""
+
+    def __init__(self, clock: VendorClock) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.clock = clock
+        self.response: httpx.Response | None = None
 
 
 # The variable each setting field is bound to, after the project's prefix (SUPABASE_MAIN_...).
@@ -200,7 +232,7 @@ class SupabaseResource(dg.ConfigurableResource):
                 f"{self.source}: {url_var} must start with https:// (got {url[:60]!r}).",
             )
         key_var, key = self._key()
-        last = _LastResponse()
+        last = _LastResponse(VendorClock())
 
         def remember(response: httpx.Response) -> None:
             last.status = response.status_code
@@ -210,7 +242,7 @@ class SupabaseResource(dg.ConfigurableResource):
 
         http = httpx.Client(
             timeout=httpx.Timeout(self.timeout_seconds, connect=10.0),
-            limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
+            limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT),
             event_hooks={"response": [remember]},
         )
         try:
@@ -275,7 +307,7 @@ class SupabaseProject:
         key gets 403 there while it may still read the tables, which we say as such.
         """
         src = self.config.source
-        self.stats.requests += 1
+        self.stats.add(requests=1)
         try:
             response = self._rest.get_root()
         except httpx.TransportError as exc:
@@ -319,8 +351,7 @@ class SupabaseProject:
             )
             if not page:
                 return
-            self.stats.pages += 1
-            self.stats.rows += len(page)
+            self.stats.add(pages=1, rows=len(page))
             yield page
             # the last row that has a key: a row without one is the loader's to quarantine
             last = next((r for r in reversed(page) if isinstance(r, dict) and r.get(keyset.key)
@@ -333,17 +364,85 @@ class SupabaseProject:
                 )
             position = {c: last.get(c) for c in keyset.columns}
 
-    def _request(self, table: str, build: Callable[[Any], Any]) -> list[dict[str, Any]]:
+    def scan_all(
+        self, table: str, keyset: Keyset, columns: str = "*"
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The whole table in pages, in no overall order: split into up to IN_FLIGHT key ranges
+        of about equal rows (cut where `offset` says), fetched side by side."""
+        ranged = Keyset((keyset.key,), keyset.quoted)
+        total = self.count(table, ranged)
+        parts = max(1, min(IN_FLIGHT, total // (2 * self.config.page_size)))
+        cuts: list[Any] = []
+        for i in range(1, parts):
+            cut = self._key_at(table, ranged, total * i // parts)
+            if cut is not None and cut not in cuts:
+                cuts.append(cut)
+        bounds = list(zip([None, *cuts], [*cuts, None], strict=True))
+        yield from _fan_in(
+            [partial(self.scan_range, table, ranged, lo, hi, columns) for lo, hi in bounds]
+        )
+
+    def scan_range(
+        self, table: str, keyset: Keyset, lo: Any, hi: Any, columns: str = "*"
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of the rows whose key is in (lo, hi] (None: unbounded), in key order."""
+        position = lo
+        while True:
+            build = partial(_range_query, keyset=keyset, lo=position, hi=hi, columns=columns)
+            page = self._request(table, build)
+            if not page:
+                return
+            self.stats.add(pages=1, rows=len(page))
+            yield page
+            position = page[-1].get(keyset.key)
+
+    def count(self, table: str, keyset: Keyset, lo: Any = None, hi: Any = None) -> int:
+        """Rows whose key is in (lo, hi]: a HEAD with `Prefer: count=exact`, whose answer's
+        Content-Range carries the total (`0-999/3573`, `*/0`)."""
+        build = partial(_range_query, keyset=keyset, lo=lo, hi=hi, columns=keyset.key, count=True)
+        return self._request(table, build, read=self._total)
+
+    def scan_keys(
+        self, table: str, keyset: Keyset, keys: Sequence[Any]
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The key column of the rows among `keys` (at most a page of them) the source holds."""
+        listed = ",".join(_quote(k) if keyset.quoted else str(k) for k in keys)
+        page = self._request(table, lambda q: q(keyset.key).filter(keyset.key, "in", f"({listed})"))
+        self.stats.add(pages=1, rows=len(page))
+        yield page
+
+    def _key_at(self, table: str, keyset: Keyset, offset: int) -> Any:
+        build = partial(_range_query, keyset=keyset, lo=None, hi=None, columns=keyset.key)
+        page = self._request(table, lambda q: build(q).offset(offset), limit=1)
+        return page[0].get(keyset.key) if page else None
+
+    def _total(self) -> int:
+        total = self._last.headers.get("content-range", "").rpartition("/")[2]
+        if not total.isdigit():
+            raise SourceError(
+                self.config.source,
+                f"{self.config.source}: a count answered Content-Range {total!r:.40}, not a total.",
+                transient=True,
+            )
+        return int(total)
+
+    def _request(
+        self,
+        table: str,
+        build: Callable[[Any], Any],
+        limit: int | None = None,
+        read: Callable[[], Any] | None = None,
+    ) -> Any:
         cfg = self.config
         for attempt in range(1, cfg.max_attempts + 1):
-            self.stats.requests += 1
+            self.stats.add(requests=1)
             try:
                 query = build(self.client.table(table).select)
                 try:
-                    query.limit(cfg.page_size).execute()
+                    query.limit(limit or cfg.page_size).execute()
                 except RecursionError:  # postgrest-py's own parse of a deeply nested body
                     pass
-                return self._page()
+                return (read or self._page)()
             except vendor_json.BodyError as exc:  # a proxy's page, a cut body: retried
                 if attempt == cfg.max_attempts:
                     raise SourceError(
@@ -371,7 +470,7 @@ class SupabaseProject:
                         f"{attempt} attempts: {exc.message}",
                         transient=True,
                     ) from None
-            self.stats.retries += 1
+            self.stats.add(retries=1)
             time.sleep(_backoff(attempt, cfg.backoff_seconds, cfg.backoff_cap_seconds))
         raise AssertionError("unreachable")
 
@@ -429,6 +528,65 @@ def _keyset_page(query: Any, keyset: Keyset, after: dict[str, Any] | None, colum
     return query.or_(
         f"{ts_column}.gt.{ts},{ts_column}.is.null,and({ts_column}.eq.{ts},{key}.gt.{quoted})"
     )
+
+
+def _range_query(
+    query: Any, keyset: Keyset, lo: Any, hi: Any, columns: str, count: bool = False
+) -> Any:
+    """Rows whose key is in (lo, hi], None meaning unbounded, in key order; a count is a HEAD."""
+    key = keyset.key
+    query = query(columns, count=CountMethod.exact, head=True) if count else query(columns)
+    query = query.order(key)
+    if lo is not None:
+        query = query.gt(key, lo)
+    if hi is not None:
+        query = query.lte(key, hi)
+    return query
+
+
+def _fan_in(producers: Sequence[Callable[[], Iterator[Any]]]) -> Iterator[Any]:
+    """Every producer's items as they come, each producer in a thread of its own, at most
+    2 × IN_FLIGHT items waiting (memory stays bounded). A producer's error is raised here;
+    closing the iterator stops them all at their next item."""
+    if len(producers) == 1:
+        yield from producers[0]()
+        return
+    items: queue.Queue[tuple[str, Any]] = queue.Queue(2 * IN_FLIGHT)
+    stop = threading.Event()
+
+    def offer(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run(produce: Callable[[], Iterator[Any]]) -> None:
+        try:
+            for item in produce():
+                if not offer(("item", item)):
+                    return
+            offer(("done", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            offer(("error", exc))
+
+    with ThreadPoolExecutor(len(producers)) as pool:
+        for produce in producers:
+            pool.submit(run, produce)
+        try:
+            finished = 0
+            while finished < len(producers):
+                kind, value = items.get()
+                if kind == "error":
+                    raise value
+                if kind == "done":
+                    finished += 1
+                else:
+                    yield value
+        finally:
+            stop.set()
 
 
 def _quote(value: Any) -> str:
@@ -515,7 +673,7 @@ class DirectProject:
 
     def describe(self) -> dict[str, TableShape]:
         """The public schema's tables, as the OpenAPI root would list them."""
-        self.stats.requests += 1
+        self.stats.add(requests=1)
         shapes: dict[str, TableShape] = {}
         for table, column, type_name, required, in_pk in self.conn.execute(_DESCRIBE_SQL):
             shape = shapes.setdefault(table, TableShape(table, ()))
@@ -543,15 +701,50 @@ class DirectProject:
         query = sql.SQL("SELECT row_to_json({})::text FROM {} t {} ORDER BY {}").format(
             selected, sql.Identifier("public", table), where, order
         )
-        self.stats.requests += 1
+        yield from self._pages(table, query, params)
+
+    def scan_all(
+        self, table: str, keyset: Keyset, columns: str = "*"
+    ) -> Iterator[list[dict[str, Any]]]:
+        """One cursor over the whole table: the database streams it faster than ranges would."""
+        return self.scan(table, Keyset((keyset.key,), keyset.quoted), None, columns)
+
+    def scan_range(
+        self, table: str, keyset: Keyset, lo: Any, hi: Any, columns: str = "*"
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Same contract as `SupabaseProject.scan_range`."""
+        key = sql.Identifier(keyset.key)
+        where, params = _range_where(key, lo, hi)
+        query = sql.SQL(
+            "SELECT row_to_json(t)::text FROM (SELECT {} FROM {} WHERE {}) t ORDER BY {}"
+        ).format(_columns_sql(columns), sql.Identifier("public", table), where, key)
+        yield from self._pages(table, query, params)
+
+    def count(self, table: str, keyset: Keyset, lo: Any = None, hi: Any = None) -> int:
+        where, params = _range_where(sql.Identifier(keyset.key), lo, hi)
+        query = sql.SQL("SELECT count(*)::text FROM {} WHERE {}").format(
+            sql.Identifier("public", table), where
+        )
+        return int(next(value for page in self._pages(table, query, params) for value in page))
+
+    def scan_keys(
+        self, table: str, keyset: Keyset, keys: Sequence[Any]
+    ) -> Iterator[list[dict[str, Any]]]:
+        key = sql.Identifier(keyset.key)
+        query = sql.SQL("SELECT json_build_object({}, {})::text FROM {} WHERE {} = ANY(%s)").format(
+            sql.Literal(keyset.key), key, sql.Identifier("public", table), key
+        )
+        return self._pages(table, query, [list(keys)])
+
+    def _pages(self, table: str, query: sql.Composed, params: list[Any]) -> Iterator[list[Any]]:
+        self.stats.add(requests=1)
         try:
             with self.conn.cursor(name=f"scan_{table}") as cur:
                 cur.itersize = self.fetch_rows
                 cur.execute(query, params)
                 while page := cur.fetchmany(self.fetch_rows):
                     rows = [vendor_json.loads(text) for (text,) in page]
-                    self.stats.pages += 1
-                    self.stats.rows += len(rows)
+                    self.stats.add(pages=1, rows=len(rows))
                     yield rows
         except psycopg.errors.UndefinedTable:
             raise SourceError(
@@ -595,6 +788,25 @@ def _keyset_where(keyset: Keyset, after: dict[str, Any] | None) -> tuple[sql.Com
         at,
         value,
     ]
+
+
+def _range_where(key: sql.Identifier, lo: Any, hi: Any) -> tuple[sql.Composed, list[Any]]:
+    """`key` in (lo, hi], None meaning unbounded."""
+    parts: list[sql.Composable] = [sql.SQL("true")]
+    params: list[Any] = []
+    if lo is not None:
+        parts.append(sql.SQL("{} > %s").format(key))
+        params.append(lo)
+    if hi is not None:
+        parts.append(sql.SQL("{} <= %s").format(key))
+        params.append(hi)
+    return sql.SQL(" AND ").join(parts), params
+
+
+def _columns_sql(columns: str) -> sql.Composable:
+    if columns == "*":
+        return sql.SQL("*")
+    return sql.SQL(", ").join(sql.Identifier(c) for c in columns.split(","))
 
 
 def _first_line(exc: Exception) -> str:

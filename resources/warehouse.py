@@ -274,33 +274,20 @@ class WarehouseResource(dg.ConfigurableResource):
             _log_load(conn, source, entity, started, result)
         return result
 
-    def mark_deleted(self, spec: TableSpec, live_keys: Iterable[Sequence[Any]]) -> int:
-        """Mark rows whose key is absent from `live_keys` (a full key scan) as deleted.
-
-        Runs in one transaction after the whole scan: a scan that fails half-way marks nothing.
-        """
+    def mark_deleted(self, spec: TableSpec, keys: Sequence[Any]) -> int:
+        """Mark the live rows with these keys (found gone from the source) as deleted."""
         if len(spec.key) != 1:
             raise ValueError("deletion scans need a single-column key")
-        key = sql.Identifier(spec.key[0])
-        target = sql.Identifier(spec.schema, spec.name)
+        if not keys:
+            return 0
         with self.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"load:{spec.qualified}",))
-            conn.execute(
-                sql.SQL(
-                    "CREATE TEMP TABLE _live ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
-                ).format(key, target)
-            )
-            with conn.cursor().copy(sql.SQL("COPY _live FROM STDIN")) as copy:
-                for page in live_keys:
-                    for value in page:
-                        copy.write_row((value,))
             stamp = _change_stamp(conn)
             return conn.execute(
                 sql.SQL(
-                    "UPDATE {t} AS t SET _deleted_at = %s WHERE t._deleted_at IS NULL"
-                    " AND NOT EXISTS (SELECT 1 FROM _live l WHERE l.{k} = t.{k})"
-                ).format(t=target, k=key),
-                (stamp,),
+                    "UPDATE {} SET _deleted_at = %s WHERE _deleted_at IS NULL AND {} = ANY(%s)"
+                ).format(sql.Identifier(spec.schema, spec.name), sql.Identifier(spec.key[0])),
+                (stamp, list(keys)),
             ).rowcount
 
     def apply_change(self, name: str) -> int:
@@ -687,18 +674,22 @@ def _merge(conn: psycopg.Connection, spec: TableSpec, stamp: datetime) -> tuple[
             " SELECT DISTINCT ON ({key}) {cols} FROM _staging ORDER BY {key}, _seq DESC"
         ).format(key=key, cols=cols)
     ).rowcount
+    # counted in the database: a million merged rows are not a million Python tuples
     merged = conn.execute(
         sql.SQL(
-            "INSERT INTO {target} AS t ({cols}, _loaded_at) SELECT {cols}, %s FROM _staging_keys"
+            "WITH m AS (INSERT INTO {target} AS t ({cols}, _loaded_at)"
+            " SELECT {cols}, %s FROM _staging_keys"
             " ON CONFLICT ({key}) DO UPDATE SET {assignments}, _loaded_at = EXCLUDED._loaded_at,"
             " _deleted_at = NULL"
             " WHERE ({old}, t._deleted_at) IS DISTINCT FROM ({new}, NULL)"
-            " RETURNING (xmax = 0) AS inserted"
+            " RETURNING (xmax = 0) AS inserted)"
+            " SELECT count(*) FILTER (WHERE inserted), count(*) FROM m"
         ).format(target=target, cols=cols, key=key, assignments=assignments, old=old, new=new),
         (stamp,),
-    ).fetchall()
-    inserted = sum(1 for (was_insert,) in merged if was_insert)
-    return distinct, inserted, len(merged) - inserted
+    ).fetchone()
+    assert merged is not None
+    inserted, total = merged
+    return distinct, inserted, total - inserted
 
 
 def _mark_absent(

@@ -245,6 +245,10 @@ def test_content_range_and_status_follow_postgrest(
     response = http.get(f"/{TABLE}", params={"select": "id", **params}, headers=headers)
     assert response.status_code == status
     assert response.headers["content-range"] == content_range
+    if "Range" not in headers:  # a HEAD answers the same headers with no body
+        head = http.head(f"/{TABLE}", params={"select": "id", **params}, headers=headers)
+        assert (head.status_code, head.headers["content-range"]) == (status, content_range)
+        assert head.content == b""
     assert response.headers["content-type"] == "application/json; charset=utf-8"
     assert response.headers["sb-project-ref"] == PROJECT
 
