@@ -20,6 +20,7 @@ import random
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -64,19 +65,34 @@ AUTHORIZE = (
 
 
 class RateLimiter:
-    """Spaces request starts at least 1/rate apart. Our own: the limit is per integration and
-    the vendor punishes bursts (429, then a 403 block), so smoothing beats a token bucket here."""
+    """Our own limiter: the limit is per integration and the vendor punishes bursts (429, then a
+    403 block). Starts average `rate` (a token bucket that lends back up to BUCKET_STARTS a slow
+    answer left unused, so one slow page does not lower the rate for good), and never more than
+    VENDOR_PER_SECOND fall in any window of WINDOW_SECONDS (a second plus a margin for jitter
+    in arrival), which is what the vendor counts."""
+
+    BUCKET_STARTS = 2
+    VENDOR_PER_SECOND = 7
+    WINDOW_SECONDS = 1.05
 
     def __init__(self, rate: float) -> None:
         self.interval = 1.0 / rate
-        self._next = 0.0
+        self._tokens = 1.0
+        self._refilled = time.monotonic()
+        self._starts: deque[float] = deque(maxlen=self.VENDOR_PER_SECOND)
         self._lock = threading.Lock()
 
     def wait(self) -> None:
         with self._lock:
             now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self.interval
+            at = max(now, self._refilled)  # the bucket's state is kept as of the last start
+            tokens = min(self.BUCKET_STARTS, self._tokens + (at - self._refilled) / self.interval)
+            start = at + max(0.0, 1.0 - tokens) * self.interval
+            if len(self._starts) == self.VENDOR_PER_SECOND:
+                start = max(start, self._starts[0] + self.WINDOW_SECONDS)
+            tokens += (start - at) / self.interval
+            self._tokens, self._refilled = min(self.BUCKET_STARTS, tokens) - 1.0, start
+            self._starts.append(start)
         if start > now:
             time.sleep(start - now)
 
