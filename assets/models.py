@@ -11,7 +11,7 @@ from assets.contract import OWNERS
 from assets.facebook import INSIGHT_SPECS
 from assets.metadata import table_metadata
 from assets.sources import RAW_KEYS
-from resources.model_inputs import declared_inputs
+from resources.model_inputs import declared_inputs, raw_table
 from resources.settings import model_params
 from resources.warehouse import WarehouseResource
 
@@ -49,11 +49,10 @@ def input_keys(table: str) -> list[dg.AssetKey]:
     view standing for its raw table and ops.source_attempts for every raw asset (each writes it)."""
     keys: list[dg.AssetKey] = []
     for relation in declared_inputs(table):
-        schema, name = relation.split(".")
         if relation == "ops.source_attempts":
             keys += RAW_KEYS
         else:
-            keys.append(dg.AssetKey([schema.replace("stg_", "raw_", 1), name]))
+            keys.append(dg.AssetKey(raw_table(relation).split(".")))
     return keys
 
 

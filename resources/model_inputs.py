@@ -48,6 +48,11 @@ def is_model(relation: str) -> bool:
     return relation.split(".")[0] in MODEL_SCHEMAS
 
 
+def raw_table(relation: str) -> str:
+    """The raw table a raw input is (a staging view stands for the mirror it selects from)."""
+    return relation.replace("stg_", "raw_", 1) if relation.startswith("stg_") else relation
+
+
 def touched_sql(table: str) -> str | None:
     """`sql/touched/<table>.sql`, which maps raw changes to `table`'s days, if it has one."""
     name = f"touched/{table}"

@@ -34,7 +34,13 @@ from contract.canonical import CANONICAL_TABLES
 from contract.staging import placeholder_sql
 from resources import vendor_json
 from resources.embedded_pg import sqlalchemy_uri
-from resources.model_inputs import declared_inputs, is_model, mapped_inputs, touched_sql
+from resources.model_inputs import (
+    declared_inputs,
+    is_model,
+    mapped_inputs,
+    raw_table,
+    touched_sql,
+)
 from resources.pg_auth import scram_verifier
 from resources.settings import vendor_params
 from resources.sql_files import apply_definitions, load_sql, migrations
@@ -349,6 +355,7 @@ class WarehouseResource(dg.ConfigurableResource):
         with self.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
             stamp = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
+            _ensure_change_indexes(conn, inputs)
             previous = _previous_build(conn, table, digest)
             days = None
             if day_column and not full and previous is not None:
@@ -386,8 +393,8 @@ def _record_build(
     days: list[date] | None,
     rows: int,
 ) -> None:
-    """Note the build and the days it rebuilt (for the models built from it to rebuild), and
-    forget the days every model has built past."""
+    """Note the build, the days it rebuilt (for the models built from it to rebuild) and whether
+    it rewrote rows, and forget the days every model has built past."""
     build_id = conn.execute("SELECT nextval('ops.model_build_ids')").fetchone()[0]  # type: ignore[index]
     conn.execute(
         "INSERT INTO ops.model_build_days (build_id, model, day)"
@@ -395,12 +402,22 @@ def _record_build(
         (build_id, table, days),
     )
     conn.execute(
-        "INSERT INTO ops.model_builds (model, watermark, params_hash, days_rebuilt,"
-        " rows_written, build_id) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (model) DO UPDATE"
-        " SET watermark = EXCLUDED.watermark, params_hash = EXCLUDED.params_hash,"
-        " built_at = now(), days_rebuilt = EXCLUDED.days_rebuilt,"
-        " rows_written = EXCLUDED.rows_written, build_id = EXCLUDED.build_id",
-        (table, watermark, digest, None if days is None else len(days), rows, build_id),
+        "INSERT INTO ops.model_builds AS b (model, watermark, params_hash, days_rebuilt,"
+        " rows_written, build_id, rewritten_build_id) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (model) DO UPDATE SET watermark = EXCLUDED.watermark,"
+        " params_hash = EXCLUDED.params_hash, built_at = now(),"
+        " days_rebuilt = EXCLUDED.days_rebuilt, rows_written = EXCLUDED.rows_written,"
+        " build_id = EXCLUDED.build_id,"
+        " rewritten_build_id = coalesce(EXCLUDED.rewritten_build_id, b.rewritten_build_id)",
+        (
+            table,
+            watermark,
+            digest,
+            None if days is None else len(days),
+            rows,
+            build_id,
+            None if days == [] else build_id,
+        ),  # fmt: skip
     )
     conn.execute(
         "DELETE FROM ops.model_build_days"
@@ -478,6 +495,32 @@ def _touched_days(
     if None in days:
         return None
     return sorted(d for d in days if d is not None)
+
+
+# the raw columns a build probes: what changed since its last build, and its days' instants
+PROBED = {"_loaded_at": "", "_deleted_at": " WHERE _deleted_at IS NOT NULL", "created_at": ""}
+
+
+def _ensure_change_indexes(conn: psycopg.Connection, inputs: Sequence[str]) -> None:
+    """Index the probed columns of the raw tables `inputs` name (a catalog read when they are):
+    the raw mirror creates a table on its first load, after the migrations ran."""
+    tables = [raw_table(i) for i in inputs if not is_model(i) and not i.startswith("ops.")]
+    missing = conn.execute(
+        "SELECT c.table_schema, c.table_name, c.column_name FROM information_schema.columns c"
+        " WHERE c.table_schema || '.' || c.table_name = ANY(%s) AND c.column_name = ANY(%s)"
+        " AND NOT EXISTS (SELECT 1 FROM pg_indexes i WHERE i.schemaname = c.table_schema"
+        " AND i.tablename = c.table_name AND i.indexdef LIKE '%%(' || c.column_name || ')%%')",
+        (tables, list(PROBED)),
+    ).fetchall()
+    for schema, name, column in missing:
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}){}").format(
+                sql.Identifier(f"{name}_{column.strip('_')}_idx"),
+                sql.Identifier(schema, name),
+                sql.Identifier(column),
+                sql.SQL(PROBED[column]),  # type: ignore[arg-type]
+            )
+        )
 
 
 def _changed_since(conn: psycopg.Connection, relation: str, since: datetime) -> bool:

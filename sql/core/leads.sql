@@ -14,7 +14,7 @@ SELECT 'landing:' || l.id AS lead_key, 'landing' AS source, l.id AS source_id,
 FROM stg_supabase_main.landing_leads l
 LEFT JOIN raw_amocrm.leads a ON a.id = l.amocrm_lead_id AND a._deleted_at IS NULL
 WHERE l._deleted_at IS NULL
-  AND core.in_days((l.created_at AT TIME ZONE %(tz)s)::date, %(days)s)
+  AND core.on_days(l.created_at, %(tz)s, %(days)s)
 UNION ALL
 SELECT 'prooftest:' || p.id, 'prooftest', p.id, 'prooftest', true, p.created_at,
        (p.created_at AT TIME ZONE %(tz)s)::date,
@@ -23,7 +23,7 @@ SELECT 'prooftest:' || p.id, 'prooftest', p.id, 'prooftest', true, p.created_at,
        core.attribute(p.utm_source, p.utm_medium, p.utm_campaign, p.utm_content, p.utm_term)
 FROM stg_supabase_main.prooftest_leads p
 WHERE p._deleted_at IS NULL
-  AND core.in_days((p.created_at AT TIME ZONE %(tz)s)::date, %(days)s)
+  AND core.on_days(p.created_at, %(tz)s, %(days)s)
 UNION ALL
 SELECT 'tripwire:' || u.id, 'tripwire', u.id, 'tripwire', false, u.created_at,
        (u.created_at AT TIME ZONE %(tz)s)::date,
@@ -32,7 +32,7 @@ SELECT 'tripwire:' || u.id, 'tripwire', u.id, 'tripwire', false, u.created_at,
        core.attribute(u.utm_source, u.utm_medium, u.utm_campaign, u.utm_content, u.utm_term)
 FROM stg_supabase_tripwire.tripwire_users u
 WHERE u._deleted_at IS NULL
-  AND core.in_days((u.created_at AT TIME ZONE %(tz)s)::date, %(days)s)
+  AND core.on_days(u.created_at, %(tz)s, %(days)s)
 UNION ALL
 -- deals created in AmoCRM itself, in a course pipeline, that no landing lead points to
 SELECT 'amocrm:' || a.id, 'amocrm', a.id::text,
@@ -43,5 +43,5 @@ SELECT 'amocrm:' || a.id, 'amocrm', a.id::text,
        core.attribute(a.utm_source, a.utm_medium, a.utm_campaign, a.utm_content, a.utm_term)
 FROM raw_amocrm.leads a
 WHERE a._deleted_at IS NULL AND a.pipeline_id IN (%(express)s, %(flagship)s)
-  AND core.in_days((a.created_at AT TIME ZONE %(tz)s)::date, %(days)s)
+  AND core.on_days(a.created_at, %(tz)s, %(days)s)
   AND NOT EXISTS (SELECT 1 FROM stg_supabase_main.landing_leads l WHERE l.amocrm_lead_id = a.id)

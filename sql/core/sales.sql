@@ -34,7 +34,7 @@ WITH webhooks AS (
         WHERE l0.amocrm_lead_id = f.amocrm_lead_id ORDER BY l0.id LIMIT 1
     ) l ON true
     -- a sale's day is its first webhook's: known only after DISTINCT ON, before the joins
-    WHERE core.in_days((f.created_at AT TIME ZONE %(tz)s)::date, %(days)s)
+    WHERE core.on_days(f.created_at, %(tz)s, %(days)s)
 )
 SELECT 'deal:' || c.deal_key AS sale_key, 'webhook' AS source,
        coalesce(CASE c.deal_pipeline WHEN %(express)s THEN 'express'
@@ -73,7 +73,7 @@ SELECT 'deal:' || a.id, 'amocrm',
        core.attribute(a.utm_source, a.utm_medium, a.utm_campaign, a.utm_content, a.utm_term)
 FROM raw_amocrm.leads a
 WHERE a._deleted_at IS NULL AND a.status_id = %(won_status)s AND a.pipeline_id IN (%(express)s, %(flagship)s)
-  AND core.in_days((coalesce(a.closed_at, a.updated_at) AT TIME ZONE %(tz)s)::date, %(days)s)
+  AND core.on_days(coalesce(a.closed_at, a.updated_at), %(tz)s, %(days)s)
   AND NOT EXISTS (SELECT 1 FROM keyed k WHERE k.amocrm_lead_id = a.id)
 UNION ALL
 SELECT 'tripwire:' || p.id, 'tripwire', 'tripwire', NULL, p.created_at,
@@ -86,4 +86,4 @@ SELECT 'tripwire:' || p.id, 'tripwire', 'tripwire', NULL, p.created_at,
 FROM stg_supabase_tripwire.tripwire_purchases p
 LEFT JOIN stg_supabase_tripwire.tripwire_users u ON u.id = p.user_id
 WHERE p._deleted_at IS NULL AND p.status = 'paid'
-  AND core.in_days((p.created_at AT TIME ZONE %(tz)s)::date, %(days)s)
+  AND core.on_days(p.created_at, %(tz)s, %(days)s)

@@ -1,0 +1,231 @@
+"""Model rebuilds at two years of history: the full rebuild, the rebuild after one hour of changes
+(target ≤ 5 % of the full one) and the rebuild when nothing changed (it should rewrite nothing).
+
+`measure(warehouse)` takes a warehouse whose raw tables are loaded (at whatever scale) and whose
+staging views exist, and returns the figures; the bench runner calls it. `grow` makes such a
+warehouse big without a big sandbox: it copies the loaded rows back in time and side by side in
+SQL until the landing leads reach a million over two years; `one_hour_of_changes` writes what an
+hour brings (new leads, deals moving, webhooks, today's spend restated), also in SQL.
+`python -m bench.models` loads a small sandbox world through the real jobs, grows it, measures.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+from psycopg import sql
+
+from resources.warehouse import WarehouseResource
+
+HISTORY_DAYS = 730
+TARGET_LEADS = 1_000_000
+ID_STEP = 10**10  # copy k's ids: the loaded ones + k × ID_STEP (references shifted alike)
+REFERENCES = ("id", "amocrm_lead_id", "user_id")
+# the raw tables the models read that grow with the school (the rules and the ad tree do not)
+GROWN = ("raw_supabase_main.landing_leads", "raw_supabase_main.prooftest_leads",
+         "raw_supabase_main.express_course_sales", "raw_supabase_main.flagship_course_sales",
+         "raw_supabase_tripwire.tripwire_users", "raw_supabase_tripwire.tripwire_purchases",
+         "raw_supabase_traffic.all_sales_tracking", "raw_amocrm.leads")  # fmt: skip
+INSIGHTS = "raw_facebook.ad_insights_daily"  # one row per ad and day: grows back in time only
+HEADERS = ["models, 2 years", "core.leads rows", "days rebuilt", "seconds", "× full time"]
+
+
+def _columns(warehouse: WarehouseResource, table: str) -> list[tuple[str, str]]:
+    schema, name = table.split(".")
+    return [(c, t) for c, t in warehouse.fetch_all(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s"
+        " AND table_name = %s ORDER BY ordinal_position", (schema, name))]  # fmt: skip
+
+
+def _copy(warehouse: WarehouseResource, table: str, copies: str, shift: str, ids: str) -> int:
+    """Insert a copy of every row of `table` per k of `copies` (a SQL set of integers), its
+    times moved by `shift` and its ids by `ids` (SQL of k), stamped a day ago."""
+    items: list[sql.Composable] = []
+    for column, kind in _columns(warehouse, table):
+        name = sql.Identifier(column)
+        if column == "_loaded_at":
+            items.append(sql.SQL("now() - interval '1 day'"))
+        elif column in REFERENCES and kind == "bigint":
+            items.append(sql.SQL("{} + ({})").format(name, sql.SQL(ids)))
+        elif kind.startswith("timestamp") or kind == "date":
+            items.append(sql.SQL("{} - ({})").format(name, sql.SQL(shift)))
+        else:
+            items.append(name)
+    with warehouse.connection() as conn:
+        return conn.execute(
+            sql.SQL("INSERT INTO {} SELECT {} FROM {}, {} AS k").format(
+                sql.Identifier(*table.split(".")),
+                sql.SQL(", ").join(items),
+                sql.Identifier(*table.split(".")),
+                sql.SQL(copies),
+            )  # fmt: skip
+        ).rowcount
+
+
+def grow(warehouse: WarehouseResource, leads: int = TARGET_LEADS, days: int = HISTORY_DAYS) -> None:
+    """Copy the loaded rows side by side (same days, minutes apart) and back in time (one span
+    of the loaded days, leads' or spend's, per copy) until about `leads` landing leads cover
+    `days` days."""
+    ((span, loaded),) = warehouse.fetch_all(
+        "SELECT greatest((SELECT max(date) - min(date) FROM raw_facebook.ad_insights_daily),"
+        " (SELECT max(created_at)::date - min(created_at)::date"
+        " FROM raw_supabase_main.landing_leads)) + 1,"
+        " (SELECT count(*) FROM raw_supabase_main.landing_leads)"
+    )
+    back = max(1, math.ceil(days / span))
+    side = max(1, round(leads / (loaded * back)))
+    for table in GROWN:  # side by side first, then the widened world back in time
+        _copy(warehouse, table, f"generate_series(1, {side - 1})",
+              "k * interval '7 minutes'", f"k * {ID_STEP}")  # fmt: skip
+        _copy(warehouse, table, f"generate_series(1, {back - 1})",
+              f"k * interval '{span} days'", f"k * {side} * {ID_STEP}")  # fmt: skip
+    _copy(
+        warehouse, INSIGHTS, f"generate_series(1, {back - 1})", f"k * interval '{span} days'", "0"
+    )
+    with warehouse.connection() as conn:
+        conn.execute("ANALYZE")  # the planner sees the grown tables
+
+
+def _new_rows(warehouse: WarehouseResource, table: str, n: int, values: dict[str, str]) -> None:
+    """`n` new rows of `table` like its latest ones: fresh ids, created within the hour before
+    `%(clock)s`, loaded now, `values` (column → SQL) overriding."""
+    target = sql.Identifier(*table.split("."))
+    made = {
+        "id": sql.SQL("(SELECT max(id) FROM {}) + row_number() OVER ()").format(target),
+        "created_at": sql.SQL("%(clock)s::timestamptz - random() * interval '1 hour'"),
+        "updated_at": sql.SQL("%(clock)s::timestamptz"),
+        "_loaded_at": sql.SQL("now()"),
+    }
+    made |= {column: sql.SQL(value) for column, value in values.items()}
+    items = [made.get(c, sql.Identifier(c)) for c, _ in _columns(warehouse, table)]
+    with warehouse.connection() as conn:
+        conn.execute(
+            sql.SQL("INSERT INTO {} SELECT {} FROM (SELECT * FROM {} ORDER BY created_at DESC"
+                    " LIMIT %(n)s) AS r").format(target, sql.SQL(", ").join(items), target),
+            {"n": n, "clock": _clock(warehouse)},
+        )  # fmt: skip
+
+
+def _clock(warehouse: WarehouseResource) -> Any:
+    """The world's now: its latest lead (a loaded sandbox's clock is not the machine's)."""
+    return warehouse.fetch_all("SELECT max(created_at) FROM raw_supabase_main.landing_leads")[0][0]
+
+
+def one_hour_of_changes(warehouse: WarehouseResource) -> None:
+    """An hour of the school in SQL, in proportion to the stored history: new landing leads and
+    course webhooks, deals of the last two months moving on, the last two days' spend restated
+    (the hourly Facebook pull)."""
+    ((per_hour,),) = warehouse.fetch_all(
+        "SELECT greatest(1, count(*) / greatest(1, extract(epoch FROM max(created_at)"
+        " - min(created_at)) / 3600))::int FROM raw_supabase_main.landing_leads"
+    )
+    clock = _clock(warehouse)
+    unsynced = {"amocrm_lead_id": "NULL", "synced_to_amocrm": "false", "synced_at": "NULL"}
+    _new_rows(warehouse, "raw_supabase_main.landing_leads", per_hour, unsynced)
+    _new_rows(warehouse, "raw_supabase_main.express_course_sales", max(1, per_hour // 20),
+              {"amocrm_lead_id": "NULL"})  # fmt: skip
+    warehouse.fetch_all(
+        "UPDATE raw_amocrm.leads SET updated_at = %(clock)s, _loaded_at = now() WHERE id IN"
+        " (SELECT id FROM raw_amocrm.leads WHERE created_at > %(clock)s::timestamptz"
+        " - interval '60 days' ORDER BY random() LIMIT %(n)s) RETURNING 1",
+        {"clock": clock, "n": per_hour * 3},
+    )
+    warehouse.fetch_all(
+        "UPDATE raw_facebook.ad_insights_daily SET spend = spend + 1, _loaded_at = now()"
+        " WHERE date >= (SELECT max(date) - 1 FROM raw_facebook.ad_insights_daily) RETURNING 1"
+    )
+
+
+def rebuild(warehouse: WarehouseResource, *, full: bool) -> tuple[float, int | None]:
+    """Every model in build order, as the jobs build them; (seconds, core.leads' days rebuilt)."""
+    from assets.models import DAY_COLUMNS
+    from resources.settings import model_params
+
+    started = time.perf_counter()
+    days: dict[str, int | None] = {}
+    for table, day_column in DAY_COLUMNS.items():
+        build = warehouse.run_model(
+            table, model_params(warehouse, table), day_column=day_column, full=full
+        )
+        days[table] = build.days_rebuilt
+    return time.perf_counter() - started, days["core.leads"]
+
+
+def measure(warehouse: WarehouseResource) -> list[dict[str, Any]]:
+    """Full rebuild, then one hour of changes and the rebuild, then a rebuild with nothing new;
+    figures as bench/results.json holds them (the baseline: the full rebuild)."""
+    full, _ = rebuild(warehouse, full=True)
+    one_hour_of_changes(warehouse)
+    hourly, hourly_days = rebuild(warehouse, full=False)
+    idle, idle_days = rebuild(warehouse, full=False)
+    ((leads,),) = warehouse.fetch_all("SELECT count(*) FROM core.leads")
+    return [
+        {"name": "model rebuild, full", "value": full, "unit": "s", "baseline": None,
+         "ratio": None, "target": None, "met": None, "core_leads": leads, "days": None},
+        {"name": "model rebuild after one hour of changes", "value": hourly, "unit": "s",
+         "baseline": full, "ratio": hourly / full, "target": 0.05, "met": hourly / full <= 0.05,
+         "core_leads": leads, "days": hourly_days},
+        {"name": "model rebuild, nothing changed", "value": idle, "unit": "s", "baseline": full,
+         "ratio": idle / full, "target": None, "met": idle_days == 0, "core_leads": leads,
+         "days": idle_days},
+    ]  # fmt: skip
+
+
+def run(server: str) -> list[list[Any]]:
+    """The bench's table rows: a small sandbox world loaded through the real jobs, grown to two
+    years and a million leads, measured."""
+    figures = measure(_grown_warehouse(server))
+    return [[f["name"], f["core_leads"], f["days"], f["value"], f["ratio"] or 1.0]
+            for f in figures]  # fmt: skip
+
+
+def _grown_warehouse(server: str) -> WarehouseResource:
+    import dagster as dg
+
+    from assets.jobs import SOURCES, job_run_config, job_run_tags, source_job_name
+    from bench.facebook_backfill import fresh_warehouse
+    from definitions import defs
+    from sandbox.stack import Sandbox
+
+    warehouse = fresh_warehouse(server, "bench_models_2y")
+    with Sandbox(server, seed=5, scale=0.3, prefix="benchmodels", amocrm_rate=1000,
+                 facebook_polls=1, facebook_budget=10**6) as sandbox:  # fmt: skip
+        os.environ.update({**sandbox.env(), "WAREHOUSE_URL": warehouse.url,
+                           "AMOCRM_MAX_RPS": "900"})  # fmt: skip
+        with dg.DagsterInstance.ephemeral() as instance:
+            for source in SOURCES:
+                job = source_job_name(source)
+                result = defs.resolve_job_def(job).execute_in_process(
+                    instance=instance,
+                    tags=job_run_tags(job),
+                    run_config={**job_run_config(job), **QUIET},
+                )
+                assert result.success, source
+    started = time.perf_counter()
+    grow(warehouse)
+    print(f"grown in {time.perf_counter() - started:.0f} s", flush=True)
+    return warehouse
+
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def main() -> None:
+    from pathlib import Path
+
+    from tabulate import tabulate
+
+    from resources import embedded_pg
+
+    pgdata = Path(__file__).resolve().parent.parent / ".local" / "bench-models-pgdata"
+    with embedded_pg.owned_server(pgdata):
+        server = embedded_pg.start(pgdata, databases=())
+        print(tabulate(run(server), HEADERS, floatfmt=".3f"), flush=True)
+        embedded_pg.stop(pgdata)
+
+
+if __name__ == "__main__":
+    main()
