@@ -1,40 +1,111 @@
-"""`make bench`: speed and memory of the load paths, each with a baseline run in the same process.
+"""`make bench`: issue 14's figures in one run, each against its baseline measured in the same
+run and its target; prints one table, writes bench/results.json and draws bench/results.png
+(each figure as a share of its target).
 
-Figures, not pass/fail: tests check correctness, this prints rows/s, requests/s and ratios.
-`python -m bench --only supabase|amocrm|facebook|models|api` runs one.
+`python -m bench [--rows N] [--runs R] [--days D] [--out DIR] [--only SECTION ...]
+[--server URI]`: N rows for the loads, the dashboard and the school's sandbox (a million by
+default; the models' sandbox has N/10 leads over D days, loaded through every source's job);
+each figure is the median of R runs where a run is minutes at most (dlt, the sandbox, the
+dashboard: one); the databases are an embedded server's of .local/bench-pgdata, or those of
+the PostgreSQL server URI names (the smoke test's). `--only facebook` prints the Facebook
+backfill's own table instead (issue 12's figures).
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tabulate import tabulate
 
-from bench import amocrm_load, api_latency, facebook_backfill, models_rebuild, supabase_load
+from bench import (
+    amocrm_load,
+    api_latency,
+    facebook_backfill,
+    models_rebuild,
+    peer_env,
+    supabase_figures,
+    world_scale,
+)
+from bench.figures import Figure, table, write_results
 from resources import embedded_pg
 
-PGDATA = Path(__file__).resolve().parent.parent / ".local" / "bench-pgdata"
-BENCHES = {
-    "supabase": (supabase_load.run, supabase_load.HEADERS),
-    "amocrm": (amocrm_load.run, amocrm_load.HEADERS),
-    "facebook": (facebook_backfill.run, facebook_backfill.HEADERS),
-    "models": (models_rebuild.run, models_rebuild.HEADERS),
-    "api": (api_latency.run, api_latency.HEADERS),
+ROOT = Path(__file__).resolve().parent.parent
+PGDATA = ROOT / ".local" / "bench-pgdata"
+FULL_ROWS = 1_000_000
+Section = Callable[[str, argparse.Namespace], list[Figure]]
+SECTIONS: dict[str, Section] = {
+    "supabase": lambda server, a: supabase_figures.measure(server, a.rows, a.runs),
+    "amocrm": lambda server, a: [
+        amocrm_load.measure(server, 3.0 * min(1.0, a.rows / FULL_ROWS), a.runs)
+    ],
+    "models": lambda server, a: models_rebuild.measure(server, a.rows // 10, a.days, a.runs),
+    "api": lambda server, a: [api_latency.measure(server, a.rows, min(200, a.rows // 100))],
+    "sandbox": lambda server, a: world_scale.measure(server, a.rows, a.days),
 }
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench")
-    parser.add_argument("--only", choices=sorted(BENCHES))
-    args = parser.parse_args()
-    chosen = [args.only] if args.only else list(BENCHES)
+    parser.add_argument("--rows", type=int, default=FULL_ROWS)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--days", type=int, default=730)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench")
+    parser.add_argument("--only", nargs="+", choices=[*SECTIONS, "facebook"])
+    parser.add_argument("--server", help="a running PostgreSQL server's owner URI")
+    return parser.parse_args()
+
+
+def _measure(server: str, args: argparse.Namespace) -> tuple[list[Figure], list[str]]:
+    figures, failed = [], []
+    for name in args.only or list(SECTIONS):
+        started = time.perf_counter()
+        try:
+            measured = SECTIONS[name](server, args)
+        except Exception:  # one section's failure must not lose the others' figures
+            traceback.print_exc()
+            failed.append(name)
+            measured = []
+        figures += measured
+        # each section's figures as it ends: a run cut short still told what it measured
+        progress = "".join(f"\n  {f.name}: {f.value:,.4g} {f.unit}" for f in measured)
+        print(f"{name}: {time.perf_counter() - started:.0f} s{progress}", file=sys.stderr,
+              flush=True)  # fmt: skip
+    return figures, failed
+
+
+@contextmanager
+def _server(uri: str | None) -> Iterator[str]:
+    if uri is not None:
+        yield uri
+        return
     with embedded_pg.owned_server(PGDATA):
-        server = embedded_pg.start(PGDATA, databases=())
-        for name in chosen:
-            run, headers = BENCHES[name]
-            print(tabulate(run(server), headers, floatfmt=".2f"), end="\n\n", flush=True)
-        embedded_pg.stop(PGDATA)
+        yield embedded_pg.start(PGDATA, databases=())
+
+
+def main() -> None:
+    args = _arguments()
+    with _server(args.server) as server:
+        if args.only == ["facebook"]:
+            rows = facebook_backfill.run(server)
+            print(tabulate(rows, facebook_backfill.HEADERS, floatfmt=".2f"))
+            return
+        figures, failed = _measure(server, args)
+    print(table(figures))
+    args.out.mkdir(parents=True, exist_ok=True)
+    results, chart = args.out / "results.json", args.out / "results.png"
+    settings = {"rows": args.rows, "runs": args.runs, "days": args.days, "failed": failed}
+    write_results(results, figures, settings)
+    subprocess.run([peer_env.python(), ROOT / "bench" / "chart.py", results, chart], check=True)
+    print(f"{sum(f.met for f in figures)}/{len(figures)} targets met; {results}, {chart}")
+    if failed:
+        raise SystemExit(f"sections failed: {', '.join(failed)} (their traceback above)")
 
 
 if __name__ == "__main__":

@@ -1,24 +1,21 @@
 """AmoCRM: a full leads scan at the vendor's real limit (7 requests/s, 250 leads a page) through
-the AmoCRM simulator into the warehouse; baseline: the same scan with the limit lifted on both
-sides, which shows what the rate limit itself costs."""
+the AmoCRM simulator into the warehouse; the figure is its requests per second against the
+limit, and whether any request was refused with 429."""
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from assets.amocrm import sync_leads
 from bench.facebook_backfill import fresh_warehouse
+from bench.figures import Figure, Target, median_of
 from resources.amocrm import AmoCrmResource
 from resources.warehouse import engine_for
 from sandbox.amocrm import AmoCrmSimulator
 from sandbox.server import SimServer
 from sandbox.stack import AMOCRM_CLIENT, CLOCK_AHEAD
 from sandbox.world import World
-
-HEADERS = ["AmoCRM leads full scan", "leads", "requests", "seconds", "requests/s", "leads/s",
-           "429s", "× unlimited time"]  # fmt: skip
 
 
 def scan(server: str, world: World, rate: float) -> tuple[int, int, float, int]:
@@ -39,16 +36,18 @@ def scan(server: str, world: World, rate: float) -> tuple[int, int, float, int]:
     return result.rows_in, requests, seconds, throttled
 
 
-def run(server: str) -> list[list[Any]]:
-    world = World(11, 3.0)
-    free = scan(server, world, 10_000.0)
-    real = scan(server, world, 7.0)
+def measure(server: str, scale: float, runs: int) -> Figure:
+    """The full leads scan at the real limit, the median of `runs` by requests/s."""
+    world = World(11, scale)
+
+    def once() -> tuple[int, int, float, int]:
+        return scan(server, world, 7.0)
+
+    (leads, requests, seconds, _), every = median_of(runs, once, key=lambda r: r[1] / r[2])
     os.environ.pop("AMOCRM_MAX_RPS", None)
-    rows = []
-    for label, (leads, requests, seconds, throttled) in (
-        ("limit lifted (baseline)", free),
-        ("at the real limit, 7/s", real),
-    ):
-        rows.append([label, leads, requests, seconds, requests / seconds, leads / seconds,
-                     throttled, seconds / free[2]])  # fmt: skip
-    return rows
+    throttled = sum(r[3] for r in every)
+    return Figure("AmoCRM full load at the 7 req/s limit", requests / seconds, "req/s",
+                  Target(6.5, at_most=False, of_ratio=False), baseline=7.0,
+                  ratio=requests / seconds / 7.0, also=throttled == 0,
+                  detail=f"{leads:,} leads, {requests} requests, {throttled} × 429 in {runs} "
+                         "runs (target: zero)")  # fmt: skip

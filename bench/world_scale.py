@@ -1,0 +1,119 @@
+"""The sandbox at a school's scale: a world of N leads over two years generated, its Supabase
+projects written and every simulator serving it, in a process of its own (the world's memory
+is freed with it); then AmoCRM's last page of leads, asked as the loader asks (a window of
+updated_at, ascending, 250 a page), against the first page of a world of about a thousand
+leads: the simulator answers from an index, so the two cost the same. Its numbers are checked
+as a dashboard user would: ROAS, and no day with more leads than clicks."""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+import time
+from typing import Any
+
+import httpx
+
+from bench.figures import Figure, Target
+from sandbox import ground_truth
+from sandbox.amocrm import AmoCrmSimulator
+from sandbox.server import SimServer
+from sandbox.stack import AMOCRM_CLIENT, Sandbox
+from sandbox.world import World, school_rates, school_scale
+
+SMALL_SCALE = 0.06  # about a thousand leads over the default 30 days
+PAGE_SAMPLES = 30
+ROAS_RANGE = (1.5, 6.0)  # what a course seller's dashboard shows, not the test world's ~100
+
+
+def _last_page(world: World) -> dict[str, str | int]:
+    """The last page of every lead by updated_at, asked as the loader asks."""
+    return {"filter[updated_at][from]": 0, "filter[updated_at][to]": 2**31,
+            "order[updated_at]": "asc", "limit": 250,
+            "page": max(1, -(-len(world.amocrm_leads) // 250))}  # fmt: skip
+
+
+def _p50s_ms(servers: list[tuple[str, str, World]]) -> list[float]:
+    """Each server's p50 of its world's last page, the servers asked in turn (a busy moment of
+    the machine slows them alike)."""
+    clients = [
+        (httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}), world)
+        for url, token, world in servers
+    ]
+    samples: list[list[float]] = [[] for _ in clients]
+    for client, world in clients:
+        client.get("/api/v4/leads", params=_last_page(world)).raise_for_status()  # the index
+    for _ in range(PAGE_SAMPLES):
+        for (client, world), times in zip(clients, samples, strict=True):
+            started = time.perf_counter()
+            client.get("/api/v4/leads", params=_last_page(world)).raise_for_status()
+            times.append((time.perf_counter() - started) * 1000)
+    for client, _ in clients:
+        client.close()
+    return [statistics.median(times) for times in samples]
+
+
+def _school(server: str, leads: int, days: int) -> dict[str, Any]:
+    """In a child process: seconds to generate and to serve, the pages, the plausibility."""
+    started = time.perf_counter()
+    scale = school_scale(leads, days)
+    sandbox = Sandbox(server, seed=42, scale=scale, rates=school_rates(scale), history_days=days,
+                      prefix="bench_world", amocrm_rate=10**6)  # fmt: skip
+    generated = time.perf_counter() - started
+    small_world = World(11, SMALL_SCALE)
+    small = AmoCrmSimulator(small_world, **AMOCRM_CLIENT, access_token="small",
+                            refresh_token="small", rate_limit_per_second=10**6)  # fmt: skip
+    with sandbox, SimServer("amocrm_small", small.app) as small_server:
+        served = time.perf_counter() - started
+        page_ms, small_ms = _p50s_ms([
+            (sandbox.servers["amocrm"].url, sandbox.amocrm_pair[0], sandbox.world),
+            (small_server.url, "small", small_world),
+        ])  # fmt: skip
+    check = ground_truth.plausibility(sandbox.world)
+    return {
+        "generated": generated,
+        "served": served,
+        "page_ms": page_ms,
+        "small_ms": small_ms,
+        "small_leads": len(small_world.amocrm_leads),
+        "landing_leads": len(sandbox.world.supabase["main"]["landing_leads"].rows),
+        "amocrm_leads": len(sandbox.world.amocrm_leads),
+        "events": len(sandbox.world.amocrm_events),
+        "roas": float(check.roas),
+        "bad_days": check.days_with_more_leads_than_clicks,
+        "days": check.days,
+        "currencies": sorted({a["currency"] for a in sandbox.world.fb_accounts.values()}),
+    }
+
+
+def measure(server: str, leads: int, days: int) -> list[Figure]:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        school = pool.apply(_school, (server, leads, days))
+    small = school["small_ms"]
+    low, high = ROAS_RANGE
+    plausible = low <= school["roas"] <= high and school["bad_days"] == 0
+    return [
+        Figure(
+            "sandbox of a school generated and served",
+            school["served"],
+            "s",
+            Target(600, of_ratio=False),
+            also=plausible,
+            detail=f"{school['landing_leads']:,} landing leads, {school['amocrm_leads']:,} "
+            f"deals, {school['events']:,} events over {school['days']} days "
+            f"(generated in {school['generated']:.0f} s); ROAS {school['roas']:.2f} "
+            f"(believable: {low:g}–{high:g}), {school['bad_days']} days with more "
+            f"leads than clicks; spend in {', '.join(school['currencies'])}, "
+            "each account's own",
+        ),  # fmt: skip
+        Figure(
+            "AmoCRM simulator's last page at that scale",
+            school["page_ms"],
+            "ms",
+            Target(2.0),
+            baseline=small,
+            ratio=school["page_ms"] / small,
+            detail="p50 of the last page of leads by updated_at; baseline: the same "
+            "page of a world of about a thousand leads",
+        ),  # fmt: skip
+    ]
