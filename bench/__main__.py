@@ -33,7 +33,7 @@ from bench import (
     supabase_figures,
     world_scale,
 )
-from bench.figures import Figure, table, write_results
+from bench.figures import Figure, Partial, table, write_results
 from resources import embedded_pg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +68,11 @@ def _measure(server: str, args: argparse.Namespace) -> tuple[list[Figure], list[
         started = time.perf_counter()
         try:
             measured = SECTIONS[name](server, args)
+        except Partial as partial:
+            for failure in partial.failures:
+                traceback.print_exception(failure)
+            failed.append(name)
+            measured = partial.figures
         except Exception:  # one section's failure must not lose the others' figures
             traceback.print_exc()
             failed.append(name)

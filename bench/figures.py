@@ -88,6 +88,15 @@ class Figure:
         }
 
 
+class Partial(Exception):
+    """A section measured some of its figures and failed the others."""
+
+    def __init__(self, figures: list[Figure], failures: list[BaseException]) -> None:
+        super().__init__("; ".join(f"{type(f).__name__}: {f}" for f in failures))
+        self.figures = figures
+        self.failures = failures
+
+
 def median_of(runs: int, measure: Callable[[], T], key: Callable[[T], float]) -> tuple[T, list[T]]:
     """The run whose `key` is the median of `runs` runs (the lower middle one of an even number),
     and every run."""

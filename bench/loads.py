@@ -91,7 +91,7 @@ def postgrest_process(dsn: str) -> Iterator[tuple[str, str]]:
 def _wait_listening(url: str, process: Any) -> None:
     import httpx
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a spawned interpreter's imports, on a busy machine
     while time.monotonic() < deadline and process.is_alive():
         try:
             httpx.get(url + "/rest/v1/landing_leads", timeout=1)
