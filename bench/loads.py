@@ -166,9 +166,17 @@ def measure_supabase_direct(server: str, count: int) -> dict[str, Any]:
     return _figures(load, copy_seconds)
 
 
-def _change_source(dsn: str, count: int, fraction: float, *, delete: bool, seed: int) -> int:
-    """Delete (or touch) `fraction` of the rows, chosen at random; how many."""
-    ids = random.Random(seed).sample(range(1, count + 1), max(1, int(count * fraction)))
+def _change_source(
+    dsn: str, count: int, fraction: float, *, delete: bool, seed: int, clustered: bool = False
+) -> int:
+    """Delete (or touch) `fraction` of the rows, at random or as one run of ids; how many."""
+    how_many = int(count * fraction)
+    rng = random.Random(seed)
+    if clustered:
+        first = rng.randrange(1, count - how_many + 2)
+        ids = list(range(first, first + how_many))
+    else:
+        ids = rng.sample(range(1, count + 1), how_many)
     with psycopg.connect(dsn, autocommit=True) as conn:
         if delete:
             conn.execute("DELETE FROM landing_leads WHERE id = ANY(%s)", (ids,))
@@ -182,18 +190,22 @@ def _change_source(dsn: str, count: int, fraction: float, *, delete: bool, seed:
 
 
 def measure_supabase_incremental(
-    server: str, count: int, fraction: float = 0.01, deleted: float = 0.001
+    server: str,
+    count: int,
+    changed: float = 0.01,
+    deleted: float = 0.0,
+    clustered: bool = False,
 ) -> dict[str, Any]:
-    """After a full load: `fraction` of the rows changed and `deleted` of them deleted, then
-    the hourly load; its time against the full load's, and its requests against the full
-    load's id scan of today (one page of ids per 1000 rows)."""
+    """After a full load: `changed` of the rows updated and `deleted` of them deleted (at random
+    or as one run of ids), then the hourly load. Its time against the full load's, and its
+    requests against today's deletion scan (one page of ids per 1000 rows)."""
     source = _source(server, count)
     warehouse = _empty_warehouse(server)
     with postgrest_process(source) as (url, key):
         env = {"SUPABASE_MAIN_URL": url, "SUPABASE_MAIN_SERVICE_ROLE_KEY": key}
         full = _in_child(_load_once, warehouse, env)
-        changed = _change_source(source, count, fraction, delete=False, seed=2)
-        gone = _change_source(source, count, deleted, delete=True, seed=3)
+        touched = _change_source(source, count, changed, delete=False, seed=2)
+        gone = _change_source(source, count, deleted, delete=True, seed=3, clustered=clustered)
         hourly = _in_child(_load_once, warehouse, env)
     assert hourly["rows_deleted"] == gone, hourly
     id_scan_requests = -(-count // 1000) + 1
@@ -201,21 +213,33 @@ def measure_supabase_incremental(
         "full_seconds": round(full["seconds"], 3),
         "hourly_seconds": round(hourly["seconds"], 3),
         "x_full": round(hourly["seconds"] / full["seconds"], 4),
-        "changed": changed,
+        "changed": touched,
         "deleted": gone,
+        "clustered": clustered,
         "rows_updated": hourly["rows_updated"],
         "rows_deleted": hourly["rows_deleted"],
         "hourly_requests": hourly["requests"],
         "id_scan_requests": id_scan_requests,
+        "x_id_scan_requests": round(hourly["requests"] / id_scan_requests, 3),
         "full_requests": full["requests"],
     }
 
 
+def measure_supabase_deletions(server: str, count: int, clustered: bool) -> dict[str, Any]:
+    """0.1 % of the rows deleted (and 1 % changed) before the hourly load."""
+    return measure_supabase_incremental(server, count, 0.01, 0.001, clustered)
+
+
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
-    only = sys.argv[2:] or ["rest", "direct", "incremental"]
-    measures = {"rest": measure_supabase_rest, "direct": measure_supabase_direct,
-                "incremental": measure_supabase_incremental}  # fmt: skip
+    measures: dict[str, Callable[[str, int], dict[str, Any]]] = {
+        "rest": measure_supabase_rest,
+        "direct": measure_supabase_direct,
+        "incremental": measure_supabase_incremental,
+        "deleted_scattered": lambda server, n: measure_supabase_deletions(server, n, False),
+        "deleted_clustered": lambda server, n: measure_supabase_deletions(server, n, True),
+    }
+    only = sys.argv[2:] or list(measures)
     with embedded_pg.owned_server(PGDATA):
         server = embedded_pg.start(PGDATA, databases=())
         for name in only:

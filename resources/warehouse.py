@@ -28,6 +28,7 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Engine, create_engine
 
 from contract.canonical import CANONICAL_TABLES
@@ -627,10 +628,10 @@ def _copy_batch(
         return []
     columns = sql.SQL(", ").join(map(sql.Identifier, (*spec.columns, "_seq")))
     try:
-        with conn.transaction():
-            with conn.cursor().copy(
-                sql.SQL("COPY _staging ({}) FROM STDIN").format(columns)
-            ) as copy:
+        with conn.transaction(), conn.cursor() as cur:
+            statement = sql.SQL("COPY _staging ({}) FROM STDIN").format(columns)
+            # a writer thread sends while this one formats the next rows
+            with cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy:
                 for row in batch:
                     copy.write_row(row)
         return []
@@ -711,23 +712,39 @@ def _merge(conn: psycopg.Connection, spec: TableSpec, stamp: datetime) -> tuple[
     )
     old = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in non_key)
     new = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in non_key)
-    distinct = conn.execute(
-        sql.SQL(
-            "CREATE TEMP TABLE _staging_keys ON COMMIT DROP AS"
-            " SELECT DISTINCT ON ({key}) {cols} FROM _staging ORDER BY {key}, _seq DESC"
-        ).format(key=key, cols=cols)
-    ).rowcount
+    counted = conn.execute(
+        sql.SQL("SELECT count(*), count(DISTINCT ({})) FROM _staging").format(key)
+    ).fetchone()
+    assert counted is not None
+    staged, distinct = counted
+    source = sql.Identifier("_staging")
+    if distinct < staged:  # a key read twice (updated during the scan): the last copy wins
+        source = sql.Identifier("_staging_keys")
+        conn.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE _staging_keys ON COMMIT DROP AS"
+                " SELECT DISTINCT ON ({key}) {cols} FROM _staging ORDER BY {key}, _seq DESC"
+            ).format(key=key, cols=cols)
+        )
     # counted in the database: a million merged rows are not a million Python tuples
     merged = conn.execute(
         sql.SQL(
             "WITH m AS (INSERT INTO {target} AS t ({cols}, _loaded_at)"
-            " SELECT {cols}, %s FROM _staging_keys"
+            " SELECT {cols}, %s FROM {source}"
             " ON CONFLICT ({key}) DO UPDATE SET {assignments}, _loaded_at = EXCLUDED._loaded_at,"
             " _deleted_at = NULL"
             " WHERE ({old}, t._deleted_at) IS DISTINCT FROM ({new}, NULL)"
             " RETURNING (xmax = 0) AS inserted)"
             " SELECT count(*) FILTER (WHERE inserted), count(*) FROM m"
-        ).format(target=target, cols=cols, key=key, assignments=assignments, old=old, new=new),
+        ).format(
+            target=target,
+            cols=cols,
+            key=key,
+            assignments=assignments,
+            old=old,
+            new=new,
+            source=source,
+        ),  # fmt: skip
         (stamp,),
     ).fetchone()
     assert merged is not None
@@ -743,7 +760,7 @@ def _mark_absent(
     return conn.execute(
         sql.SQL(
             "UPDATE {} AS t SET _deleted_at = %s WHERE t._deleted_at IS NULL"
-            " AND ({}) NOT IN (SELECT {} FROM _staging_keys)"
+            " AND ({}) NOT IN (SELECT {} FROM _staging)"
             " AND concat_ws('/', {}) <> ALL(%s)"
         ).format(
             sql.Identifier(spec.schema, spec.name),

@@ -144,8 +144,9 @@ def pause_in(table: str) -> Callable[[CrashWorld], Callable[[], bool]]:
 def held_page(crash: CrashWorld) -> Callable[[], bool]:
     """The second page of landing leads is held: the COPY into staging is open, page 1 in it."""
     faults = crash.world.sandbox.servers["supabase_main"].faults
-    faults.add(r"/rest/v1/landing_leads", times=1)  # the first page, served as it is
-    held = faults.add(r"/rest/v1/landing_leads", delay=30.0, times=1)
+    # GETs only: a full read's HEAD count comes first
+    faults.add(r"/rest/v1/landing_leads", method="GET", times=1)  # the first page, as it is
+    held = faults.add(r"/rest/v1/landing_leads", method="GET", delay=30.0, times=1)
     crash.world.sandbox.postgrest["main"].max_rows = 10
     return lambda: held.times == 0
 

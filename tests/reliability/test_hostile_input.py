@@ -160,7 +160,7 @@ POISON = {
 }  # fmt: skip
 # where each source's first page gets its planted records
 PLANT_AT = {
-    "supabase_main": ("supabase_main", "/rest/v1/landing_leads", None, b"["),
+    "supabase_main": ("supabase_main", "/rest/v1/landing_leads", "GET", b"["),  # not the count
     "amocrm": ("amocrm", "/api/v4/leads", None, b'"leads":['),
     "facebook": ("facebook", r".*/insights", "GET", b'"data":['),
 }
