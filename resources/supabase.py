@@ -400,7 +400,13 @@ class SupabaseProject:
         """Rows whose key is in (lo, hi]: a HEAD with `Prefer: count=exact`, whose answer's
         Content-Range carries the total (`0-999/3573`, `*/0`)."""
         build = partial(_range_query, keyset=keyset, lo=lo, hi=hi, columns=keyset.key, count=True)
-        return self._request(table, build, read=self._total)
+        try:
+            return self._request(table, build, read=self._total)
+        except SourceError:
+            # a HEAD's answer has no body, so its failure lacks what the vendor said (PGRST205,
+            # an expired key, a proxy's page): the same rows asked as a GET of one say it
+            self._request(table, partial(build, count=False), limit=1)
+            raise
 
     def scan_keys(
         self, table: str, keyset: Keyset, keys: Sequence[Any]

@@ -31,24 +31,34 @@ SMALL_SCALE = 0.05
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # Client timeouts and back-offs short enough for a test to meet them (the vendors' real ones are
 # tens of seconds); the retry counts and the decisions stay the product's.
-QUICK_RESOURCES = {
-    "resources": {
-        "amocrm": {"config": {"timeout_seconds": 1.0, "default_retry_after_seconds": 0.01}},
-        "facebook": {"config": {"timeout_seconds": 1.0, "poll_first_seconds": 0.01}},
-        "telegram": {"config": {"timeout_seconds": 1.0}},
-        **{
-            f"supabase_{project}": {
-                "config": {
-                    "project": display,
-                    "env_prefix": f"SUPABASE_{project.upper()}",
-                    "timeout_seconds": 1.0,
-                    "backoff_seconds": 0.01,
-                }
-            }  # fmt: skip
-            for project, display in PROJECTS.items()
-        },
-    }
+QUICK_TUNING: dict[str, dict[str, float]] = {
+    "amocrm": {"timeout_seconds": 1.0, "default_retry_after_seconds": 0.01},
+    "facebook": {"timeout_seconds": 1.0, "poll_first_seconds": 0.01},
+    "telegram": {"timeout_seconds": 1.0},
+    **{f"supabase_{p}": {"timeout_seconds": 1.0, "backoff_seconds": 0.01} for p in PROJECTS},
 }
+
+
+def quick_resources() -> dict[str, Any]:
+    """Run config giving each resource QUICK_TUNING. A resource's run config replaces what
+    definitions.py configured, so it repeats the rest: the project's names, and each bound
+    variable as `{"env": NAME}`, read when the run starts as the binding is."""
+    from definitions import resources
+
+    def configured(key: str) -> dict[str, Any]:
+        resource = resources[key]
+        values = {f: getattr(resource, f) for f in type(resource).model_fields}
+        return {
+            f: {"env": v.env_var_name} if isinstance(v, dg.EnvVar) else v
+            for f, v in values.items()
+            if isinstance(v, dg.EnvVar) or f in ("project", "env_prefix")
+        }
+
+    return {
+        "resources": {
+            key: {"config": {**configured(key), **tuning}} for key, tuning in QUICK_TUNING.items()
+        }
+    }
 
 
 @dataclass
@@ -114,7 +124,7 @@ def run_source(
     job, job_tags, config = source_run(source, reload=reload)
     if steps and "ops" in config:
         config = {"ops": {op: c for op, c in config["ops"].items() if op in steps}}
-    extra = QUICK_RESOURCES if quick else {}
+    extra = quick_resources() if quick else {}
     return defs.resolve_job_def(job).execute_in_process(
         instance=instance,
         raise_on_error=False,

@@ -35,7 +35,8 @@ CLIENT = """
 import os
 from resources.amocrm import AmoCrmResource
 from resources.warehouse import WarehouseResource
-with AmoCrmResource(**AmoCrmResource.bound()).open(WarehouseResource(url=os.environ["WAREHOUSE_URL"]), None) as client:
+warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+with AmoCrmResource(**AmoCrmResource.bound()).open(warehouse, None) as client:
     client.get("/api/v4/account")
 """
 LOST = re.compile(
