@@ -40,11 +40,11 @@ rebuild: install
 
 # make backfill SOURCE=facebook FROM=2026-09-01 [TO=2026-10-30] | SOURCE=amocrm FROM=... | ALL=1
 backfill: install
-	$(PYTHON) -m assets.backfill $(SOURCE) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(if $(ALL),--all)
+	$(PYTHON) -m commands.backfill $(SOURCE) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(if $(ALL),--all)
 
 # make replay SOURCE=supabase_main: re-load a source's quarantined records once their cause is fixed
 replay: install
-	$(PYTHON) -m assets.quarantine replay $(SOURCE)
+	$(PYTHON) -m commands.replay replay $(SOURCE)
 
 # one pytest-xdist worker per CPU (TEST_WORKERS=0 for one process): each worker is a session
 # with its own embedded PostgreSQL and sandbox, so the tests that wait (rate limits, throttling,
@@ -91,7 +91,7 @@ bench: install
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy resources checks assets contract sandbox bench health api deploy refresh.py definitions.py
+	.venv/bin/mypy resources checks assets contract sandbox bench health api deploy commands refresh.py definitions.py
 
 stop:
 	-$(PYTHON) -m resources.embedded_pg stop
@@ -100,7 +100,7 @@ clean: stop
 	rm -rf .local .venv
 
 diagnose: install
-	$(PYTHON) -m checks.diagnostics
+	$(PYTHON) -m commands.diagnose
 
 # exit 0 healthy, 1 unhealthy (one line per problem), 2 a setting missing; see health/probe.py
 health: install

@@ -1,10 +1,13 @@
 """The Dagster definitions: assets, checks, jobs, schedule, sensors, and the one place where
-environment variables are bound to resources. Nothing here touches a network or a database."""
+environment variables are bound to resources. Nothing here touches a network or a database.
+The only module that imports every layer (clients → raw assets → core → marts → checks); the
+command line (commands/) sits above it, and nothing below imports it."""
 
 from typing import Any
 
 import dagster as dg
 
+from assets.contract import FAILURE_LISTENERS
 from assets.jobs import (
     automation_sensor,
     daily_facebook_restatement,
@@ -16,19 +19,23 @@ from assets.jobs import (
     source_jobs,
 )
 from assets.models import model_assets
-from assets.sources import raw_assets
+from assets.sources import raw_assets, source_freshness
 from checks.alerts import integration_alerts
-from checks.asset_checks import diagnostic_checks
+from checks.asset_checks import diagnostic_checks, report_vendor_checks
+from checks.integration_health import integration_health
 from checks.quality import quality_checks
 from checks.schema_drift import schema_drift_checks
-from contract.canonical import PROJECTS
 from resources.amocrm import AmoCrmResource
+from resources.canonical import PROJECTS
 from resources.facebook import FacebookResource
 from resources.settings import declare_unset
 from resources.supabase import supabase_resource
 from resources.telegram import TelegramResource
 from resources.warehouse import WarehouseResource
 
+# a source's failed step: its credential and vendor checks say why
+if report_vendor_checks not in FAILURE_LISTENERS:
+    FAILURE_LISTENERS.append(report_vendor_checks)
 # every resource by key; Any: the commands and checks pick theirs by key
 resources: dict[str, Any] = {
     "warehouse": WarehouseResource(url=dg.EnvVar("WAREHOUSE_URL")),
@@ -43,7 +50,7 @@ resources: dict[str, Any] = {
 declare_unset()
 
 defs = dg.Definitions(
-    assets=[*raw_assets, *model_assets],
+    assets=[*raw_assets, *model_assets, source_freshness, integration_health],
     asset_checks=[*diagnostic_checks, *quality_checks, *schema_drift_checks],
     jobs=[
         *source_jobs,

@@ -35,6 +35,7 @@ from api.settings import (
     reader_url,
 )
 from resources import embedded_pg
+from resources.environment import env_file, prepare_environment
 from resources.errors import ConfigError
 from resources.settings import env, port_setting
 from resources.warehouse import WarehouseResource
@@ -176,15 +177,13 @@ def api_port() -> int:
 
 
 def main() -> int:
-    import refresh
-
     args = _parser().parse_args()
-    dotenv = dotenv_values(refresh.env_file())
+    dotenv = dotenv_values(env_file())
     user_set_warehouse = bool(os.environ.get("WAREHOUSE_URL") or dotenv.get("WAREHOUSE_URL"))
     was_running = embedded_pg.is_running()
     try:
         with embedded_pg.owned_server():
-            refresh.prepare_environment()
+            prepare_environment()
             if args.command == "serve":
                 return serve(args.host, args.port or api_port(), user_set_warehouse)
             if args.command == "connection":

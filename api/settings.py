@@ -7,7 +7,7 @@ from urllib.parse import quote, urlencode
 
 from sqlalchemy.engine import make_url
 
-from contract.canonical import FUNNELS, UNKNOWN_FUNNEL
+from resources.canonical import FUNNELS, UNKNOWN_FUNNEL
 from resources.errors import ConfigError
 from resources.settings import env
 

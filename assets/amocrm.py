@@ -12,14 +12,6 @@ from typing import Any
 
 import dagster as dg
 
-from assets.amocrm_records import (
-    AmoAccount,
-    AmoEvent,
-    AmoLead,
-    AmoPipeline,
-    AmoStatus,
-    utm_values,
-)
 from assets.contract import (
     ReloadConfig,
     raw_asset,
@@ -30,8 +22,16 @@ from assets.contract import (
 )
 from assets.metadata import table_metadata
 from assets.progress import timeline_progress
-from assets.records import from_unix, parse, unix_not_after
+from contract.amocrm_records import (
+    AmoAccount,
+    AmoEvent,
+    AmoLead,
+    AmoPipeline,
+    AmoStatus,
+    utm_values,
+)
 from contract.config import load_contract
+from contract.records import from_unix, parse, unix_not_after
 from resources import vendor_json
 from resources.amocrm import EVENTS_LIMIT, AmoCrmClient, AmoCrmResource
 from resources.warehouse import LoadResult, Rejected, TableSpec, WarehouseResource

@@ -21,6 +21,12 @@ from resources.warehouse import WarehouseResource
 
 T = TypeVar("T")
 OWNERS = ["team:data"]
+SOURCE_FRESHNESS = dg.AssetKey(["marts", "source_freshness"])
+# Called with the step's context and its source after a source's step failed: definitions.py
+# adds the checks' evaluation of the credential and vendor diagnostics (Dagster skips the checks
+# of a failed step, so the UI would show no reason), keeping the checks downstream of this module.
+FailureListener = Callable[[dg.AssetExecutionContext, str], None]
+FAILURE_LISTENERS: list[FailureListener] = []
 TRANSIENT_RETRY = dg.RetryPolicy(
     max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
@@ -103,10 +109,8 @@ def run_source_step(
         warehouse.record_attempt(source, entity, error=exc.message, run_id=context.run.run_id)
         # the dashboard learns of a stale source now, not when the next model rebuild runs
         report_freshness(context, warehouse)
-        # the credential and vendor checks say why (Dagster skips the checks of a failed step)
-        from checks.asset_checks import report_vendor_checks
-
-        report_vendor_checks(context, source)
+        for listener in FAILURE_LISTENERS:
+            listener(context, source)
         context.log.error(exc.message)
         # `from None`: the client library's traceback says nothing the message doesn't
         raise dg.Failure(
@@ -120,12 +124,13 @@ def run_source_step(
 
 
 def report_freshness(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:
-    """Rebuild marts.source_freshness and record it as materialized with its new rows, so its
-    preview in the UI is the state the table holds, a failed attempt included."""
+    """The one writer of marts.source_freshness (it reads ops.source_attempts, which changes only
+    here): rebuild it after every load attempt and record it as materialized with its new rows,
+    so its preview in the UI is the state the table holds, a failed attempt included."""
     warehouse.run_model("marts.source_freshness")
     context.instance.report_runless_asset_event(
         dg.AssetMaterialization(
-            asset_key=dg.AssetKey(["marts", "source_freshness"]),
+            asset_key=SOURCE_FRESHNESS,
             description=f"after a load attempt in run {context.run.run_id}",
             metadata=table_metadata(warehouse, "marts", "source_freshness"),
         )

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from assets.contract import raw_asset, raw_multi_asset, raw_spec, run_source_step
 from assets.metadata import table_metadata
 from assets.progress import Progress
-from assets.records import Money, from_unix, parse, unix_not_after
+from contract.records import Money, from_unix, parse, unix_not_after
 from resources import vendor_json
 from resources.errors import SourceError
 from resources.facebook import (
@@ -85,7 +85,7 @@ TOKEN = TableSpec(
     "raw_facebook",
     "token_info",
     ("token_id", "app_id", "type", "application", "is_valid", "expires_at",
-     "data_access_expires_at", "scopes", "user_id", "_raw"),
+     "data_access_expires_at", "scopes", "user_id", "checked_at", "_raw"),
     key=("token_id",),
 )  # fmt: skip
 
@@ -613,12 +613,13 @@ def facebook_token_info(context: dg.AssetExecutionContext) -> dg.MaterializeResu
     def step() -> dict[str, Any]:
         with resource.open() as client:
             data = client.debug_token()
+            checked_at = client.server_now()
             token_hash = client.token_fingerprint()
         info = TokenInfo.model_validate(data)
         row = (
             token_hash, info.app_id, info.type, info.application, info.is_valid,
             _from_unix(info.expires_at), _from_unix(info.data_access_expires_at),
-            vendor_json.dumps(info.scopes), info.user_id, vendor_json.dumps(data),
+            vendor_json.dumps(info.scopes), info.user_id, checked_at, vendor_json.dumps(data),
         )  # fmt: skip
         warehouse.load(TOKEN, [row], source=SOURCE, entity="token_info", snapshot=True)
         return {"is_valid": info.is_valid, "scopes": ", ".join(info.scopes)}

@@ -9,7 +9,7 @@ import dagster as dg
 from dagster._core.storage.tags import MAX_RUNTIME_SECONDS_TAG
 
 from assets.facebook import INSIGHTS_PARTITIONS, INSIGHTS_START, facebook_insights
-from assets.models import MODEL_TABLES
+from assets.models import model_assets
 from assets.sources import SOURCE_ASSETS, SOURCES
 from resources.facebook import PROVISIONAL_DAYS, RESTATEMENT_WINDOW
 from resources.settings import DEFAULT_REPORTING_TZ
@@ -89,8 +89,9 @@ full_rebuild_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(*MODEL_GROUPS),
     config={
         "ops": {
-            f"{schema}__{name}": {"config": {"full_rebuild": True}}
-            for schema, name in (t.split(".") for t in MODEL_TABLES)
+            "__".join(key.path): {"config": {"full_rebuild": True}}
+            for asset in model_assets
+            for key in asset.keys
         }
     },
     description="Recompute every day of core and marts (after a fix to a model's SQL).",
@@ -184,3 +185,17 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
 )
+
+
+def failure_messages(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    """{step: the failure's own sentence} of a run, without Dagster's exception class prefix."""
+    messages = {}
+    for event in result.all_events:
+        data = event.step_failure_data if event.is_step_failure else None
+        if data is None:
+            continue
+        if data.user_failure_data and data.user_failure_data.description:
+            messages[event.step_key or ""] = data.user_failure_data.description
+        elif data.error:
+            messages[event.step_key or ""] = data.error.message.strip()
+    return messages

@@ -1,16 +1,14 @@
 """The lineage picture in the README, drawn from the Definitions' own asset graph (a Mermaid
 flowchart): each vendor → its raw asset group → core → marts → the checks → the dashboard.
 
-    python -m assets.lineage           # print the Mermaid block
-    python -m assets.lineage --write   # put it into README.md between its two markers
+    python -m commands.lineage           # print the Mermaid block
+    python -m commands.lineage --write   # put it into README.md between its two markers
 
 A test compares README's block with this output, so a new asset, group or check shows up there
 or fails the suite.
 """
 
-import argparse
 import re
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from assets.jobs import MODEL_GROUPS
 from resources.settings import SOURCE_NAMES
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-START, END = "<!-- lineage: python -m assets.lineage --write -->", "<!-- lineage end -->"
+START, END = "<!-- lineage: python -m commands.lineage --write -->", "<!-- lineage end -->"
 VENDORS = {
     "amocrm": "AmoCRM REST v4",
     "facebook": "Facebook Marketing API",
@@ -65,11 +63,10 @@ def mermaid(defs: dg.Definitions) -> str:
                 else:
                     lines.append(f"  g_{parent_group} --> {_node(key)}")
     lines.append('  checks{{"asset checks: diagnostics, quality, schema drift, freshness"}}')
-    lines.append('  health[("marts.integration_health")]')
     lines += [f"  g_{g} -.-> checks" for g in (*sorted(sources), *MODEL_GROUPS) if checks[g]]
-    lines.append("  checks --> health")
+    lines.append("  checks --> marts_integration_health")  # its one writer
     lines.append(f'  api(["{DASHBOARD}"])')
-    lines += ["  g_marts --> api", "  health --> api", "```"]
+    lines += ["  g_marts --> api", "```"]
     return "\n".join(lines)
 
 
@@ -78,21 +75,3 @@ def with_block(readme: str, block: str) -> str:
     if not pattern.search(readme):
         raise SystemExit(f"README.md has no lineage markers ({START} ... {END})")
     return pattern.sub(lambda _: f"{START}\n{block}\n{END}", readme)
-
-
-def main() -> int:
-    from definitions import defs
-
-    parser = argparse.ArgumentParser(prog="python -m assets.lineage")
-    parser.add_argument("--write", action="store_true", help="update README.md's block")
-    block = mermaid(defs)
-    if not parser.parse_args().write:
-        print(block)
-        return 0
-    README.write_text(with_block(README.read_text(encoding="utf-8"), block), encoding="utf-8")
-    print(f"lineage written to {README.name}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

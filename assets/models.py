@@ -11,8 +11,8 @@ from assets.contract import OWNERS
 from assets.facebook import INSIGHT_SPECS
 from assets.metadata import table_metadata
 from assets.sources import RAW_KEYS
+from contract.model_params import model_params
 from resources.model_inputs import declared_inputs, raw_table
-from resources.settings import model_params
 from resources.warehouse import WarehouseResource
 
 # Facebook insights are daily partitions reaching back years, most of them never loaded; plain
@@ -30,6 +30,8 @@ class ModelConfig(dg.Config):
 
 
 # The column each model's rows are rebuilt by when only some days changed (None: always whole).
+# marts.source_freshness is built by its one writer after every load attempt
+# (assets/contract.py's report_freshness), so no asset here rebuilds it.
 DAY_COLUMNS: dict[str, str | None] = {
     "marts.source_freshness": None,
     "core.leads": "report_day",
@@ -129,15 +131,9 @@ marts_sales_by_targetologist = build_model_asset(
     "targetologist's token reads its own rows of it for the sales endpoint.",
 )
 
-marts_source_freshness = build_model_asset(
-    "marts.source_freshness",
-    "Dashboard: per source, the last successful load, the last attempt and the error that "
-    "keeps it stale. Also refreshed after every source attempt, failed ones included.",
-)
-
 MODEL_TABLES = list(DAY_COLUMNS)
 model_assets = [
-    marts_source_freshness, core_leads, core_sales, core_ad_spend, marts_leads_total,
+    core_leads, core_sales, core_ad_spend, marts_leads_total,
     marts_leads_by_funnel, marts_sales_total, marts_targetologist_daily,
     marts_leads_by_targetologist, marts_sales_by_targetologist,
 ]  # fmt: skip

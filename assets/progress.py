@@ -1,5 +1,5 @@
 """Progress of long loads: counts, rate and an ETA in the run's log at a steady interval, and a
-progress bar when a terminal is watching (`python -m assets.backfill` attaches one).
+progress bar when a terminal is watching (`python -m commands.backfill` attaches one).
 
 A load reports what it has done (`advance(units, rows)`) against what it plans (`total` units:
 account-days for Facebook, seconds of the source's timeline for AmoCRM and Supabase scans);

@@ -1,5 +1,5 @@
-"""`make replay SOURCE=...` / `python -m assets.quarantine replay SOURCE`: re-load a source's
-quarantined records once their cause is fixed (a contract mapping, a model).
+"""Replaying a source's quarantined records once their cause is fixed (a contract mapping, a
+model): `make replay SOURCE=...` (`python -m commands.replay replay SOURCE`) runs it.
 
 Each quarantined record goes through the very path a load takes: the source's validation (the
 contract's plan for a Supabase table, the pydantic records of AmoCRM and Facebook), then the
@@ -12,18 +12,13 @@ AmoCRM's account, pipelines and statuses are whole-table reloads: the next run r
 Exit codes: 0 done, 1 records still quarantined or a run failed, 2 a configuration error.
 """
 
-import argparse
-import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import dagster as dg
-
-from assets.backfill import _Parser, rebuild_downstream, source_command
 from resources import vendor_json
 from resources.warehouse import Rejected, TableSpec, WarehouseResource
 
@@ -106,7 +101,7 @@ def _supabase(
     source: str, entity: str, resource: Any, stack: ExitStack, warehouse: WarehouseResource
 ) -> Replayer | None:
     from assets.supabase import RecordStream, Start, prepare_table
-    from contract.canonical import CANONICAL_TABLES
+    from resources.canonical import CANONICAL_TABLES
 
     table = next((t for t in CANONICAL_TABLES if (t.source, t.name) == (source, entity)), None)
     if table is None:
@@ -153,44 +148,3 @@ def _facebook(entity: str, warehouse: WarehouseResource) -> Replayer | None:
         spec = OBJECTS[kind]
         return Replayer(spec, lambda records: object_rows([records], account, spec, []))
     return None
-
-
-def summary(outcome: list[Replayed]) -> Iterator[str]:
-    for done in outcome:
-        if done.unsupported:
-            yield (f"  {done.entity}: {done.records} records stay (replay covers no such table; "
-                   "its next run reloads it whole)")  # fmt: skip
-        else:
-            yield (f"  {done.entity}: {done.records} records replayed, {done.loaded} loaded, "
-                   f"{done.still_quarantined} still quarantined")  # fmt: skip
-
-
-def parse(argv: list[str]) -> argparse.Namespace:
-    from assets.sources import SOURCES
-
-    parser = _Parser(prog="quarantine", description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("action", choices=["replay"])
-    parser.add_argument("source", choices=SOURCES)
-    return parser.parse_args(argv)
-
-
-def run(args: argparse.Namespace, instance: dg.DagsterInstance) -> int:
-    from definitions import resources
-
-    warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
-    warehouse.apply_ddl()
-    outcome = replay(warehouse, args.source, resources)
-    print(f"{args.source}: quarantine replayed")
-    print("\n".join(summary(outcome)) or "  nothing quarantined")
-    built = rebuild_downstream(args.source, instance)
-    left = any(d.still_quarantined or d.unsupported for d in outcome)
-    return 0 if built and not left else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    return source_command(parse, run, argv)
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    sys.exit(main())

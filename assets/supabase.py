@@ -17,11 +17,11 @@ import dagster as dg
 from assets.contract import ReloadConfig, raw_asset, reload_since, run_source_step
 from assets.metadata import table_metadata
 from assets.progress import Progress
-from assets.records import CLOCK_MARGIN, not_an_object, record_key
-from contract.canonical import CANONICAL_TABLES, PII_COLUMNS, PROJECTS, CanonicalTable
 from contract.config import ContractError, TableEntry, load_contract
 from contract.plan import TablePlan, entry_path, plan_table, where
+from contract.records import CLOCK_MARGIN, not_an_object, record_key
 from contract.staging import infer_shape, raw_columns, row_values, view_sql
+from resources.canonical import CANONICAL_TABLES, PII_COLUMNS, PROJECTS, CanonicalTable
 from resources.raw_mirror import (
     MirrorChanges,
     StoredKeys,

@@ -23,7 +23,7 @@ from api.reader import Reader
 from api.settings import as_reader
 from bench.facebook_backfill import fresh_warehouse
 from bench.figures import Figure, Target
-from resources.settings import model_params
+from contract.model_params import model_params
 from resources.sql_files import load_sql
 from resources.warehouse import WarehouseResource
 from sandbox.server import free_port

@@ -142,7 +142,7 @@ def one_hour_of_changes(warehouse: WarehouseResource) -> None:
 def rebuild(warehouse: WarehouseResource, *, full: bool) -> tuple[float, int | None]:
     """Every model in build order, as the jobs build them; (seconds, core.leads' days rebuilt)."""
     from assets.models import DAY_COLUMNS
-    from resources.settings import model_params
+    from contract.model_params import model_params
 
     started = time.perf_counter()
     days: dict[str, int | None] = {}

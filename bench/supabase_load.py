@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import sql
 
-from contract.canonical import CANONICAL_TABLES as SUPABASE_TABLES
 from resources import embedded_pg
+from resources.canonical import CANONICAL_TABLES as SUPABASE_TABLES
 from sandbox import supabase_db
 
 LANDING = next(t for t in SUPABASE_TABLES if t.name == "landing_leads")

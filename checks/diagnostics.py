@@ -1,11 +1,10 @@
 """The integration diagnostics of the old dashboard, made honest, plus the vendor-side ones.
 
 Each diagnostic is one function returning a `Diagnostic` (name, status ok/warning/error,
-message, details). They run as Dagster asset checks and from the command line:
-
-    python -m checks.diagnostics            # the report's JSON; exit 0 ok, 1 warning, 2 error
-    python -m checks.diagnostics --health   # {"status", "service", "timestamp", "problems"}:
-                                            # the health probe (health/probe.py), exit 0/1/2
+message, details): a pure reading of the warehouse, but for the few that exist to probe a vendor
+(All Sales Tracking, AmoCRM Subscription, the Supabase keys), which ask it. `DIAGNOSTICS` is
+their one registry: the asset checks (checks/asset_checks.py) and the command line
+(`make diagnose`, commands/diagnose.py) are both built from it.
 
 A diagnostic whose source is not configured (its variables unset, and for the ones read from
 the warehouse, no load ever succeeded) says `not_configured`, naming every missing variable,
@@ -18,10 +17,7 @@ stderr and exit 2.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,7 +29,6 @@ from contract.amocrm import resolve_pipelines
 from contract.config import ContractError
 from resources.amocrm import REFRESH_TOKEN_LIFETIME, AmoCrmResource
 from resources.errors import ConfigError, SourceError
-from resources.facebook import FacebookResource
 from resources.settings import (
     REQUIRED_SETTINGS,
     SOURCE_NAMES,
@@ -47,7 +42,6 @@ from resources.sql_files import load_sql
 from resources.supabase import BY_ID, SupabaseResource
 from resources.warehouse import WarehouseResource
 
-SERVICE = "traffic-warehouse"
 # Names as the old dashboard showed them; the dashboard keys on them.
 EXPRESS_WEBHOOK = "Express Course Webhook"
 FLAGSHIP_WEBHOOK = "Flagship Course Webhook"
@@ -162,8 +156,11 @@ def course_sales(warehouse: WarehouseResource, course: str, limits: Thresholds) 
     return Diagnostic(name, status, text, details)
 
 
-def landing_sync(warehouse: WarehouseResource, limits: Thresholds) -> Diagnostic:
-    """Do landing leads reach AmoCRM? Late ones are a warning, a backlog an error.
+def landing_sync(
+    warehouse: WarehouseResource, limits: Thresholds, previous_late: int | None = None
+) -> Diagnostic:
+    """Do landing leads reach AmoCRM? Late ones are a warning, more than at the previous check
+    (`previous_late`, from that check's own record) an error: a backlog.
 
     "Late" is measured against the newest lead, the data's own clock: a paused landing page
     must not turn every old unsynced lead into an alarm.
@@ -178,14 +175,9 @@ def landing_sync(warehouse: WarehouseResource, limits: Thresholds) -> Diagnostic
     )[0]
     details = {"total_leads": total, "synced": synced, "not_synced": total - synced,
                "latest_lead": _iso(latest), "late_not_synced": late}  # fmt: skip
-    previous = warehouse.fetch_all(
-        "SELECT (details ->> 'late_not_synced')::bigint FROM marts.integration_health"
-        " WHERE name = %s",
-        (LANDING_SYNC,),
-    )
     text = f"{synced} of {total} landing leads synced to AmoCRM; {late} late"
-    if previous and previous[0][0] is not None and late > previous[0][0]:
-        return Diagnostic(LANDING_SYNC, "error", f"{text}, up from {previous[0][0]}: the sync "
+    if previous_late is not None and late > previous_late:
+        return Diagnostic(LANDING_SYNC, "error", f"{text}, up from {previous_late}: the sync "
                           "is falling behind", details)  # fmt: skip
     return Diagnostic(LANDING_SYNC, "warning" if late else "ok", text, details)
 
@@ -212,19 +204,24 @@ def amocrm_api(amocrm: AmoCrmResource, warehouse: WarehouseResource) -> Diagnost
                       {"reachable": True, "account": account.get("subdomain")})  # fmt: skip
 
 
-def facebook_token(facebook: FacebookResource, limits: Thresholds) -> Diagnostic:
-    """Is FACEBOOK_ACCESS_TOKEN valid, with ads_read, and far enough from expiry?"""
-    try:
-        with facebook.open() as client:
-            data = client.debug_token()
-            now = client.server_now()
-    except SourceError as exc:
-        return Diagnostic(FACEBOOK_TOKEN, "error", exc.message, {"is_valid": False})
-    scopes = data.get("scopes") or []
-    expires = data.get("expires_at") or 0
-    days = None if not expires else round((expires - now.timestamp()) / 86400)
-    details = {"is_valid": bool(data.get("is_valid")), "days_to_expiry": days, "scopes": scopes}
-    if not data.get("is_valid"):
+def facebook_token(warehouse: WarehouseResource, limits: Thresholds) -> Diagnostic:
+    """Is FACEBOOK_ACCESS_TOKEN valid, with ads_read, and far enough from expiry? Read from
+    raw_facebook.token_info (debug_token's answer at the last load); a failed load of it is
+    the finding, in its own sentence."""
+    failed = _failed_attempt(warehouse, "facebook", "token_info")
+    if failed is not None:
+        return Diagnostic(FACEBOOK_TOKEN, "error", failed, {"is_valid": False})
+    rows = warehouse.fetch_all(
+        "SELECT is_valid, scopes, round(extract(epoch FROM expires_at - checked_at) / 86400)"
+        " FROM raw_facebook.token_info WHERE _deleted_at IS NULL"
+        " ORDER BY _loaded_at DESC LIMIT 1"
+    )
+    if not rows:
+        return Diagnostic(FACEBOOK_TOKEN, "warning", "The Facebook token was not checked yet", {})
+    valid, scopes, to_expiry = rows[0]
+    days = None if to_expiry is None else int(to_expiry)
+    details = {"is_valid": bool(valid), "days_to_expiry": days, "scopes": scopes}
+    if not valid:
         return Diagnostic(FACEBOOK_TOKEN, "error", "The Facebook token is not valid", details)
     if "ads_read" not in scopes:
         return Diagnostic(FACEBOOK_TOKEN, "error", "The Facebook token lacks ads_read", details)
@@ -236,6 +233,16 @@ def facebook_token(facebook: FacebookResource, limits: Thresholds) -> Diagnostic
     if days < limits.token_days_warning:
         return Diagnostic(FACEBOOK_TOKEN, "warning", text, details)
     return Diagnostic(FACEBOOK_TOKEN, "ok", text, details)
+
+
+def _failed_attempt(warehouse: WarehouseResource, source: str, entity: str) -> str | None:
+    """The error of the entity's latest load attempt when that attempt failed, else None."""
+    rows = warehouse.fetch_all(
+        "SELECT error FROM ops.source_attempts WHERE source = %s AND entity = %s"
+        " ORDER BY attempted_at DESC, id DESC LIMIT 1",
+        (source, entity),
+    )
+    return rows[0][0] if rows and rows[0][0] is not None else None
 
 
 def reconciliation(warehouse: WarehouseResource) -> Diagnostic:
@@ -321,22 +328,134 @@ def supabase_key(project: SupabaseResource, name: str, table: str) -> Diagnostic
 
 
 NOT_CONFIGURED = "not_configured"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a diagnostic reads: the warehouse; the resources of the ones that probe a vendor;
+    the thresholds; the details of its own previous verdict (as the check recorded it), if any."""
+
+    warehouse: WarehouseResource
+    resources: Any  # {key: resource}, or a Dagster context's resources
+    limits: Thresholds
+    previous: Mapping[str, Any] | None = None
+
+    def resource(self, key: str) -> Any:
+        if isinstance(self.resources, Mapping):
+            return self.resources[key]
+        return getattr(self.resources, key)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One diagnostic: the asset whose check it is, the sources it judges, the resource it
+    probes (None: it reads the warehouse, judged once its sources loaded), whether it is also
+    evaluated when its source's load fails (a credential or a vendor: the UI shows why), what it
+    measures with its thresholds (the check's description in the UI), and the function."""
+
+    name: str
+    asset: tuple[str, str]
+    sources: tuple[str, ...]
+    probe: str | None
+    on_failure: bool
+    measures: str
+    run: Callable[[Inputs], Diagnostic]
+
+
+T = Thresholds()  # the defaults, for the descriptions; each run reads DIAGNOSTICS_* afresh
+PCT = "{:.0%}".format
+MAIN = "raw_supabase_main"
+
+
+def _webhook_text(course: str) -> str:
+    return (
+        f"share of {course} webhook sales (stg_supabase_main.{course}_course_sales) on the "
+        f"contract's {course} pipeline: warning under {PCT(T.webhook_right_pipeline_warning)}, "
+        f"error under {PCT(T.webhook_right_pipeline_error)} (DIAGNOSTICS_WEBHOOK_RIGHT_PIPELINE_"
+        "WARNING/_ERROR); none received yet: warning."
+    )
+
+
+def _sales_text(course: str) -> str:
+    return (
+        f"share of {course} sales without UTM (attribution needs it): warning over "
+        f"{PCT(T.without_utm_warning)} (DIAGNOSTICS_WITHOUT_UTM_WARNING); none yet: warning."
+    )
+
+
+def _key_text(project: str) -> str:
+    return (
+        f"does SUPABASE_{project.upper()}_SERVICE_ROLE_KEY (or _ANON_KEY) open the project's "
+        "REST API: error with Supabase's own message when it does not. Also evaluated when the "
+        "load fails."
+    )
+
+
+def _previous_late(i: Inputs) -> int | None:
+    value = (i.previous or {}).get("late_not_synced")
+    return None if value in (None, "") else int(value)
+
+
+VENDOR_NOTE = " Also evaluated when the load fails."
+DIAGNOSTICS: tuple[Spec, ...] = (
+    Spec(EXPRESS_WEBHOOK, (MAIN, "express_course_sales"), ("supabase_main",), None, False,
+         _webhook_text("express"), lambda i: webhook(i.warehouse, "express", i.limits)),
+    Spec(FLAGSHIP_WEBHOOK, (MAIN, "flagship_course_sales"), ("supabase_main",), None, False,
+         _webhook_text("flagship"), lambda i: webhook(i.warehouse, "flagship", i.limits)),
+    Spec(LANDING_SYNC, (MAIN, "landing_leads"), ("supabase_main",), None, False,
+         f"landing leads not synced to AmoCRM {T.unsynced_after_minutes} min after the newest "
+         "lead (DIAGNOSTICS_UNSYNCED_AFTER_MINUTES): any is a warning, more than at the last "
+         "check an error.",
+         lambda i: landing_sync(i.warehouse, i.limits, _previous_late(i))),
+    Spec(EXPRESS_SALES, (MAIN, "express_course_sales"), ("supabase_main",), None, False,
+         _sales_text("express"), lambda i: course_sales(i.warehouse, "express", i.limits)),
+    Spec(FLAGSHIP_SALES, (MAIN, "flagship_course_sales"), ("supabase_main",), None, False,
+         _sales_text("flagship"), lambda i: course_sales(i.warehouse, "flagship", i.limits)),
+    Spec(ALL_SALES_TRACKING, ("raw_supabase_traffic", "all_sales_tracking"),
+         ("supabase_traffic",), "supabase_traffic", True,
+         "can the Traffic project's all_sales_tracking be read: error with the vendor's message "
+         "and hint when not." + VENDOR_NOTE,
+         lambda i: all_sales_tracking(i.resource("supabase_traffic"))),
+    Spec(AMOCRM_API, ("raw_amocrm", "leads"), ("amocrm",), "amocrm", True,
+         "does AmoCRM's API answer GET /api/v4/account: error on any refusal, 402 Payment "
+         "Required named as the unpaid subscription." + VENDOR_NOTE,
+         lambda i: amocrm_api(i.resource("amocrm"), i.warehouse)),
+    Spec(FACEBOOK_TOKEN, ("raw_facebook", "token_info"), ("facebook",), None, True,
+         f"FACEBOOK_ACCESS_TOKEN as debug_token answered at the last load "
+         f"(raw_facebook.token_info): invalid or without ads_read is an error; expiry under "
+         f"{T.token_days_warning} days a warning, under {T.token_days_error} an error "
+         "(DIAGNOSTICS_TOKEN_DAYS_WARNING/_ERROR); that load failing is an error with its "
+         "reason." + VENDOR_NOTE,
+         lambda i: facebook_token(i.warehouse, i.limits)),
+    Spec(RECONCILIATION, ("core", "sales"), ("amocrm", "supabase_main", "supabase_traffic"),
+         None, False,
+         "AmoCRM won deals vs webhook sales vs all_sales_tracking per funnel: any won deal "
+         "without a webhook or sale not tracked is a warning; the disagreeing days are listed.",
+         lambda i: reconciliation(i.warehouse)),
+    Spec(QUARANTINE, ("marts", "source_freshness"), (), None, False,
+         "records refused by validation (ops.quarantine): any in the last 24 h is a warning, "
+         "more than in the 24 h before an error.",
+         lambda i: quarantine(i.warehouse)),
+    Spec(AMOCRM_TOKEN, ("raw_amocrm", "leads"), ("amocrm",), None, True,
+         f"age of the stored AmoCRM refresh token (it dies after {REFRESH_TOKEN_LIFE_DAYS} days "
+         f"unused): warning from {T.refresh_token_age_warning_days} days, error from "
+         f"{T.refresh_token_age_error_days} (DIAGNOSTICS_REFRESH_TOKEN_AGE_WARNING_DAYS/_ERROR_"
+         "DAYS); none stored: warning." + VENDOR_NOTE,
+         lambda i: amocrm_token(i.warehouse, i.limits)),
+    Spec(SUPABASE_KEYS["main"], (MAIN, "landing_leads"), ("supabase_main",), "supabase_main",
+         True, _key_text("main"),
+         lambda i: supabase_key(i.resource("supabase_main"), SUPABASE_KEYS["main"],
+                                "landing_leads")),
+    Spec(SUPABASE_KEYS["tripwire"], ("raw_supabase_tripwire", "tripwire_users"),
+         ("supabase_tripwire",), "supabase_tripwire", True, _key_text("tripwire"),
+         lambda i: supabase_key(i.resource("supabase_tripwire"), SUPABASE_KEYS["tripwire"],
+                                "tripwire_users")),
+)  # fmt: skip
+BY_NAME: dict[str, Spec] = {spec.name: spec for spec in DIAGNOSTICS}
 # Which sources each diagnostic judges, and whether it asks the vendor (then its source's
 # settings must be set) or reads what the warehouse holds (then a load must once have succeeded).
 JUDGES: dict[str, tuple[tuple[str, ...], bool]] = {
-    EXPRESS_WEBHOOK: (("supabase_main",), False),
-    FLAGSHIP_WEBHOOK: (("supabase_main",), False),
-    LANDING_SYNC: (("supabase_main",), False),
-    EXPRESS_SALES: (("supabase_main",), False),
-    FLAGSHIP_SALES: (("supabase_main",), False),
-    ALL_SALES_TRACKING: (("supabase_traffic",), True),
-    AMOCRM_API: (("amocrm",), True),
-    FACEBOOK_TOKEN: (("facebook",), True),
-    RECONCILIATION: (("amocrm", "supabase_main", "supabase_traffic"), False),
-    QUARANTINE: ((), False),
-    AMOCRM_TOKEN: (("amocrm",), False),
-    SUPABASE_KEYS["main"]: (("supabase_main",), True),
-    SUPABASE_KEYS["tripwire"]: (("supabase_tripwire",), True),
+    spec.name: (spec.sources, spec.probe is not None) for spec in DIAGNOSTICS
 }
 
 
@@ -364,59 +483,34 @@ def not_configured(warehouse: WarehouseResource, name: str) -> Diagnostic | None
                                                            if s in REQUIRED_SETTINGS]})  # fmt: skip
 
 
-def run_all(resources: dict[str, Any], limits: Thresholds | None = None) -> list[Diagnostic]:
+def evaluate(spec: Spec, inputs: Inputs) -> Diagnostic:
+    """The diagnostic's verdict, or `not_configured` when its sources cannot be judged."""
+    return not_configured(inputs.warehouse, spec.name) or spec.run(inputs)
+
+
+def run_all(
+    resources: Mapping[str, Any],
+    limits: Thresholds | None = None,
+    previous: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Diagnostic]:
+    """Every diagnostic of the registry; `previous`: {name: its previous verdict's details}."""
     limits = limits or Thresholds.from_env()
     warehouse: WarehouseResource = resources["warehouse"]
-    checks: dict[str, Callable[[], Diagnostic]] = {
-        EXPRESS_WEBHOOK: lambda: webhook(warehouse, "express", limits),
-        FLAGSHIP_WEBHOOK: lambda: webhook(warehouse, "flagship", limits),
-        LANDING_SYNC: lambda: landing_sync(warehouse, limits),
-        EXPRESS_SALES: lambda: course_sales(warehouse, "express", limits),
-        FLAGSHIP_SALES: lambda: course_sales(warehouse, "flagship", limits),
-        ALL_SALES_TRACKING: lambda: all_sales_tracking(resources["supabase_traffic"]),
-        AMOCRM_API: lambda: amocrm_api(resources["amocrm"], warehouse),
-        FACEBOOK_TOKEN: lambda: facebook_token(resources["facebook"], limits),
-        RECONCILIATION: lambda: reconciliation(warehouse),
-        QUARANTINE: lambda: quarantine(warehouse),
-        AMOCRM_TOKEN: lambda: amocrm_token(warehouse, limits),
-        SUPABASE_KEYS["main"]: lambda: supabase_key(
-            resources["supabase_main"], SUPABASE_KEYS["main"], "landing_leads"
-        ),
-        SUPABASE_KEYS["tripwire"]: lambda: supabase_key(
-            resources["supabase_tripwire"], SUPABASE_KEYS["tripwire"], "tripwire_users"
-        ),
-    }
     results = []
-    for name, check in checks.items():
+    for spec in DIAGNOSTICS:
+        inputs = Inputs(warehouse, resources, limits, (previous or {}).get(spec.name))
         try:
-            results.append(not_configured(warehouse, name) or check())
+            results.append(evaluate(spec, inputs))
         except SourceError as exc:  # a setting or a vendor: its own sentence is the finding
-            results.append(Diagnostic(name, "error", exc.message, {}))
+            results.append(Diagnostic(spec.name, "error", exc.message, {}))
         except psycopg.OperationalError:
             raise  # the warehouse itself: the command's one line, not thirteen
         except Exception as exc:  # noqa: BLE001 - the report names it and goes on
             # only the type: a library's message may quote a URL with a token in it
             kind = type(exc).__name__
-            results.append(Diagnostic(name, "error", f"{name} could not run ({kind}); the other "
-                                      "diagnostics did", {"exception": kind}))  # fmt: skip
+            text = f"{spec.name} could not run ({kind}); the other diagnostics did"
+            results.append(Diagnostic(spec.name, "error", text, {"exception": kind}))
     return results
-
-
-def store(warehouse: WarehouseResource, diagnostics: list[Diagnostic]) -> None:
-    """Keep the latest result of each in marts.integration_health; a diagnostic that cannot
-    judge (not_configured) removes its old verdict rather than leaving it standing."""
-    with warehouse.connection() as conn:
-        for d in diagnostics:
-            if d.status == NOT_CONFIGURED:
-                conn.execute("DELETE FROM marts.integration_health WHERE name = %s", (d.name,))
-                continue
-            conn.execute(
-                "INSERT INTO marts.integration_health (name, status, message, details)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET"
-                " status = EXCLUDED.status, message = EXCLUDED.message,"
-                " details = EXCLUDED.details, checked_at = now()",
-                (d.name, d.status, d.message, json.dumps(d.details)),
-            )
 
 
 def report(diagnostics: list[Diagnostic]) -> dict[str, Any]:
@@ -439,48 +533,3 @@ def report(diagnostics: list[Diagnostic]) -> dict[str, Any]:
             "summary": summary,
         },
     }
-
-
-EXIT_CODES = {"ok": 0, "warning": 1, "error": 2}
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m checks.diagnostics")
-    parser.add_argument("--health", action="store_true", help="the health probe's short object")
-    args = parser.parse_args()
-    if args.health:
-        # the daemon, the runs and the sources' freshness, without calling any vendor
-        from health.probe import probe_environment
-
-        health = probe_environment()
-        print(json.dumps({"status": "ok" if health.healthy else "error", "service": SERVICE,
-                          "timestamp": health.checked_at.isoformat(),
-                          "problems": health.problems}, ensure_ascii=False, indent=2))  # fmt: skip
-        return health.exit_code
-    import refresh
-
-    return refresh.configuration_errors(diagnose)
-
-
-def diagnose() -> int:
-    import refresh
-    from resources import embedded_pg
-
-    with embedded_pg.owned_server():
-        refresh.prepare_environment()
-        reporting_tz()
-        limits = Thresholds.from_env()
-        from definitions import resources
-
-        warehouse = WarehouseResource(url=env("WAREHOUSE_URL") or "")
-        warehouse.apply_ddl()
-        diagnostics = run_all({**resources, "warehouse": warehouse}, limits)
-        store(warehouse, diagnostics)
-    result = report(diagnostics)
-    overall = result["data"]["overall_status"]
-    print(json.dumps(result, ensure_ascii=False, indent=2))
-    return EXIT_CODES[overall]
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 from psycopg import sql
 
-from contract.canonical import FUNNELS, UNKNOWN_FUNNEL
+from resources.canonical import FUNNELS, UNKNOWN_FUNNEL
 from resources.embedded_pg import sqlalchemy_uri
 from resources.settings import fx_rates, reporting_currency
 from resources.warehouse import WarehouseResource

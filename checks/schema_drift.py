@@ -9,7 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from contract.canonical import CANONICAL_TABLES, CanonicalTable
+from resources.canonical import CANONICAL_TABLES, CanonicalTable
 from resources.warehouse import WarehouseResource
 
 

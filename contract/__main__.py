@@ -8,19 +8,20 @@ import argparse
 import os
 import sys
 
-from contract.canonical import CANONICAL_TABLES, PROJECTS
 from contract.config import ContractError, contract_path, load_contract
 from contract.discover import apply_edits, diff, discover_supabase
+from resources.canonical import CANONICAL_TABLES, PROJECTS
 from resources.errors import SourceError
-from resources.supabase import SupabaseResource
+from resources.supabase import SupabaseResource, supabase_resource
 from resources.warehouse import WarehouseResource
 
 
 def _supabase_resources() -> dict[str, SupabaseResource]:
-    """The projects' resources as definitions.py binds them."""
-    from definitions import resources
-
-    return {project: resources[f"supabase_{project}"] for project in PROJECTS}
+    """The projects' resources, bound as definitions.py binds them (the same factory)."""
+    return {
+        project: supabase_resource(display, f"SUPABASE_{project.upper()}")
+        for project, display in PROJECTS.items()
+    }
 
 
 def discover(apply: bool) -> int:
@@ -55,12 +56,12 @@ def _amocrm_section(contract, problems: list[str]) -> tuple[str, dict] | None:
     """AmoCRM's pipelines and custom fields and the proposed `amocrm:` section, or None when
     AmoCRM is not configured (its problem is then one line among the others)."""
     from contract.amocrm import check_amocrm, discover_amocrm, propose_amocrm, render_amocrm
-    from definitions import resources
+    from resources.amocrm import AmoCrmResource
 
     warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
     try:
         warehouse.apply_ddl()
-        catalog = discover_amocrm(resources["amocrm"], warehouse)
+        catalog = discover_amocrm(AmoCrmResource(**AmoCrmResource.bound()), warehouse)
     except SourceError as exc:
         problems.append(exc.message)
         return None
@@ -94,7 +95,7 @@ def main() -> int:
     drift = commands.add_parser("accept-drift", help="accept the served shape as the baseline")
     drift.add_argument("tables", nargs="*")
     args = parser.parse_args()
-    from refresh import prepare_environment
+    from resources.environment import prepare_environment
 
     try:
         prepare_environment()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assets.amocrm_records import (
+from contract.amocrm_records import (
     AmoFieldDefinition,
     AmoPipeline,
     AmoStatus,

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from contract.canonical import CANONICAL_TABLES, MATCH_TYPES, PROJECTS, CanonicalTable
+from resources.canonical import CANONICAL_TABLES, MATCH_TYPES, PROJECTS, CanonicalTable
 from resources.errors import ConfigError
 from resources.settings import env
 

@@ -10,9 +10,9 @@ from typing import Any
 import yaml
 from tabulate import tabulate
 
-from contract.canonical import CANONICAL_TABLES, PROJECTS
 from contract.config import Constant, Contract, ContractError, TableEntry
 from contract.plan import TablePlan, entry_path, plan_table
+from resources.canonical import CANONICAL_TABLES, PROJECTS
 from resources.errors import SourceError
 from resources.supabase import SupabaseResource, TableShape
 

@@ -9,8 +9,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from contract.canonical import MONEY_LIMIT, PROJECTS, CanonicalType, Column
 from contract.config import Constant, ContractError, TableEntry
+from resources.canonical import MONEY_LIMIT, PROJECTS, CanonicalType, Column
 from resources.supabase import Keyset, SourceColumn, TableShape
 
 INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})

@@ -4,14 +4,13 @@ source column; which one feeds a canonical column lives here, derived from the p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from psycopg import sql
 
-from contract.canonical import KEY_TYPE, CanonicalTable
 from contract.plan import Feed, TablePlan
 from resources import vendor_json
+from resources.canonical import canonical_view
 from resources.raw_mirror import short_type
 from resources.supabase import SourceColumn, TableShape
 
@@ -88,30 +87,8 @@ def view_sql(plan: TablePlan, raw_types: dict[str, str]) -> sql.Composed:
         *(_feed_sql(f, raw_types, plan.entry.timezone) for f in plan.feeds),
     ]
     items.append(sql.SQL("r._loaded_at, r._deleted_at"))
-    return _view(
+    return canonical_view(
         table, items, sql.SQL("FROM {} r").format(sql.Identifier(table.raw_schema, table.name))
-    )
-
-
-def placeholder_sql(table: CanonicalTable) -> sql.Composed:
-    """The view of a table never loaded: the canonical columns and no rows."""
-    items: list[sql.Composable] = [sql.SQL("NULL::{} AS id").format(sql.SQL(KEY_TYPE))]
-    items += [
-        sql.SQL("NULL::{} AS {}").format(sql.SQL(c.type), sql.Identifier(c.name))
-        for c in table.columns
-    ]
-    items += [
-        sql.SQL("NULL::timestamptz AS _loaded_at"),
-        sql.SQL("NULL::timestamptz AS _deleted_at"),
-    ]
-    return _view(table, items, sql.SQL("WHERE false"))
-
-
-def _view(
-    table: CanonicalTable, items: Sequence[sql.Composable], tail: sql.Composable
-) -> sql.Composed:
-    return sql.SQL("CREATE OR REPLACE VIEW {} AS SELECT {} {}").format(
-        sql.Identifier(table.staging_schema, table.name), sql.SQL(", ").join(items), tail
     )
 
 

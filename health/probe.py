@@ -35,7 +35,7 @@ import psycopg
 from dagster._core.storage.tags import MAX_RUNTIME_SECONDS_TAG
 
 from resources.errors import ConfigError
-from resources.settings import SOURCE_STALE_ERROR, SOURCE_STALE_WARNING, env, load_env_file
+from resources.settings import SOURCE_STALE_ERROR, SOURCE_STALE_WARNING, env
 
 DEFAULT_HEARTBEAT_BOUND = timedelta(minutes=2)
 DEFAULT_RUN_FACTOR = 3.0
@@ -390,15 +390,15 @@ def _duration(delta: timedelta) -> str:
 
 
 def probe_environment(now: datetime | None = None) -> HealthReport:
-    """The probe as the shell runs it (`make health`, `python -m checks.diagnostics --health`).
+    """The probe as the shell runs it (`make health`, `python -m commands.diagnose --health`).
 
     The settings come from the environment and `.env`, as for `make run`; an embedded PostgreSQL
     that is not running is reported, not started (a probe must not bring up what it watches).
     """
-    import refresh
     from resources import embedded_pg
+    from resources.environment import DAGSTER_HOME, load_settings_file, prepare_environment
 
-    load_env_file(refresh.env_file())
+    load_settings_file()
     try:
         Bounds.from_env()
     except ConfigError as exc:
@@ -414,8 +414,8 @@ def probe_environment(now: datetime | None = None) -> HealthReport:
         stamp = (now or datetime.now(UTC)).astimezone(UTC)
         return HealthReport(False, [text], stamp, keys=["postgres"])
     home = os.environ.get("DAGSTER_HOME", "").strip()
-    if not home or Path(home).resolve() == refresh.DAGSTER_HOME.resolve():
-        refresh.prepare_environment()  # the project's own DAGSTER_HOME, as every command has it
+    if not home or Path(home).resolve() == DAGSTER_HOME.resolve():
+        prepare_environment()  # the project's own DAGSTER_HOME, as every command has it
     else:  # an operator's DAGSTER_HOME (a service, an image) is read, never written
         os.environ.update(embedded_pg.resolve_urls())
         if not (Path(home) / "dagster.yaml").is_file():

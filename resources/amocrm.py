@@ -561,22 +561,21 @@ def main() -> int:
     """`python -m resources.amocrm authorize CODE`: store the first token pair. A missing or
     wrong setting is one line and exit 2, like every command of the project; AmoCRM refusing
     the code is its answer in one line and exit 1."""
-    import refresh
+    from resources.environment import configuration_errors
 
     parser = argparse.ArgumentParser(prog="python -m resources.amocrm")
     parser.add_argument("action", choices=["authorize"])
     parser.add_argument("code", help="authorization code from the integration's settings")
     args = parser.parse_args()
-    return refresh.configuration_errors(lambda: authorize(args.code))
+    return configuration_errors(lambda: authorize(args.code))
 
 
 def authorize(code: str) -> int:
-    import refresh
-    from definitions import resources
     from resources import embedded_pg
-    from resources.settings import load_env_file, missing_sentence, missing_settings
+    from resources.environment import load_settings_file
+    from resources.settings import missing_sentence, missing_settings
 
-    load_env_file(refresh.env_file())
+    load_settings_file()
     # the exchange needs every one of these; name them all before anything starts
     missing = missing_settings("amocrm", token_stored=True)
     if missing:
@@ -585,7 +584,7 @@ def authorize(code: str) -> int:
         url = env("WAREHOUSE_URL") or embedded_pg.resolve_urls()["WAREHOUSE_URL"]
         warehouse = WarehouseResource(url=url)
         warehouse.apply_ddl()
-        config: AmoCrmResource = resources["amocrm"]
+        config = AmoCrmResource(**AmoCrmResource.bound())  # as definitions.py binds it
         client = config.open(warehouse, None)
         try:
             pair = client._exchange({"grant_type": "authorization_code", "code": code})

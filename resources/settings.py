@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from datetime import timedelta
@@ -12,10 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import dagster as dg
 
 from resources.errors import ConfigError, require_setting
-from resources.sql_files import load_sql
 
 if TYPE_CHECKING:
-    from resources.warehouse import WarehouseResource
+    pass
 
 DEFAULT_REPORTING_TZ = "Asia/Almaty"
 # Sources load hourly: one two hours behind is a warning, six hours an error. The UI's freshness
@@ -205,29 +203,3 @@ def vendor_params(text: str) -> dict[str, Any]:
     facts = {"won_status": WON_STATUS_ID, "lost_status": LOST_STATUS_ID,
              "provisional_days": PROVISIONAL_DAYS}  # fmt: skip
     return {name: value for name, value in facts.items() if f"%({name})s" in text}
-
-
-def model_params(warehouse: WarehouseResource, table: str) -> dict[str, Any]:
-    """The parameters the SQL model `table` (e.g. "core.sales") is run with.
-
-    The course pipelines (the contract's `amocrm.pipelines`, resolved against the stored AmoCRM
-    pipelines) are added only for the models whose SQL binds them: a contract mistake then fails
-    those with its sentence (a `dg.Failure`) while spend and source freshness keep building.
-    """
-    # imported here, not at the top: the contract modules import this one (for env)
-    from contract.amocrm import PIPELINE_KEYS, resolve_pipelines
-
-    try:
-        params: dict[str, Any] = {
-            "tz": reporting_tz(),
-            "currency": reporting_currency(),
-            "fx": json.dumps(fx_rates()),
-        }
-        text = load_sql(table.replace(".", "/"))
-        if any(f"%({key})s" in text for key in PIPELINE_KEYS):
-            params |= resolve_pipelines(warehouse, before_load=True)
-    except ConfigError as exc:
-        # the model fails with the sentence alone, as a source step does, and is not retried:
-        # only a person editing the setting or the contract can fix it
-        raise dg.Failure(description=exc.message, allow_retries=False) from None
-    return params

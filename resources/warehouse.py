@@ -31,9 +31,8 @@ from psycopg.conninfo import make_conninfo
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Engine, create_engine
 
-from contract.canonical import CANONICAL_TABLES
-from contract.staging import placeholder_sql
 from resources import vendor_json
+from resources.canonical import CANONICAL_TABLES, placeholder_sql
 from resources.embedded_pg import sqlalchemy_uri
 from resources.model_inputs import (
     declared_inputs,

@@ -28,11 +28,11 @@ ENV_FILE = ROOT / ".local" / "sandbox.env"
 
 
 def _start(args: argparse.Namespace, fresh_warehouse: bool = False):  # -> Sandbox
-    import refresh
     from resources import embedded_pg
+    from resources.environment import prepare_environment
     from sandbox.stack import Sandbox
 
-    refresh.prepare_environment()
+    prepare_environment()
     server_uri = embedded_pg.start()
     embedded = embedded_pg.database_uri(server_uri, "warehouse")
     if fresh_warehouse and os.environ["WAREHOUSE_URL"] == embedded:
@@ -58,7 +58,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    import refresh
+    from commands.runs import dashboard, run_all
     from resources.warehouse import WarehouseResource
     from sandbox.truth import compare_all
 
@@ -71,9 +71,9 @@ def demo(args: argparse.Namespace) -> int:
         warehouse.apply_ddl()
         print("hourly refresh, one run per source:", flush=True)
         with dg.DagsterInstance.get() as instance:
-            outcome = refresh.run_all(instance)
+            outcome = run_all(instance)
         print()
-        print(refresh.dashboard(warehouse))
+        print(dashboard(warehouse))
         print()
         mismatches = compare_all(warehouse, sandbox.world)
         for line in mismatches or [

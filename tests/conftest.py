@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from resources import embedded_pg
 from resources.dagster_instance import hold_connections
+from resources.environment import install_instance_config
 from resources.warehouse import WarehouseResource, engine_for
 from sandbox.server import free_port
 from sandbox.stack import Sandbox
@@ -97,8 +97,7 @@ def fresh_sandbox(pg_server: str) -> Iterator[Sandbox]:
 def dagster_home(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A DAGSTER_HOME with the project's dagster.yaml, its storage in the test server."""
     embedded_pg.create_database(pg_server, "dagster")
-    home = tmp_path_factory.mktemp("dagster_home")
-    shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+    home = install_instance_config(tmp_path_factory.mktemp("dagster_home"))
     mp = pytest.MonkeyPatch()
     mp.setenv(
         "DAGSTER_PG_URL",
@@ -118,7 +117,7 @@ def own_dagster_instance(
     embedded_pg.create_database(pg_server, database)
     url = embedded_pg.database_uri(pg_server, database)
     monkeypatch.setenv("DAGSTER_PG_URL", embedded_pg.sqlalchemy_uri(url, "psycopg2"))
-    shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+    install_instance_config(home)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         yield instance
     embedded_pg.drop_database(pg_server, database)
@@ -170,7 +169,7 @@ def run_job(
 
 
 def step_failures(result: dg.ExecuteInProcessResult) -> dict[str, str]:
-    from refresh import failure_messages
+    from assets.jobs import failure_messages
 
     return failure_messages(result)
 

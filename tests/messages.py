@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("resources", "assets", "checks", "api", "health", "contract")
+PACKAGES = ("resources", "assets", "checks", "api", "health", "contract", "commands")
 # call → the index (or keyword) of its message argument
 SINKS: dict[str, int | str] = {
     "ConfigError": 1, "SourceError": 1, "ContractError": 0, "Diagnostic": 2, "Problem": 1,

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from assets.amocrm_records import CustomField, CustomFieldValue, utm_values
+from contract.amocrm_records import CustomField, CustomFieldValue, utm_values
 from sandbox.amocrm import BODY_402, BODY_429, HTML_403, HTML_429
 from sandbox.stack import Sandbox
 from sandbox.truth import compare_amocrm

@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 import resources.amocrm
-from assets.amocrm_records import CustomField, CustomFieldValue, utm_values
 from assets.jobs import SOURCES, source_job_name
 from checks.diagnostics import Thresholds, reconciliation, webhook
 from contract.amocrm import (
@@ -23,6 +22,7 @@ from contract.amocrm import (
     resolve_pipeline,
     resolve_pipelines,
 )
+from contract.amocrm_records import CustomField, CustomFieldValue, utm_values
 from contract.config import AmoCrmEntry, ContractError, load_contract
 from resources.amocrm import AmoCrmResource
 from sandbox.amocrm import LEAD_FIELDS, PIPELINES, UTM_FIELD_IDS

@@ -12,9 +12,9 @@ import pytest
 
 from checks.schema_drift import evaluate
 from contract.__main__ import _supabase_resources
-from contract.canonical import CANONICAL_TABLES
 from contract.config import DEFAULT_FILE, load_contract
 from contract.discover import apply_edits, discover_supabase
+from resources.canonical import CANONICAL_TABLES
 from sandbox.stack import Sandbox
 from sandbox.truth import compare_marts
 from tests.conftest import FAST_SANDBOX, point_env_at, run_job, step_failures

@@ -10,7 +10,8 @@ from datetime import datetime
 import pytest
 
 from assets.jobs import SOURCES, source_job_name
-from checks.diagnostics import report, run_all, store
+from checks.diagnostics import report, run_all
+from checks.integration_health import store
 from definitions import resources as defined_resources
 from sandbox.amocrm import BODY_402
 from sandbox.world import FLAGSHIP_PIPELINE

@@ -1,6 +1,6 @@
 """Backfills and re-loads: Facebook insights as daily partitions launched as a backfill through
 the Dagster instance (what the UI's partition picker submits), through `dagster asset
-materialize --partition-range` and through `python -m assets.backfill`, each as one run whose
+materialize --partition-range` and through `python -m commands.backfill`, each as one run whose
 rows equal the sandbox's world and whose re-run changes nothing; a pre-partition cursor adopted
 without a re-pull; per-account independence under throttling; resuming after committed days;
 AmoCRM and Supabase re-loads from a day. Simulated: the sandbox's Graph, AmoCRM and PostgREST
@@ -20,8 +20,8 @@ import dagster as dg
 import pytest
 
 import resources.facebook
-from assets import backfill
 from assets.jobs import SOURCES, partition_range_tags, source_job_name
+from commands import backfill
 from resources.vendor_clock import VendorClock
 from sandbox.stack import Sandbox
 from sandbox.truth import compare_marts
@@ -165,9 +165,9 @@ def defs_job(name: str) -> dg.JobDefinition:
 
 
 def backfill_cli(instance: dg.DagsterInstance, *args: str) -> subprocess.CompletedProcess:
-    """`python -m assets.backfill ...` in a process of its own, on the test's instance."""
+    """`python -m commands.backfill ...` in a process of its own, on the test's instance."""
     env = {**os.environ, "DAGSTER_HOME": instance.root_directory}
-    return subprocess.run([sys.executable, "-m", "assets.backfill", *args, "--no-progress"],
+    return subprocess.run([sys.executable, "-m", "commands.backfill", *args, "--no-progress"],
                           cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)  # fmt: skip
 

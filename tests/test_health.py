@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import pytest
 import yaml
 
 from assets.sources import SOURCES
-from checks import diagnostics
+from commands import diagnose
 from health.probe import (
     DEFAULT_HEARTBEAT_BOUND,
     NO_INSTANCE,
@@ -39,6 +38,7 @@ from health.probe import (
 )
 from health.watchdog import exclusive, watch
 from resources import embedded_pg
+from resources.environment import install_instance_config
 from resources.settings import SOURCE_STALE_WARNING
 from resources.telegram import TelegramResource
 from resources.warehouse import WarehouseResource
@@ -75,7 +75,7 @@ def home(pg_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     monkeypatch.setenv("DAGSTER_PG_URL", embedded_pg.sqlalchemy_uri(url, "psycopg2"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     monkeypatch.setenv("HEALTH_STATE_FILE", str(tmp_path / "watchdog.json"))
-    shutil.copyfile(ROOT / "instance" / "dagster.yaml", tmp_path / "dagster.yaml")
+    install_instance_config(tmp_path)
     yield tmp_path
     embedded_pg.drop_database(pg_server, "dagster_health")
 
@@ -200,9 +200,9 @@ def test_given_daemon_killed_when_bound_passes_then_unhealthy_one_alert_then_one
     # the diagnostics' short health object is the same probe (in-process: a second interpreter
     # start would cost seconds)
     monkeypatch.setenv("HEALTH_HEARTBEAT_SECONDS", "1")
-    monkeypatch.setattr(sys, "argv", ["python -m checks.diagnostics", "--health"])
+    monkeypatch.setattr(sys, "argv", ["python -m commands.diagnose", "--health"])
     capsys.readouterr()
-    assert diagnostics.main() == 1
+    assert diagnose.main() == 1
     health = json.loads(capsys.readouterr().out)
     monkeypatch.delenv("HEALTH_HEARTBEAT_SECONDS")
     assert health["status"] == "error" and len(health["problems"]) == 1

@@ -13,7 +13,7 @@ import pytest
 from api.access import issue_token
 from assets.jobs import SOURCES
 from assets.models import DAY_COLUMNS
-from resources.settings import model_params
+from contract.model_params import model_params
 from sandbox.truth import compare_marts
 from sandbox.world import FLAGSHIP_PIPELINE
 from tests.conftest import load_everything, point_env_at, run, run_job

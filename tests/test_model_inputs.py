@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from assets.models import DAY_COLUMNS, MODEL_TABLES
-from contract.canonical import CANONICAL_TABLES
-from contract.staging import placeholder_sql
+from resources.canonical import CANONICAL_TABLES, placeholder_sql
 from resources.model_inputs import (
     declared_inputs,
     functions_called,

@@ -94,14 +94,14 @@ def test_given_readme_configuration_then_its_defaults_are_the_codes():
     assert stated >= 6  # REPORTING_TZ, FX_RATES, the two Facebook ones, Telegram, the API's
 
 
-# (command, the wrong setting, the variable its line must name); `python -m assets.backfill`
+# (command, the wrong setting, the variable its line must name); `python -m commands.backfill`
 # (a colleague's) once it is in the checkout
 ENTRY_POINTS = {
     "authorize": (["-m", "resources.amocrm", "authorize", "CODE"], {}, "AMOCRM_BASE_URL"),
-    "diagnose": (["-m", "checks.diagnostics"], {"REPORTING_TZ": "Mars/Base"}, "REPORTING_TZ"),
+    "diagnose": (["-m", "commands.diagnose"], {"REPORTING_TZ": "Mars/Base"}, "REPORTING_TZ"),
     "discover": (["-m", "contract", "discover"], {"CONTRACT_FILE": "/nonexistent/c.yaml"},
                  "CONTRACT_FILE"),
-    "backfill": (["-m", "assets.backfill", "facebook", "--from", "2026-09-01"], {}, "FACEBOOK_"),
+    "backfill": (["-m", "commands.backfill", "facebook", "--from", "2026-09-01"], {}, "FACEBOOK_"),
     "run": (["refresh.py"], {"FX_RATES": "USD=lots"}, "FX_RATES"),
     "api": (["-m", "api", "serve"], {"API_PORT": "eighty"}, "API_PORT"),
     "health": (["-m", "health"], {"HEALTH_RUN_FACTOR": "fast"}, "HEALTH_RUN_FACTOR"),
@@ -122,7 +122,7 @@ def test_given_an_empty_environment_and_a_wrong_setting_when_each_command_runs_t
         "DAGSTER_PG_URL": os.environ["DAGSTER_PG_URL"],
     }
     commands = {k: v for k, v in ENTRY_POINTS.items()
-                if k != "backfill" or (ROOT / "assets" / "backfill.py").exists()}  # fmt: skip
+                if k != "backfill" or (ROOT / "commands" / "backfill.py").exists()}  # fmt: skip
     # side by side: each is mostly Python starting up
     running = {
         name: subprocess.Popen([sys.executable, *argv], cwd=ROOT, env={**base, **setting},
@@ -147,12 +147,12 @@ def clear_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_given_no_settings_when_each_source_runs_then_one_line_each_naming_every_missing_variable(
     monkeypatch, warehouse, dagster_instance, capfd
 ):
-    import refresh
     from assets.jobs import SOURCES
+    from commands.runs import run_all
 
     clear_settings(monkeypatch)
     monkeypatch.setenv("WAREHOUSE_URL", warehouse.url)
-    outcome = refresh.run_all(dagster_instance, warehouse, models=False)
+    outcome = run_all(dagster_instance, warehouse, models=False)
     out, err = capfd.readouterr()
     lines = [line for line in (out + err).splitlines() if line.strip()]
     assert not any(outcome.values())

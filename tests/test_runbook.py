@@ -26,14 +26,14 @@ def test_given_the_definitions_then_the_readme_lineage_is_theirs_with_every_grou
     from definitions import defs
 
     block = mermaid(defs)
-    assert f"{START}\n{block}\n{END}" in README, "run `python -m assets.lineage --write`"
+    assert f"{START}\n{block}\n{END}" in README, "run `python -m commands.lineage --write`"
     graph = defs.resolve_asset_graph()
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert len(groups) == 7
     for group in groups:
         assert f"(group {group})" in block, group
     marts = [k for k in graph.get_all_asset_keys() if k.path[0] == "marts"]
-    assert len(marts) == 7
+    assert len(marts) == 8  # the seven marts and integration_health, the checks' asset
     for mart in marts:
         assert f'["{mart.path[-1]}"]' in block, mart
 

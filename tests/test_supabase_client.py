@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from assets.supabase import RecordStream, Start, find_deleted, prepare_table, sync_table
-from contract.canonical import CANONICAL_TABLES as SUPABASE_TABLES
+from resources.canonical import CANONICAL_TABLES as SUPABASE_TABLES
 from resources.errors import SourceError
 from resources.supabase import BY_UPDATED_AT, SupabaseResource, supabase_resource
 from sandbox.stack import Sandbox

@@ -8,7 +8,7 @@ import pytest
 from psycopg import sql
 
 from assets.jobs import SOURCES, source_job_name
-from contract.canonical import CANONICAL_TABLES as SUPABASE_TABLES
+from resources.canonical import CANONICAL_TABLES as SUPABASE_TABLES
 from sandbox.stack import Sandbox
 from sandbox.truth import compare_marts
 from tests.conftest import point_env_at, run_job, step_failures

@@ -18,8 +18,8 @@ from psycopg import sql
 
 import resources.amocrm
 import resources.facebook
-from contract.canonical import PROJECTS
 from resources import embedded_pg
+from resources.canonical import PROJECTS
 from resources.vendor_clock import VendorClock
 from resources.warehouse import WarehouseResource, engine_for
 from sandbox.stack import Sandbox
@@ -99,8 +99,8 @@ def source_run(source: str, *, reload: bool = True) -> tuple[str, dict[str, str]
     """(job, tags, run config) of a source's run: the hourly one, or with `reload` a re-read of
     everything as `make backfill ... ALL=1` starts it (Facebook: its hourly window either way),
     so every run meets full pages whatever the cursor says."""
-    from assets.backfill import plan_run
     from assets.jobs import job_run_config, job_run_tags, source_job_name
+    from commands.backfill import plan_run
 
     if reload and source != "facebook":
         args = argparse.Namespace(source=source, all=True, since=None, until=None)
@@ -136,7 +136,7 @@ def run_source(
 
 def one_line(result: dg.ExecuteInProcessResult, source: str, world: OwnWorld) -> str:
     """The line `make run` prints for a failed source."""
-    from refresh import failure_line
+    from commands.runs import failure_line
 
     return failure_line(result, source, world.warehouse)
 

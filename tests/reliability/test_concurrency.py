@@ -8,7 +8,7 @@ queue's daemon iteration is called directly, the runs are a stand-in job held in
 (tests/reliability/run_queue_jobs.py), real processes of the default run launcher.
 
 The loads: `make run`-style runs in processes of their own, started together on an empty
-warehouse: two AmoCRM runs, and `python -m assets.backfill facebook` beside the hourly Facebook
+warehouse: two AmoCRM runs, and `python -m commands.backfill facebook` beside the hourly Facebook
 run. Every process succeeds, AmoCRM's whole history is read once, and the raw tables equal the
 ground truth exactly (nothing twice, nothing missing). `make soak` starts every source's run
 twice at once (ten processes, and the backfill) and compares the marts too. A small world and
@@ -84,9 +84,9 @@ def start(args: list[str], home: Path) -> subprocess.Popen:
 
 
 def backfill_args(world: OwnWorld) -> list[str]:
-    """`python -m assets.backfill`'s arguments: Facebook's days from the world's first."""
+    """`python -m commands.backfill`'s arguments: Facebook's days from the world's first."""
     first_day = min(day for _, day in world.sandbox.world.fb_insights).isoformat()
-    return ["-m", "assets.backfill", "facebook", "--from", first_day]
+    return ["-m", "commands.backfill", "facebook", "--from", first_day]
 
 
 def all_succeed(world: OwnWorld, home: Path, jobs: list[str]) -> None:

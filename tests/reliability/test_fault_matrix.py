@@ -352,7 +352,7 @@ def refresh_with(
 ) -> tuple[dict[str, bool], dict[str, str]]:
     """`make run`'s refresh (every source's run, then the models) with `faults` injected:
     {job: succeeded}, {source: the line it printed}."""
-    from refresh import run_all
+    from commands.runs import run_all
 
     capsys.readouterr()
     with pytest.MonkeyPatch.context() as env:

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from assets import quarantine
+from commands import replay as quarantine
 from resources import vendor_json
 from resources.errors import SourceError
 from resources.supabase import BY_UPDATED_AT, supabase_resource

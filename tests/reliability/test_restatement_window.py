@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from assets.models import DAY_COLUMNS
-from resources.settings import model_params
+from contract.model_params import model_params
 from resources.warehouse import WarehouseResource
 from sandbox import ground_truth
 from sandbox.stack import Sandbox

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from assets.records import CLOCK_MARGIN
+from contract.records import CLOCK_MARGIN
 from tests.conftest import run, validate_rows
 from tests.reliability.small_world import SmallWorld, small_world
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from assets.records import Money
+from contract.records import Money
 
 UTM_NAMES = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from contract.canonical import MONEY_LIMIT
+from resources.canonical import MONEY_LIMIT
 from resources.warehouse import Rejected
 
 

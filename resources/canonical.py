@@ -8,9 +8,12 @@ which source column feeds each one is the contract's business (`contract.yaml`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
+
+from psycopg import sql
 
 CanonicalType = Literal["text", "bigint", "integer", "numeric", "boolean", "timestamptz", "jsonb"]
 # The key of every staged table is text: sources key their rows by integers, uuids or slugs, and
@@ -155,3 +158,25 @@ CANONICAL_TABLES: tuple[CanonicalTable, ...] = (
 
 MATCH_TYPES = ("exact", "prefix", "contains", "like")
 PII_COLUMNS = frozenset({"name", "phone", "email", "full_name", "first_name", "last_name"})
+
+
+def placeholder_sql(table: CanonicalTable) -> sql.Composed:
+    """The view of a table never loaded: the canonical columns and no rows."""
+    items: list[sql.Composable] = [sql.SQL("NULL::{} AS id").format(sql.SQL(KEY_TYPE))]
+    items += [
+        sql.SQL("NULL::{} AS {}").format(sql.SQL(c.type), sql.Identifier(c.name))
+        for c in table.columns
+    ]
+    items += [
+        sql.SQL("NULL::timestamptz AS _loaded_at"),
+        sql.SQL("NULL::timestamptz AS _deleted_at"),
+    ]
+    return canonical_view(table, items, sql.SQL("WHERE false"))
+
+
+def canonical_view(
+    table: CanonicalTable, items: Sequence[sql.Composable], tail: sql.Composable
+) -> sql.Composed:
+    return sql.SQL("CREATE OR REPLACE VIEW {} AS SELECT {} {}").format(
+        sql.Identifier(table.staging_schema, table.name), sql.SQL(", ").join(items), tail
+    )

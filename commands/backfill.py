@@ -1,8 +1,9 @@
-"""`make backfill` / `python -m assets.backfill`: re-load a source over a range of days, as one run.
+"""`make backfill` / `python -m commands.backfill`: re-load a source over a range of days, as one
+run.
 
-    python -m assets.backfill facebook --from 2026-09-01 --to 2026-10-30   # insights partitions
-    python -m assets.backfill amocrm --from 2026-09-15                      # leads and events
-    python -m assets.backfill supabase_main --all                           # every table, whole
+    python -m commands.backfill facebook --from 2026-09-01 --to 2026-10-30   # insights partitions
+    python -m commands.backfill amocrm --from 2026-09-15                      # leads and events
+    python -m commands.backfill supabase_main --all                           # every table, whole
 
 Facebook: one run of the partitioned insights asset over the partition range (the same run the
 UI's partition picker launches, `BackfillPolicy.single_run()`); `--to` defaults to today.
@@ -93,7 +94,7 @@ def check_settings(source: str) -> None:
 def plan_run(args: argparse.Namespace) -> tuple[str, dict[str, str], dict[str, Any]]:
     """(job, run tags, run config) of the one run that re-loads the source."""
     from assets.jobs import partition_range_tags, source_job_name
-    from contract.canonical import CANONICAL_TABLES
+    from resources.canonical import CANONICAL_TABLES
 
     if args.source == "facebook":
         from assets.facebook import INSIGHTS_PARTITIONS
@@ -143,10 +144,9 @@ def _counts(result: dg.ExecuteInProcessResult) -> list[str]:
 
 
 def run(args: argparse.Namespace, instance: dg.DagsterInstance) -> int:
-    from assets.jobs import RANGE_END, RANGE_START
+    from assets.jobs import RANGE_END, RANGE_START, failure_messages
     from assets.progress import attach_bar
     from definitions import defs
-    from refresh import failure_messages
 
     job, tags, run_config = plan_run(args)
     if not args.no_progress and sys.stderr.isatty():
@@ -195,8 +195,8 @@ def source_command(
 ) -> int:
     """A command on one source (backfill, quarantine replay): its arguments, the environment,
     the source's settings, then `run` in the Dagster instance; a mistake is one line, exit 2."""
-    from refresh import prepare_environment
     from resources import embedded_pg
+    from resources.environment import prepare_environment
 
     try:
         args = parse(sys.argv[1:] if argv is None else argv)
