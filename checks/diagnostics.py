@@ -27,6 +27,7 @@ from psycopg import sql
 
 from contract.amocrm import resolve_pipelines
 from contract.config import ContractError
+from contract.model_params import vendor_params
 from resources.amocrm import REFRESH_TOKEN_LIFETIME, AmoCrmResource
 from resources.errors import ConfigError, SourceError
 from resources.settings import (
@@ -36,7 +37,6 @@ from resources.settings import (
     missing_sentence,
     missing_settings,
     reporting_tz,
-    vendor_params,
 )
 from resources.sql_files import load_sql
 from resources.supabase import BY_ID, SupabaseResource

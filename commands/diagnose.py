@@ -1,15 +1,9 @@
 """`make diagnose` (`python -m commands.diagnose`): every diagnostic of the registry, its verdicts
 stored in marts.integration_health, and the old dashboard's report as JSON; exit 0 ok, 1 warning,
 2 error. `--health` prints {"status", "service", "timestamp", "problems"} from the health probe
-(health/probe.py), calling no vendor, exit 0/1/2.
-
-A diagnostic whose source is not configured (its variables unset, and for the ones read from
-the warehouse, no load ever succeeded) says `not_configured`, naming every missing variable,
-instead of judging nothing as "ok". In the report, `success` is true when every diagnostic ran
-(false: one of them raised, its entry says why, as an error); `overall_status` is the worst
-status, `not_configured` counting as a warning (nothing was judged there, so it is not "ok").
-A malformed setting (REPORTING_TZ, DIAGNOSTICS_*, an unreachable WAREHOUSE_URL) is one line on
-stderr and exit 2.
+(health/probe.py), calling no vendor, exit 0/1/2. What `not_configured`, `success` and
+`overall_status` mean, and how a malformed setting ends (one line, exit 2): the registry's
+docstring, checks/diagnostics.py.
 """
 
 import argparse

@@ -39,7 +39,7 @@ SOURCE = "AmoCRM"
 INTEGRATION = "amocrm"
 
 # ---- AmoCRM's facts, declared once (../shared/apis/amocrm.md); SQL binds them by name -------
-# (resources.settings.vendor_params), the contract, the checks and the simulator import them.
+# (contract.model_params.vendor_params), the contract, the checks and the simulator import them.
 WON_STATUS_ID = 142  # "successfully realized": the same id in every pipeline
 LOST_STATUS_ID = 143  # "closed and not realized"
 UNSORTED_STATUS_TYPE = 1  # a status's `type` for the pipeline's "unsorted" entry stage

@@ -28,7 +28,7 @@ from resources.vendor_clock import VendorClock
 SOURCE = "Facebook"
 
 # ---- Facebook's facts, declared once (../shared/apis/facebook.md); SQL binds them by name ----
-# (resources.settings.vendor_params); the assets, the jobs and the simulator's world import them.
+# (contract.model_params.vendor_params); the assets, the jobs and the simulator's world import them.
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v25.0"
 # Error codes: https://developers.facebook.com/docs/marketing-api/error-reference

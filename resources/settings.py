@@ -5,15 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
 from resources.errors import ConfigError, require_setting
-
-if TYPE_CHECKING:
-    pass
 
 DEFAULT_REPORTING_TZ = "Asia/Almaty"
 # Sources load hourly: one two hours behind is a warning, six hours an error. The UI's freshness
@@ -191,15 +188,3 @@ def missing_sentence(source: str, missing: list[str]) -> str:
         names.append(f"{name} (or {anon})" if anon != name else name)
     return (f"{SOURCE_NAMES[source]}: not configured: {', '.join(names)} not set (each is "
             "described in .env.example).")  # fmt: skip
-
-
-def vendor_params(text: str) -> dict[str, Any]:
-    """The vendor facts (declared once, in each client's settings block) that the SQL `text`
-    binds by name: SQL never writes a status id or a window as a literal."""
-    # imported here, not at the top: the clients import this module
-    from resources.amocrm import LOST_STATUS_ID, WON_STATUS_ID
-    from resources.facebook import PROVISIONAL_DAYS
-
-    facts = {"won_status": WON_STATUS_ID, "lost_status": LOST_STATUS_ID,
-             "provisional_days": PROVISIONAL_DAYS}  # fmt: skip
-    return {name: value for name, value in facts.items() if f"%({name})s" in text}

@@ -42,7 +42,6 @@ from resources.model_inputs import (
     touched_sql,
 )
 from resources.pg_auth import scram_verifier
-from resources.settings import vendor_params
 from resources.sql_files import apply_definitions, load_sql, migrations
 
 # Rows per COPY under one savepoint: a refused row costs a re-copy of its batch, halved.
@@ -339,7 +338,8 @@ class WarehouseResource(dg.ConfigurableResource):
         day_column: str | None = None,
         full: bool = False,
     ) -> ModelBuild:
-        """Rebuild `table` (e.g. "core.leads") from `sql/<schema>/<name>.sql` in one transaction.
+        """Rebuild `table` (e.g. "core.leads") from `sql/<schema>/<name>.sql` in one transaction,
+        with `params`, every value its SQL binds (contract.model_params gives a model's).
 
         With a `day_column`, only the days its declared inputs touched since its last build are
         recomputed (see resources/model_inputs.py), the model applying `%(days)s` itself; none
@@ -348,8 +348,7 @@ class WarehouseResource(dg.ConfigurableResource):
         Readers keep seeing the old rows until the commit (MVCC), so the swap is atomic.
         """
         schema, name = table.split(".")
-        # the vendor facts its SQL binds by name (a status id, a window): never the caller's job
-        params = {**vendor_params(load_sql(f"{schema}/{name}")), **(params or {})}
+        params = params or {}
         digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
         inputs = declared_inputs(table)
         with self.connection() as conn:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from assets.models import DAY_COLUMNS, MODEL_TABLES
+from contract.model_params import VENDOR_FACTS
 from resources.canonical import CANONICAL_TABLES, placeholder_sql
 from resources.model_inputs import (
     declared_inputs,
@@ -24,7 +25,7 @@ from resources.warehouse import WarehouseResource
 
 EXPRESS, FLAGSHIP = 11, 12
 PARAMS = {"tz": "Asia/Almaty", "currency": "KZT", "fx": "{}", "express": EXPRESS,
-          "flagship": FLAGSHIP}  # fmt: skip
+          "flagship": FLAGSHIP, **VENDOR_FACTS}  # fmt: skip
 
 
 def read_through_functions(warehouse: WarehouseResource, text: str) -> set[str]:

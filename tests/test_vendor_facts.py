@@ -3,9 +3,9 @@ name, never as literals (applied migrations aside: they are history)."""
 
 import re
 
+from contract.model_params import vendor_params
 from resources.amocrm import WON_STATUS_ID
 from resources.facebook import PROVISIONAL_DAYS
-from resources.settings import vendor_params
 from resources.sql_files import SQL_DIR
 
 LITERAL_STATUS = re.compile(r"status_id\s*(=|<>|IN\s*\()\s*\d")
