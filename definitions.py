@@ -28,7 +28,7 @@ from checks.schema_drift import schema_drift_checks
 from resources.amocrm import AmoCrmResource
 from resources.canonical import PROJECTS
 from resources.facebook import FacebookResource
-from resources.settings import declare_unset
+from resources.settings import at_launch, declare_unset
 from resources.supabase import supabase_resource
 from resources.telegram import TelegramResource
 from resources.warehouse import WarehouseResource
@@ -36,7 +36,8 @@ from resources.warehouse import WarehouseResource
 # a source's failed step: its credential and vendor checks say why
 if report_vendor_checks not in FAILURE_LISTENERS:
     FAILURE_LISTENERS.append(report_vendor_checks)
-# every resource by key; Any: the commands and checks pick theirs by key
+# every resource by key, its settings bound to their variables; Any: the commands and checks
+# pick theirs by key
 resources: dict[str, Any] = {
     "warehouse": WarehouseResource(url=dg.EnvVar("WAREHOUSE_URL")),
     "amocrm": AmoCrmResource(**AmoCrmResource.bound()),
@@ -61,6 +62,7 @@ defs = dg.Definitions(
     ],
     schedules=[hourly_refresh, daily_facebook_restatement],
     sensors=[automation_sensor, integration_alerts],
-    resources=resources,
+    # a run config (the launchpad's, a test's) sets the fields it names, the bindings the rest
+    resources={key: at_launch(resource) for key, resource in resources.items()},
     executor=dg.in_process_executor,
 )

@@ -15,14 +15,14 @@ from pathlib import Path
 import dagster as dg
 
 from assets.jobs import MODEL_GROUPS
-from resources.settings import SOURCE_NAMES
+from resources.canonical import PROJECTS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- lineage: python -m commands.lineage --write -->", "<!-- lineage end -->"
 VENDORS = {
     "amocrm": "AmoCRM REST v4",
     "facebook": "Facebook Marketing API",
-    **{s: f"{n} (PostgREST)" for s, n in SOURCE_NAMES.items() if s.startswith("supabase")},
+    **{f"supabase_{p}": f"Supabase {name} (PostgREST)" for p, name in PROJECTS.items()},
 }
 DASHBOARD = "dashboard API, charts page, BI tools: dashboard_reader"
 

@@ -66,7 +66,8 @@ def diagnostic_check(spec: Spec) -> dg.AssetChecksDefinition:
         asset=dg.AssetKey(list(spec.asset)),
         name=check_name(spec.name),
         description=f"{spec.name}: {spec.measures}",
-        required_resource_keys={"warehouse", *([spec.probe] if spec.probe else [])},
+        # its sources' resources say whether they are configured enough to be judged
+        required_resource_keys={"warehouse", *spec.sources, *([spec.probe] if spec.probe else [])},
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         return check_result(verdict(spec, context))

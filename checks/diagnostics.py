@@ -30,14 +30,7 @@ from contract.config import ContractError
 from contract.model_params import vendor_params
 from resources.amocrm import REFRESH_TOKEN_LIFETIME, AmoCrmResource
 from resources.errors import ConfigError, SourceError
-from resources.settings import (
-    REQUIRED_SETTINGS,
-    SOURCE_NAMES,
-    env,
-    missing_sentence,
-    missing_settings,
-    reporting_tz,
-)
+from resources.settings import SettingsResource, env, not_configured, reporting_tz
 from resources.sql_files import load_sql
 from resources.supabase import BY_ID, SupabaseResource
 from resources.warehouse import WarehouseResource
@@ -459,33 +452,28 @@ JUDGES: dict[str, tuple[tuple[str, ...], bool]] = {
 }
 
 
-def amocrm_token_stored(warehouse: WarehouseResource) -> bool:
-    rows = warehouse.fetch_all("SELECT 1 FROM ops.oauth_tokens WHERE integration = 'amocrm'")
-    return bool(rows)
-
-
-def not_configured(warehouse: WarehouseResource, name: str) -> Diagnostic | None:
-    """`not_configured` naming every missing variable of the diagnostic's sources, or None when
-    it can judge. One read from the warehouse is judged as long as its source once loaded."""
+def unconfigured(inputs: Inputs, name: str) -> Diagnostic | None:
+    """`not_configured` naming every missing variable of the diagnostic's sources (each source's
+    resource declares what it needs), or None when it can judge. One read from the warehouse is
+    judged as long as its source once loaded."""
     sources, asks_vendor = JUDGES[name]
-    stored = amocrm_token_stored(warehouse) if "amocrm" in sources else False
+    resources: list[SettingsResource] = [inputs.resource(source) for source in sources]
     sentences, missing_all = [], []
-    for source in sources:
-        missing = missing_settings(source, token_stored=stored)
-        if not missing or (not asks_vendor and warehouse.last_success(source) is not None):
+    for source, resource in zip(sources, resources, strict=True):
+        missing = resource.missing(inputs.warehouse)
+        if not missing or (not asks_vendor and inputs.warehouse.last_success(source) is not None):
             continue
-        sentences.append(missing_sentence(source, missing))
-        missing_all += missing
+        sentences.append(not_configured(resource.source, missing))
+        missing_all += list(missing)
     if not sentences:
         return None
-    return Diagnostic(name, NOT_CONFIGURED, " ".join(sentences),
-                      {"missing": missing_all, "sources": [SOURCE_NAMES[s] for s in sources
-                                                           if s in REQUIRED_SETTINGS]})  # fmt: skip
+    details = {"missing": missing_all, "sources": [resource.source for resource in resources]}
+    return Diagnostic(name, NOT_CONFIGURED, " ".join(sentences), details)
 
 
 def evaluate(spec: Spec, inputs: Inputs) -> Diagnostic:
     """The diagnostic's verdict, or `not_configured` when its sources cannot be judged."""
-    return not_configured(inputs.warehouse, spec.name) or spec.run(inputs)
+    return unconfigured(inputs, spec.name) or spec.run(inputs)
 
 
 def run_all(

@@ -28,8 +28,6 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from resources.dagster_instance import command_instance
-from resources.errors import SourceError, require_setting
-from resources.settings import field_value
 
 # The Dagster console shows warnings only; the progress bar and the summary say the rest.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -78,17 +76,17 @@ def _day(value: str | None, flag: str) -> date | None:
 
 
 def check_settings(source: str) -> None:
-    """The source's settings are there before a run starts (ConfigError names the variable)."""
+    """Every setting the source needs is there before a run starts: one ConfigError naming
+    each one missing (a token pair the warehouse holds stands in for AmoCRM's first token),
+    then the source's own check of their values."""
     from definitions import resources
+    from resources.settings import env
+    from resources.warehouse import WarehouseResource
 
+    resources[source].require_all(WarehouseResource(url=env("WAREHOUSE_URL") or ""))
     if source == "facebook":
         resources["facebook"].accounts()
         resources["facebook"].open().close()
-    elif source == "amocrm":
-        resources["amocrm"].setting("base_url", "the account URL")
-    else:
-        variable = f"{source.upper()}_URL"
-        require_setting(source, variable, field_value(resources[source].url), "the project URL")
 
 
 def plan_run(args: argparse.Namespace) -> tuple[str, dict[str, str], dict[str, Any]]:
@@ -196,21 +194,23 @@ def source_command(
     """A command on one source (backfill, quarantine replay): its arguments, the environment,
     the source's settings, then `run` in the Dagster instance; a mistake is one line, exit 2."""
     from resources import embedded_pg
-    from resources.environment import prepare_environment
+    from resources.environment import configuration_errors, prepare_environment
 
     try:
         args = parse(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    def start() -> int:
         with embedded_pg.owned_server():
             prepare_environment()
             check_settings(args.source)
             with command_instance() as instance:
                 return run(args, instance)
-    except UsageError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    except SourceError as exc:  # a missing or wrong setting: one sentence naming it
-        print(exc.message, file=sys.stderr)
-        return 2
+
+    # a missing or wrong setting (an unreachable warehouse too): one sentence naming it
+    return configuration_errors(start)
 
 
 if __name__ == "__main__":

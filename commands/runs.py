@@ -17,16 +17,9 @@ from assets.jobs import (
     models_job,
     source_job_name,
 )
-from checks.diagnostics import Thresholds, amocrm_token_stored
-from definitions import defs
-from resources.settings import (
-    REQUIRED_SETTINGS,
-    declare_unset,
-    fx_rates,
-    missing_sentence,
-    missing_settings,
-    reporting_tz,
-)
+from checks.diagnostics import Thresholds
+from definitions import defs, resources
+from resources.settings import declare_unset, fx_rates, not_configured, reporting_tz
 from resources.warehouse import WarehouseResource
 
 # (table, how many of its latest rows to print)
@@ -97,11 +90,8 @@ def failure_line(
     """Why a run failed, in one line: every missing setting of its source at once, else the
     failure's own sentence (the vendor's answer); how many other reasons there are, if any."""
     messages = list(dict.fromkeys(failure_messages(result).values()))
-    if source in REQUIRED_SETTINGS:
-        stored = source == "amocrm" and warehouse is not None and amocrm_token_stored(warehouse)
-        missing = missing_settings(source, token_stored=stored)
-        if missing:
-            return missing_sentence(source, missing)
+    if source is not None and (missing := resources[source].missing(warehouse)):
+        return not_configured(resources[source].source, missing)
     if not messages:
         return "the run failed before any step (see `make ui`)"
     first = " ".join(messages[0].split())

@@ -31,7 +31,7 @@ import orjson
 
 from resources import vendor_json
 from resources.errors import ConfigError, SourceError
-from resources.settings import SettingsResource, env, field_value
+from resources.settings import SettingsResource, env, field_value, not_configured
 from resources.vendor_clock import VendorClock
 from resources.warehouse import WarehouseResource
 
@@ -127,6 +127,8 @@ class AmoCrmResource(SettingsResource):
 
     SOURCE = SOURCE
     VARIABLES = VARIABLES
+    REQUIRED = {f: () for f in ("base_url", "client_id", "client_secret", "redirect_uri",
+                                "access_token")}  # fmt: skip
 
     base_url: str | None = None  # https://SUBDOMAIN.amocrm.ru
     client_id: str | None = None
@@ -154,6 +156,11 @@ class AmoCrmResource(SettingsResource):
                 SOURCE, f"{SOURCE}: AMOCRM_MAX_RPS must be a positive number (got {raw!r})."
             )
         return rate
+
+    def stored_settings(self, warehouse: WarehouseResource | None) -> frozenset[str]:
+        """A token pair stored (by `authorize` or a run) stands in for AMOCRM_ACCESS_TOKEN."""
+        stored = warehouse is not None and TokenStore(warehouse, self).stored()
+        return frozenset({"access_token"} if stored else ())
 
     def open(self, warehouse: WarehouseResource, last_success: datetime | None) -> AmoCrmClient:
         base_url = self.setting("base_url", "https://SUBDOMAIN.amocrm.ru")
@@ -192,6 +199,15 @@ class TokenStore:
     def __init__(self, warehouse: WarehouseResource, config: AmoCrmResource) -> None:
         self.warehouse = warehouse
         self.config = config
+
+    def stored(self) -> bool:
+        """Whether a pair is stored (False on a warehouse whose schema is not created yet)."""
+        with self.warehouse.connection() as conn:
+            row = conn.execute("SELECT to_regclass('ops.oauth_tokens')").fetchone()
+            if row is None or row[0] is None:
+                return False
+            query = "SELECT 1 FROM ops.oauth_tokens WHERE integration = %s"
+            return conn.execute(query, (INTEGRATION,)).fetchone() is not None
 
     def current(self) -> tuple[str, str | None, datetime | None]:
         """(access token, refresh token, access expiry); seeds the row from env if absent."""
@@ -573,18 +589,18 @@ def main() -> int:
 def authorize(code: str) -> int:
     from resources import embedded_pg
     from resources.environment import load_settings_file
-    from resources.settings import missing_sentence, missing_settings
 
     load_settings_file()
-    # the exchange needs every one of these; name them all before anything starts
-    missing = missing_settings("amocrm", token_stored=True)
+    config = AmoCrmResource(**AmoCrmResource.bound())  # as definitions.py binds it
+    # the exchange needs every setting but the token it is about to get: all named at once
+    missing = config.missing()
+    missing.pop(VARIABLES["access_token"], None)
     if missing:
-        raise ConfigError(SOURCE, missing_sentence("amocrm", missing))
+        raise ConfigError(SOURCE, not_configured(SOURCE, missing))
     with embedded_pg.owned_server():
         url = env("WAREHOUSE_URL") or embedded_pg.resolve_urls()["WAREHOUSE_URL"]
         warehouse = WarehouseResource(url=url)
         warehouse.apply_ddl()
-        config = AmoCrmResource(**AmoCrmResource.bound())  # as definitions.py binds it
         client = config.open(warehouse, None)
         try:
             pair = client._exchange({"grant_type": "authorization_code", "code": code})

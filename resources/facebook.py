@@ -223,6 +223,7 @@ class FacebookResource(SettingsResource):
 
     SOURCE = SOURCE
     VARIABLES = VARIABLES
+    REQUIRED = {f: () for f in ("access_token", "ad_account_ids", "app_id", "app_secret")}
 
     access_token: str | None = None  # a system-user or long-lived user token with ads_read
     ad_account_ids: str | None = None  # act_123,act_456

@@ -71,20 +71,72 @@ def field_value(value: str | None) -> str | None:
 
 class SettingsResource(dg.ConfigurableResource):
     """A vendor's resource whose settings are optional fields, each bound in `definitions.py`
-    to the variable VARIABLES names: a missing one fails, at its first use in a step, only that
-    vendor's steps, with one line naming the variable and the fix."""
+    to the variable `variables()` names: a missing one fails, at its first use in a step, only
+    that vendor's steps, with one line naming the variable and the fix. REQUIRED, the one list
+    of what the source cannot load without, lets a command or a diagnostic name every missing
+    one at once before anything runs."""
 
     SOURCE: ClassVar[str]
     VARIABLES: ClassVar[Mapping[str, str]]  # {field: variable}
+    # {field the source cannot load without: the fields any of which, set, stands in for it}
+    REQUIRED: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     @classmethod
     def bound(cls) -> dict[str, Any]:
         return bind(cls.VARIABLES)
 
+    @property
+    def source(self) -> str:
+        """The source's name as messages give it."""
+        return self.SOURCE
+
+    def variables(self) -> Mapping[str, str]:
+        """{field: the variable definitions.py binds it to}."""
+        return self.VARIABLES
+
     def setting(self, field: str, fix: str) -> str:
         """A required setting's value, or the ConfigError naming its variable and `fix`."""
         value = field_value(getattr(self, field))
-        return require_setting(self.SOURCE, self.VARIABLES[field], value, fix)
+        return require_setting(self.source, self.variables()[field], value, fix)
+
+    def stored_settings(self, warehouse: Any) -> frozenset[str]:
+        """The required fields the warehouse already holds a value for (none but AmoCRM's)."""
+        return frozenset()
+
+    def missing(self, warehouse: Any = None) -> dict[str, tuple[str, ...]]:
+        """{variable: the variables that would stand in for it} of every required setting unset
+        (a stand-in set counts; `warehouse`, if given, may hold one: `stored_settings`)."""
+        names, stored = self.variables(), self.stored_settings(warehouse)
+        return {
+            names[field]: tuple(names[f] for f in alternatives)
+            for field, alternatives in self.REQUIRED.items()
+            if field not in stored
+            and not any(field_value(getattr(self, f)) for f in (field, *alternatives))
+        }
+
+    def require_all(self, warehouse: Any = None) -> None:
+        """Every required setting is set, or one ConfigError naming each one that is not."""
+        if missing := self.missing(warehouse):
+            raise ConfigError(self.source, not_configured(self.source, missing))
+
+
+def not_configured(source: str, missing: Mapping[str, tuple[str, ...]]) -> str:
+    """One line naming every missing variable of a source and what would stand in, e.g.
+    "Facebook: not configured: FACEBOOK_ACCESS_TOKEN, FACEBOOK_APP_ID not set (each is
+    described in .env.example)."."""
+    names = [f"{name} (or {' or '.join(alternatives)})" if alternatives else name
+             for name, alternatives in missing.items()]  # fmt: skip
+    return (f"{source}: not configured: {', '.join(names)} not set (each is described in "
+            ".env.example).")  # fmt: skip
+
+
+def at_launch(resource: dg.ConfigurableResource) -> Any:  # Dagster's PartialResource
+    """`resource` as the Definitions hold it: configured at launch with the fields it was built
+    with (its `dg.EnvVar` bindings) as defaults. A run config, the launchpad's included, then
+    sets only the fields it names; a configured resource would take the run config as its
+    whole config, every binding it leaves out read as the field's default (blank)."""
+    fields = {name: getattr(resource, name) for name in resource.model_fields_set}
+    return type(resource).configure_at_launch(**fields)
 
 
 def reporting_tz() -> str:
@@ -138,53 +190,3 @@ def fx_rates() -> dict[str, str]:
             ) from None
         rates[currency.strip().upper()] = rate.strip()
     return rates
-
-
-# What each source cannot load without: (variable, alternatives any of which also does).
-# `missing_settings` names every one unset at once; the clients still check their own when
-# they open (an AmoCRM token pair stored by `authorize` stands in for AMOCRM_ACCESS_TOKEN).
-SUPABASE_KEY_SUFFIXES = ("SERVICE_ROLE_KEY", "SECRET_KEY", "ANON_KEY", "PUBLISHABLE_KEY")
-
-
-def _supabase(project: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    prefix = f"SUPABASE_{project.upper()}"
-    keys = tuple(f"{prefix}_{s}" for s in SUPABASE_KEY_SUFFIXES)
-    # <prefix>_DB_URL (the bulk path) replaces both
-    return ((f"{prefix}_URL", (f"{prefix}_DB_URL",)), (keys[0], (*keys[1:], f"{prefix}_DB_URL")))
-
-
-REQUIRED_SETTINGS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    "supabase_main": _supabase("main"),
-    "supabase_tripwire": _supabase("tripwire"),
-    "supabase_traffic": _supabase("traffic"),
-    "amocrm": tuple((f"AMOCRM_{n}", ()) for n in (
-        "BASE_URL", "CLIENT_ID", "CLIENT_SECRET", "REDIRECT_URI", "ACCESS_TOKEN")),
-    "facebook": tuple((f"FACEBOOK_{n}", ()) for n in (
-        "ACCESS_TOKEN", "AD_ACCOUNT_IDS", "APP_ID", "APP_SECRET")),
-}  # fmt: skip
-SOURCE_NAMES = {"supabase_main": "Supabase Main", "supabase_tripwire": "Supabase Tripwire",
-                "supabase_traffic": "Supabase Traffic", "amocrm": "AmoCRM",
-                "facebook": "Facebook"}  # fmt: skip
-
-
-def missing_settings(source: str, *, token_stored: bool = False) -> list[str]:
-    """Every variable `source` needs that is unset (one of its alternatives set counts)."""
-    missing = []
-    for name, alternatives in REQUIRED_SETTINGS.get(source, ()):
-        if name == "AMOCRM_ACCESS_TOKEN" and token_stored:
-            continue
-        if not any(env(n) for n in (name, *alternatives)):
-            missing.append(name)
-    return missing
-
-
-def missing_sentence(source: str, missing: list[str]) -> str:
-    """One line naming every missing variable of a source, e.g. "Facebook: not configured:
-    FACEBOOK_ACCESS_TOKEN, FACEBOOK_APP_ID not set (each is described in .env.example)."."""
-    names = []
-    for name in missing:
-        # a Supabase key: the read-only one is named too, it is the one users often have
-        anon = name.replace("SERVICE_ROLE_KEY", "ANON_KEY")
-        names.append(f"{name} (or {anon})" if anon != name else name)
-    return (f"{SOURCE_NAMES[source]}: not configured: {', '.join(names)} not set (each is "
-            "described in .env.example).")  # fmt: skip

@@ -20,7 +20,6 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Protocol
 
-import dagster as dg
 import httpx
 import psycopg
 from postgrest.exceptions import APIError
@@ -30,7 +29,7 @@ from supabase import ClientOptions, create_client
 
 from resources import vendor_json
 from resources.errors import ConfigError, SourceError, require_setting
-from resources.settings import bind, field_value
+from resources.settings import SettingsResource, bind, field_value
 from resources.vendor_clock import VendorClock
 
 # Retry policy: transient only. 401 and PGRST errors are a person's job, never retried.
@@ -40,8 +39,6 @@ INVALID_KEY_MESSAGE = "Invalid API key"
 PGRST_JWT_MALFORMED = "PGRST301"
 PGRST_JWT_EXPIRED = "PGRST303"
 TABLE_MISSING_CODES = frozenset({"PGRST205", "42P01"})
-# Where a project's key may come from, preferred first: legacy JWT keys and the new sb_ keys.
-KEY_SUFFIXES = ("SERVICE_ROLE_KEY", "SECRET_KEY", "ANON_KEY", "PUBLISHABLE_KEY")
 # The request budget of one project: requests in flight at once (a full read fetches this many key
 # ranges side by side). Each holds one of the project's database connections while it runs, and a
 # small Supabase instance pools about 15 for the app and every reader together.
@@ -152,7 +149,8 @@ class _LastResponse(threading.local):
         self.response: httpx.Response | None = None
 
 
-# The variable each setting field is bound to, after the project's prefix (SUPABASE_MAIN_...).
+# The variable each setting field is bound to, after the project's prefix (SUPABASE_MAIN_...);
+# the keys in the order they are preferred: legacy JWT keys and the new sb_ keys.
 FIELD_SUFFIXES = {
     "url": "URL",
     "service_role_key": "SERVICE_ROLE_KEY",
@@ -161,14 +159,10 @@ FIELD_SUFFIXES = {
     "publishable_key": "PUBLISHABLE_KEY",
     "db_url": "DB_URL",
 }
+KEY_FIELDS = tuple(f for f in FIELD_SUFFIXES if f.endswith("_key"))
 
 
-def variables(env_prefix: str) -> dict[str, str]:
-    """{field: variable} of the project whose variables start with `env_prefix`."""
-    return {field: f"{env_prefix}_{suffix}" for field, suffix in FIELD_SUFFIXES.items()}
-
-
-class SupabaseResource(dg.ConfigurableResource):
+class SupabaseResource(SettingsResource):
     """One Supabase project, read through PostgREST (or its database when `db_url` is set).
 
     Its settings are optional fields bound in definitions.py to `<env_prefix>_URL` and the key
@@ -176,6 +170,9 @@ class SupabaseResource(dg.ConfigurableResource):
     this project's steps, at their first use, with a message that names it; Dagster resolves
     them when a run starts, so no key ever sits in the run's config.
     """
+
+    # the project's database (the bulk path) stands in for its URL and key
+    REQUIRED = {"url": ("db_url",), KEY_FIELDS[0]: (*KEY_FIELDS[1:], "db_url")}
 
     project: str  # display name: Main, Tripwire, Traffic
     env_prefix: str  # SUPABASE_MAIN ...: the variables' names in messages
@@ -191,23 +188,31 @@ class SupabaseResource(dg.ConfigurableResource):
     backoff_cap_seconds: float = 8.0
     page_size: int = 1000
 
+    @classmethod
+    def bindings(cls, project: str, env_prefix: str) -> dict[str, Any]:
+        """The fields of the project whose variables start with `env_prefix`, bound to them."""
+        variables = {f: f"{env_prefix}_{suffix}" for f, suffix in FIELD_SUFFIXES.items()}
+        return {"project": project, "env_prefix": env_prefix, **bind(variables)}
+
     @property
     def source(self) -> str:
         return f"Supabase {self.project}"
 
-    def _env(self, suffix: str) -> tuple[str, str | None]:
-        """(variable, value) of the setting whose variable ends with `suffix`."""
-        field = next(f for f, s in FIELD_SUFFIXES.items() if s == suffix)
-        return f"{self.env_prefix}_{suffix}", field_value(getattr(self, field))
+    def variables(self) -> dict[str, str]:
+        return {f: f"{self.env_prefix}_{suffix}" for f, suffix in FIELD_SUFFIXES.items()}
+
+    def _env(self, name: str) -> tuple[str, str | None]:
+        """(variable, value) of the setting field `name`."""
+        return self.variables()[name], field_value(getattr(self, name))
 
     def _key(self) -> tuple[str, str]:
         """(variable it came from, key): a key that may read the schema (service-role JWT or
         `sb_secret_...`) before a read-only one (anon JWT or `sb_publishable_...`)."""
-        for suffix in KEY_SUFFIXES:
-            name, value = self._env(suffix)
+        for key_field in KEY_FIELDS:
+            name, value = self._env(key_field)
             if value:
                 return name, value
-        names = " or ".join(f"{self.env_prefix}_{s}" for s in KEY_SUFFIXES)
+        names = " or ".join(self.variables()[f] for f in KEY_FIELDS)
         raise ConfigError(
             self.source,
             f"{self.source}: no API key is set (set {names}; the service-role or secret key "
@@ -217,12 +222,12 @@ class SupabaseResource(dg.ConfigurableResource):
     @contextmanager
     def open(self) -> Iterator[TableReader]:
         """The project's REST API, or its PostgreSQL directly when `<prefix>_DB_URL` is set."""
-        db_var, db_url = self._env("DB_URL")
+        db_var, db_url = self._env("db_url")
         if db_url:
             with DirectProject.connect(self, db_var, db_url) as direct:
                 yield direct
             return
-        url_var, url = self._env("URL")
+        url_var, url = self._env("url")
         url = require_setting(
             self.source, url_var, url, "set it to the project URL, https://<ref>.supabase.co"
         )
@@ -256,8 +261,7 @@ class SupabaseResource(dg.ConfigurableResource):
 
 def supabase_resource(project: str, env_prefix: str, **tuning: Any) -> SupabaseResource:
     """The project's resource with its settings bound to `<env_prefix>_...` variables."""
-    fields = bind(variables(env_prefix))
-    return SupabaseResource(project=project, env_prefix=env_prefix, **fields, **tuning)
+    return SupabaseResource(**SupabaseResource.bindings(project, env_prefix), **tuning)
 
 
 class SchemaForbidden(SourceError):

@@ -32,7 +32,7 @@ def test_every_resource_lists_its_settings_as_bound_variables():
         ResourceConfigEnvVarSnap,
     )
 
-    from definitions import defs
+    from definitions import defs, resources
 
     snap = RepositorySnap.from_def(defs.get_repository_def())
     shown = {
@@ -42,9 +42,10 @@ def test_every_resource_lists_its_settings_as_bound_variables():
         for r in snap.resources or []
     }
     assert {k: v for k, v in shown.items() if v} == EXPECTED
-    for key, resource in (defs.resources or {}).items():
+    assert set(defs.resources or {}) == set(resources)
+    for key, resource in resources.items():
         if isinstance(resource, SettingsResource):  # the messages name what Dagster binds
-            assert set(resource.VARIABLES.values()) == EXPECTED[key]
+            assert set(resource.variables().values()) == EXPECTED[key]
 
 
 @pytest.mark.parametrize(
@@ -118,3 +119,23 @@ def test_a_supabase_resource_names_its_own_projects_variables(monkeypatch):
     with pytest.raises(ConfigError) as caught, project.open():
         pass
     assert caught.value.message.startswith("Supabase Tripwire: SUPABASE_TRIPWIRE_URL is not set")
+
+
+def test_given_a_launchpad_config_naming_one_field_then_the_others_keep_their_bindings(
+    monkeypatch,
+):
+    """The Definitions' resources are configured at launch: a run config (the launchpad's, the
+    reliability harness's) sets the fields it names and the bindings give the rest. A resource
+    configured in full would take the run config as its whole config, its credentials blank."""
+    import dagster as dg
+
+    from definitions import defs, resources
+
+    monkeypatch.setenv("AMOCRM_BASE_URL", "https://x.amocrm.ru")
+    config = {"amocrm": {"config": {"timeout_seconds": 1.0}}}
+    with dg.build_resources(
+        {"amocrm": (defs.resources or {})["amocrm"]}, resource_config=config
+    ) as built:
+        assert (built.amocrm.base_url, built.amocrm.timeout_seconds) == ("https://x.amocrm.ru", 1.0)
+    with dg.build_resources({"amocrm": resources["amocrm"]}, resource_config=config) as built:
+        assert built.amocrm.base_url is None  # the trap configure_at_launch avoids

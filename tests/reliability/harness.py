@@ -40,25 +40,9 @@ QUICK_TUNING: dict[str, dict[str, float]] = {
 
 
 def quick_resources() -> dict[str, Any]:
-    """Run config giving each resource QUICK_TUNING. A resource's run config replaces what
-    definitions.py configured, so it repeats the rest: the project's names, and each bound
-    variable as `{"env": NAME}`, read when the run starts as the binding is."""
-    from definitions import resources
-
-    def configured(key: str) -> dict[str, Any]:
-        resource = resources[key]
-        values = {f: getattr(resource, f) for f in type(resource).model_fields}
-        return {
-            f: {"env": v.env_var_name} if isinstance(v, dg.EnvVar) else v
-            for f, v in values.items()
-            if isinstance(v, dg.EnvVar) or f in ("project", "env_prefix")
-        }
-
-    return {
-        "resources": {
-            key: {"config": {**configured(key), **tuning}} for key, tuning in QUICK_TUNING.items()
-        }
-    }
+    """Run config giving each resource QUICK_TUNING, as an operator's launchpad config would:
+    the fields it names, the bindings definitions.py configured for the rest."""
+    return {"resources": {key: {"config": tuning} for key, tuning in QUICK_TUNING.items()}}
 
 
 @dataclass
