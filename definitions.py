@@ -3,6 +3,8 @@ environment variables are bound to resources. Nothing here touches a network or 
 The only module that imports every layer (clients → raw assets → core → marts → checks); the
 command line (commands/) sits above it, and nothing below imports it."""
 
+import logging
+import os
 from typing import Any
 
 import dagster as dg
@@ -28,7 +30,7 @@ from checks.schema_drift import schema_drift_checks
 from resources.amocrm import AmoCrmResource
 from resources.canonical import PROJECTS
 from resources.facebook import FacebookResource
-from resources.settings import at_launch, declare_unset
+from resources.settings import at_launch, declare_unset, settings_line
 from resources.supabase import supabase_resource
 from resources.telegram import TelegramResource
 from resources.warehouse import WarehouseResource
@@ -49,6 +51,11 @@ resources: dict[str, Any] = {
     },
 }
 declare_unset()
+# `dagster definitions validate` sets this for the code it loads (Dagster's hook for a
+# validation mode): it lists every resource with the settings it reads and those unset
+if os.environ.get("DAGSTER_IS_DEFS_VALIDATION_CLI"):
+    for key, resource in resources.items():
+        logging.getLogger("dagster").info(settings_line(key, resource))
 
 defs = dg.Definitions(
     assets=[*raw_assets, *model_assets, source_freshness, integration_health],

@@ -130,13 +130,34 @@ def not_configured(source: str, missing: Mapping[str, tuple[str, ...]]) -> str:
             ".env.example).")  # fmt: skip
 
 
+def built_with(resource: dg.ConfigurableResource) -> dict[str, Any]:
+    """{field: value} of the fields `resource` was built with, a `dg.EnvVar` as it is, in the
+    order the class declares them."""
+    given = resource.model_fields_set
+    return {name: getattr(resource, name) for name in type(resource).model_fields if name in given}
+
+
+def bound_variables(resource: dg.ConfigurableResource) -> dict[str, str]:
+    """{field: variable} of each field `resource` was built with bound to a `dg.EnvVar`."""
+    fields = built_with(resource).items()
+    return {name: value.env_var_name for name, value in fields if isinstance(value, dg.EnvVar)}
+
+
+def settings_line(key: str, resource: dg.ConfigurableResource) -> str:
+    """What `dagster definitions validate` says of a resource: the variables it reads, and
+    which of them are blank or unset (never a value)."""
+    variables = list(bound_variables(resource).values())
+    unset = [name for name in variables if env(name) is None]
+    return (f"Resource {key} ({type(resource).__name__}) reads {', '.join(variables)}; "
+            f"unset: {', '.join(unset) or 'none'}.")  # fmt: skip
+
+
 def at_launch(resource: dg.ConfigurableResource) -> Any:  # Dagster's PartialResource
     """`resource` as the Definitions hold it: configured at launch with the fields it was built
     with (its `dg.EnvVar` bindings) as defaults. A run config, the launchpad's included, then
     sets only the fields it names; a configured resource would take the run config as its
     whole config, every binding it leaves out read as the field's default (blank)."""
-    fields = {name: getattr(resource, name) for name in resource.model_fields_set}
-    return type(resource).configure_at_launch(**fields)
+    return type(resource).configure_at_launch(**built_with(resource))
 
 
 def reporting_tz() -> str:

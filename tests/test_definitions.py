@@ -60,6 +60,14 @@ def test_dagster_definitions_validate_accepts_the_project(dagster_home: Path):
         text=True,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+    # it lists every resource with the variables it reads, none of them set here
+    from definitions import resources
+    from resources.settings import bound_variables
+
+    for key, resource in resources.items():
+        variables = ", ".join(bound_variables(resource).values())
+        line = f"Resource {key} ({type(resource).__name__}) reads {variables}; unset: {variables}."
+        assert line in out.stderr + out.stdout, line
 
 
 def test_hourly_schedule_runs_each_source_apart_and_models_follow_by_automation():
