@@ -28,7 +28,7 @@ from bench import (
     amocrm_load,
     api_latency,
     facebook_backfill,
-    models_rebuild,
+    models,
     peer_env,
     supabase_figures,
     world_scale,
@@ -45,7 +45,7 @@ SECTIONS: dict[str, Section] = {
     "amocrm": lambda server, a: [
         amocrm_load.measure(server, 3.0 * min(1.0, a.rows / FULL_ROWS), a.runs)
     ],
-    "models": lambda server, a: models_rebuild.measure(server, a.rows // 10, a.days, a.runs),
+    "models": lambda server, a: models.measure(server, a.rows // 10, a.days, a.runs),
     "api": lambda server, a: [api_latency.measure(server, a.rows, min(200, a.rows // 100))],
     "sandbox": lambda server, a: world_scale.measure(server, a.rows, a.days),
 }

@@ -1,24 +1,41 @@
 """Model rebuilds at two years of history: the full rebuild, the rebuild after one hour of changes
-(target ≤ 5 % of the full one) and the rebuild when nothing changed (it should rewrite nothing).
+(target ≤ 5 % of the full one) and the rebuild when nothing changed (it should rewrite nothing);
+then the hourly `make run` with nothing new, end to end (target ≤ 5 s).
 
-`measure(warehouse)` takes a warehouse whose raw tables are loaded (at whatever scale) and whose
-staging views exist, and returns the figures; the bench runner calls it. `grow` makes such a
-warehouse big without a big sandbox: it copies the loaded rows back in time and side by side in
-SQL until the landing leads reach a million over two years; `one_hour_of_changes` writes what an
-hour brings (new leads, deals moving, webhooks, today's spend restated), also in SQL.
-`python -m bench.models` loads a small sandbox world through the real jobs, grows it, measures.
+`measure(server, leads, days, runs)` is the bench runner's section: a school's sandbox loaded by
+every source's job, an hour of its activity loaded and rebuilt, `refresh.py` with nothing new.
+`python -m bench.models` is the bigger world without a big sandbox: `grow` copies a loaded
+world's rows back in time and side by side in SQL until the landing leads reach a million over
+two years, `one_hour_of_changes` writes what an hour brings (new leads, deals moving, webhooks,
+today's spend restated), also in SQL, and `grown_figures` times the models on it.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
+import dagster as dg
 from psycopg import sql
 
-from resources.warehouse import WarehouseResource
+from bench import figures
+from bench.facebook_backfill import fresh_warehouse
+from bench.figures import Figure, Target
+from resources import embedded_pg
+from resources.warehouse import WarehouseResource, engine_for
+from sandbox.stack import Sandbox
+from sandbox.world import school_rates, school_scale
+
+ROOT = Path(__file__).resolve().parent.parent
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 HISTORY_DAYS = 730
 TARGET_LEADS = 1_000_000
@@ -30,7 +47,6 @@ GROWN = ("raw_supabase_main.landing_leads", "raw_supabase_main.prooftest_leads",
          "raw_supabase_tripwire.tripwire_users", "raw_supabase_tripwire.tripwire_purchases",
          "raw_supabase_traffic.all_sales_tracking", "raw_amocrm.leads")  # fmt: skip
 INSIGHTS = "raw_facebook.ad_insights_daily"  # one row per ad and day: grows back in time only
-HEADERS = ["models, 2 years", "core.leads rows", "days rebuilt", "seconds", "× full time"]
 
 
 def _columns(warehouse: WarehouseResource, table: str) -> list[tuple[str, str]]:
@@ -154,41 +170,119 @@ def rebuild(warehouse: WarehouseResource, *, full: bool) -> tuple[float, int | N
     return time.perf_counter() - started, days["core.leads"]
 
 
-def measure(warehouse: WarehouseResource) -> list[dict[str, Any]]:
-    """Full rebuild, then one hour of changes and the rebuild, then a rebuild with nothing new;
-    figures as bench/results.json holds them (the baseline: the full rebuild)."""
+def _rebuild_figure(hourly: float, full: float, detail: str) -> Figure:
+    return Figure("model rebuild after one hour, 2 years", hourly, "s", Target(0.05),
+                  baseline=full, ratio=hourly / full, detail=detail)  # fmt: skip
+
+
+def grown_figures(warehouse: WarehouseResource) -> list[Figure]:
+    """Full rebuild, then one hour of changes and the rebuild, then a rebuild with nothing new,
+    each model through run_model as its asset calls it (the baseline: the full rebuild)."""
     full, _ = rebuild(warehouse, full=True)
     one_hour_of_changes(warehouse)
     hourly, hourly_days = rebuild(warehouse, full=False)
     idle, idle_days = rebuild(warehouse, full=False)
     ((leads,),) = warehouse.fetch_all("SELECT count(*) FROM core.leads")
     return [
-        {"name": "model rebuild, full", "value": full, "unit": "s", "baseline": None,
-         "ratio": None, "target": None, "met": None, "core_leads": leads, "days": None},
-        {"name": "model rebuild after one hour of changes", "value": hourly, "unit": "s",
-         "baseline": full, "ratio": hourly / full, "target": 0.05, "met": hourly / full <= 0.05,
-         "core_leads": leads, "days": hourly_days},
-        {"name": "model rebuild, nothing changed", "value": idle, "unit": "s", "baseline": full,
-         "ratio": idle / full, "target": None, "met": idle_days == 0, "core_leads": leads,
-         "days": idle_days},
+        _rebuild_figure(hourly, full, f"{leads:,} core.leads, {hourly_days} days rebuilt"),
+        Figure("model rebuild, nothing changed", idle, "s", Target(0.05), baseline=full,
+               ratio=idle / full, also=idle_days == 0, detail=f"{idle_days} days rebuilt"),
     ]  # fmt: skip
 
 
-def run(server: str) -> list[list[Any]]:
-    """The bench's table rows: a small sandbox world loaded through the real jobs, grown to two
-    years and a million leads, measured."""
-    figures = measure(_grown_warehouse(server))
-    return [[f["name"], f["core_leads"], f["days"], f["value"], f["ratio"] or 1.0]
-            for f in figures]  # fmt: skip
+def _run(instance: dg.DagsterInstance, job: str, tags: dict[str, str] | None = None) -> float:
+    """Seconds of one run of `job`, with the tags and config `make run` gives it."""
+    from assets.jobs import job_run_config, job_run_tags
+    from definitions import defs
+
+    started = time.perf_counter()
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance,
+        raise_on_error=True,
+        tags={**job_run_tags(job), **(tags or {})},
+        run_config={**job_run_config(job), **QUIET},
+    )
+    assert result.success
+    return time.perf_counter() - started
+
+
+def _instance(server: str, home: Path) -> dg.DagsterInstance:
+    """Dagster's own storage in the bench server, configured by the project's dagster.yaml."""
+    embedded_pg.drop_database(server, "bench_dagster")
+    embedded_pg.create_database(server, "bench_dagster")
+    url = embedded_pg.database_uri(server, "bench_dagster")
+    os.environ["DAGSTER_PG_URL"] = embedded_pg.sqlalchemy_uri(url, "psycopg2")
+    shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def _refresh(env: dict[str, str]) -> tuple[float, int]:
+    """`make run`'s command in a process of its own: (seconds end to end, exit code)."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, str(ROOT / "refresh.py")], cwd=ROOT, env=env,
+                          capture_output=True)  # fmt: skip
+    return time.perf_counter() - started, done.returncode
+
+
+def measure(server: str, leads: int, days: int, runs: int) -> list[Figure]:
+    """A school's sandbox (`leads` over `days`) loaded by every source's job; then the full
+    rebuild `runs` times, `runs` hours of activity each loaded and rebuilt incrementally, and
+    `runs` hourly refreshes with nothing new."""
+    from assets.jobs import SOURCES, partition_range_tags, source_job_name
+
+    warehouse = fresh_warehouse(server, "bench_models")
+    home = Path(tempfile.mkdtemp(prefix="bench-dagster-"))
+    instance = _instance(server, home)
+    scale = school_scale(leads, days)
+    sandbox = Sandbox(server, seed=5, scale=scale, rates=school_rates(scale), history_days=days,
+                      prefix="bench", amocrm_rate=1000, facebook_polls=1,
+                      facebook_budget=10**6)  # fmt: skip
+    with instance, sandbox:
+        os.environ.update({**sandbox.env(), "WAREHOUSE_URL": warehouse.url,
+                           "AMOCRM_MAX_RPS": "900"})  # fmt: skip
+        for source in SOURCES:
+            _run(instance, source_job_name(source))
+        history = partition_range_tags(sandbox.world.start.date(), sandbox.world.now.date())
+        _run(instance, "backfill_facebook_insights", history)  # the hourly job reads 2 days
+        full = statistics.median(_run(instance, "full_rebuild_models") for _ in range(runs))
+        core_leads = warehouse.fetch_all("SELECT count(*) FROM core.leads")[0][0]
+        mart_days = warehouse.fetch_all("SELECT count(*) FROM marts.leads_total")[0][0]
+        hourly = []
+        for _ in range(runs):
+            sandbox.advance(1)
+            for source in SOURCES:
+                _run(instance, source_job_name(source))
+            hourly.append(_run(instance, "rebuild_models"))
+        touched = warehouse.fetch_all(
+            "SELECT days_rebuilt FROM ops.model_builds WHERE model = 'core.leads'"
+        )[0][0]
+        del os.environ["AMOCRM_MAX_RPS"]  # the hourly refresh paces AmoCRM as production does
+        env = {**os.environ, "DAGSTER_HOME": str(home), "ENV_FILE": os.devnull}
+        refreshes = [_refresh(env) for _ in range(runs)]  # the median: a first slow one aside
+    shutil.rmtree(home)
+    engine_for(warehouse.url).dispose()
+    idle = statistics.median(seconds for seconds, _ in refreshes)
+    failed = [code for _, code in refreshes if code != 0]
+    detail = (f"{core_leads:,} core.leads, {mart_days} days of marts, {touched} days rebuilt; "
+              "baseline: the full rebuild")  # fmt: skip
+    return [
+        _rebuild_figure(statistics.median(hourly), full, detail),
+        Figure(
+            "hourly run with nothing changed, end to end",
+            idle,
+            "s",
+            Target(5.0, of_ratio=False),
+            also=not failed,
+            detail="refresh.py (make run) in its own process, Dagster included"
+            + (f"; exit codes {failed}" if failed else ""),
+        ),  # fmt: skip
+    ]
 
 
 def _grown_warehouse(server: str) -> WarehouseResource:
-    import dagster as dg
-
-    from assets.jobs import SOURCES, job_run_config, job_run_tags, source_job_name
-    from bench.facebook_backfill import fresh_warehouse
-    from definitions import defs
-    from sandbox.stack import Sandbox
+    """A small sandbox world loaded through the real jobs, grown to two years and a million
+    leads."""
+    from assets.jobs import SOURCES, source_job_name
 
     warehouse = fresh_warehouse(server, "bench_models_2y")
     with Sandbox(server, seed=5, scale=0.3, prefix="benchmodels", amocrm_rate=1000,
@@ -197,33 +291,18 @@ def _grown_warehouse(server: str) -> WarehouseResource:
                            "AMOCRM_MAX_RPS": "900"})  # fmt: skip
         with dg.DagsterInstance.ephemeral() as instance:
             for source in SOURCES:
-                job = source_job_name(source)
-                result = defs.resolve_job_def(job).execute_in_process(
-                    instance=instance,
-                    tags=job_run_tags(job),
-                    run_config={**job_run_config(job), **QUIET},
-                )
-                assert result.success, source
+                _run(instance, source_job_name(source))
     started = time.perf_counter()
     grow(warehouse)
     print(f"grown in {time.perf_counter() - started:.0f} s", flush=True)
     return warehouse
 
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-
-
 def main() -> None:
-    from pathlib import Path
-
-    from tabulate import tabulate
-
-    from resources import embedded_pg
-
-    pgdata = Path(__file__).resolve().parent.parent / ".local" / "bench-models-pgdata"
+    pgdata = ROOT / ".local" / "bench-models-pgdata"
     with embedded_pg.owned_server(pgdata):
         server = embedded_pg.start(pgdata, databases=())
-        print(tabulate(run(server), HEADERS, floatfmt=".3f"), flush=True)
+        print(figures.table(grown_figures(_grown_warehouse(server))), flush=True)
         embedded_pg.stop(pgdata)
 
 
