@@ -343,9 +343,11 @@ class WarehouseResource(dg.ConfigurableResource):
 
         With a `day_column`, only the days its declared inputs touched since its last build are
         recomputed (see resources/model_inputs.py), the model applying `%(days)s` itself; none
-        touched, nothing is rewritten. Every day is recomputed on the first build, after a
-        parameter change, when an input without a day mapping changed, or with `full`.
-        Readers keep seeing the old rows until the commit (MVCC), so the swap is atomic.
+        touched, nothing is rewritten. A model whose touched SQL selects row keys (core.leads'
+        lead_key) instead of days recomputes those rows, applying `%(keys)s`, and logs the days
+        they left or landed on for the models built from it. Every row is recomputed on the
+        first build, after a parameter change, when an input without a mapping changed, or with
+        `full`. Readers keep seeing the old rows until the commit (MVCC), so the swap is atomic.
         """
         schema, name = table.split(".")
         params = params or {}
@@ -356,13 +358,14 @@ class WarehouseResource(dg.ConfigurableResource):
             stamp = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
             _ensure_change_indexes(conn, inputs)
             previous = _previous_build(conn, table, digest)
-            days = None
+            touched = None
             if day_column and not full and previous is not None:
-                days = _touched_days(conn, table, inputs, previous, params)
-            rows = 0
-            if days != []:
+                touched = _touched(conn, table, inputs, previous, params)
+            rows, days = 0, None if touched is None else touched.days
+            if touched is None or touched.changed:
                 model = load_sql(f"{schema}/{name}")
-                rows = _rebuild(conn, schema, name, model, {**params, "days": days}, day_column)
+                only = (day_column, None) if touched is None else touched.only(day_column)
+                rows, days = _rebuild(conn, schema, name, model, params, only, day_column)
             _record_build(conn, table, _watermark(conn, inputs, stamp), digest, days, rows)
         return ModelBuild(rows, None if days is None else len(days))
 
@@ -467,16 +470,36 @@ def _ensure_reader_database_access(conn: psycopg.Connection) -> None:
         conn.execute(load_sql("ops/reader_database_access").encode())
 
 
-def _touched_days(
+@dataclass(frozen=True)
+class Touched:
+    """What a build recomputes: `days` of its day column, or the rows of `keys` (its touched
+    SQL's column `key_column`) when it maps changes to rows."""
+
+    days: list[date]
+    keys: list[str] | None = None
+    key_column: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.days if self.keys is None else self.keys)
+
+    def only(self, day_column: str | None) -> tuple[str | None, list[Any]]:
+        """(column, values) of the rows to replace."""
+        if self.keys is None:
+            return day_column, list(self.days)
+        return self.key_column, list(self.keys)
+
+
+def _touched(
     conn: psycopg.Connection,
     table: str,
     inputs: Sequence[str],
     previous: PreviousBuild,
     params: dict[str, Any],
-) -> list[date] | None:
-    """The days of `table` its inputs changed since `previous`, or None for all of them: the
-    days its input models rebuilt since, the days its touched-days SQL maps raw changes to,
-    and every day once a raw input that SQL does not map changed."""
+) -> Touched | None:
+    """What of `table` its inputs changed since `previous`, or None for every row: the days its
+    input models rebuilt since, the days (or row keys) its touched SQL maps raw changes to, and
+    every row once a raw input that SQL does not map changed."""
     days: set[date | None] = set()
     upstream = [i for i in inputs if is_model(i)]
     if upstream:
@@ -488,12 +511,17 @@ def _touched_days(
         return None
     touched = touched_sql(table)
     if touched:
-        days |= {day for (day,) in conn.execute(touched.encode(), {
+        cur = conn.execute(touched.encode(), {
             "since": previous.watermark, "tz": params.get("tz"),
-            "provisional_days": params.get("provisional_days")})}  # fmt: skip
+            "provisional_days": params.get("provisional_days")})  # fmt: skip
+        found = {value for (value,) in cur}
+        column = cur.description[0].name if cur.description else "day"
+        if column != "day":  # row keys: a keyed model reads raw inputs only
+            return Touched([], sorted(found), column)
+        days |= found
     if None in days:
         return None
-    return sorted(d for d in days if d is not None)
+    return Touched(sorted(d for d in days if d is not None))
 
 
 # the raw columns a build probes: what changed since its last build, and its days' instants
@@ -542,10 +570,15 @@ def _rebuild(
     name: str,
     model: str,
     params: dict[str, Any],
+    only: tuple[str | None, list[Any] | None],
     day_column: str | None,
-) -> int:
-    """Replace the rows of `params["days"]` (all rows when None) with what the model, which
-    applies that predicate itself, selects."""
+) -> tuple[int, list[date] | None]:
+    """Replace the rows whose `only` column is among its values (all rows when None) with what
+    the model, which applies that predicate itself (`%(days)s` or `%(keys)s`), selects; (rows
+    written, the days rewritten: None for all, the replaced rows' own days for a keyed one)."""
+    column, values = only
+    keyed = column is not None and column != day_column
+    params = {**params, "days": None if keyed else values, "keys": values if keyed else None}
     columns = [
         r[0]
         for r in conn.execute(
@@ -556,20 +589,28 @@ def _rebuild(
     ]
     target = sql.Identifier(schema, name)
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
-    only: sql.Composable = sql.SQL("")
-    if params.get("days") is not None and day_column:
-        only = sql.SQL(" WHERE {} = ANY(%(days)s)").format(sql.Identifier(day_column))
-    conn.execute(sql.SQL("DELETE FROM {}{}").format(target, only), params)
+    where: sql.Composable = sql.SQL("")
+    returning: sql.Composable = sql.SQL("")
+    if values is not None and column:
+        where = sql.SQL(" WHERE {} = ANY(%(only)s)").format(sql.Identifier(column))
+    if keyed and day_column:  # the models built from this one rebuild these rows' days
+        returning = sql.SQL(" RETURNING {}").format(sql.Identifier(day_column))
+    gone = conn.execute(sql.SQL("DELETE FROM {}{}{}").format(target, where, returning),
+                        {**params, "only": values})  # fmt: skip
+    days = {day for (day,) in gone} if keyed and day_column else set()
     cur = conn.execute(
-        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ({}) AS model").format(
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ({}) AS model{}").format(
             target,
             cols,
             cols,
             sql.SQL(model.strip().rstrip(";")),  # type: ignore[arg-type]
+            returning,
         ),
         params,
     )
-    return cur.rowcount
+    if not keyed:
+        return cur.rowcount, values
+    return cur.rowcount, sorted(days | {day for (day,) in cur})
 
 
 def _read_cursor(conn: psycopg.Connection, source: str, entity: str, lock: bool) -> Any:

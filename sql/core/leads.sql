@@ -15,6 +15,7 @@ FROM stg_supabase_main.landing_leads l
 LEFT JOIN raw_amocrm.leads a ON a.id = l.amocrm_lead_id AND a._deleted_at IS NULL
 WHERE l._deleted_at IS NULL
   AND core.on_days(l.created_at, %(tz)s, %(days)s)
+  AND core.on_keys(l.id, 'landing', %(keys)s)
 UNION ALL
 SELECT 'prooftest:' || p.id, 'prooftest', p.id, 'prooftest', true, p.created_at,
        (p.created_at AT TIME ZONE %(tz)s)::date,
@@ -24,6 +25,7 @@ SELECT 'prooftest:' || p.id, 'prooftest', p.id, 'prooftest', true, p.created_at,
 FROM stg_supabase_main.prooftest_leads p
 WHERE p._deleted_at IS NULL
   AND core.on_days(p.created_at, %(tz)s, %(days)s)
+  AND core.on_keys(p.id, 'prooftest', %(keys)s)
 UNION ALL
 SELECT 'tripwire:' || u.id, 'tripwire', u.id, 'tripwire', false, u.created_at,
        (u.created_at AT TIME ZONE %(tz)s)::date,
@@ -33,6 +35,7 @@ SELECT 'tripwire:' || u.id, 'tripwire', u.id, 'tripwire', false, u.created_at,
 FROM stg_supabase_tripwire.tripwire_users u
 WHERE u._deleted_at IS NULL
   AND core.on_days(u.created_at, %(tz)s, %(days)s)
+  AND core.on_keys(u.id, 'tripwire', %(keys)s)
 UNION ALL
 -- deals created in AmoCRM itself, in a course pipeline, that no landing lead points to
 SELECT 'amocrm:' || a.id, 'amocrm', a.id::text,
@@ -44,4 +47,5 @@ SELECT 'amocrm:' || a.id, 'amocrm', a.id::text,
 FROM raw_amocrm.leads a
 WHERE a._deleted_at IS NULL AND a.pipeline_id IN (%(express)s, %(flagship)s)
   AND core.on_days(a.created_at, %(tz)s, %(days)s)
+  AND core.on_int_keys(a.id, 'amocrm', %(keys)s)
   AND NOT EXISTS (SELECT 1 FROM stg_supabase_main.landing_leads l WHERE l.amocrm_lead_id = a.id)

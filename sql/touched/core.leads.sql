@@ -1,21 +1,22 @@
--- The reporting days of core.leads that raw rows stamped after %(since)s may have changed.
+-- The rows of core.leads (their lead keys) that raw rows stamped after %(since)s may have
+-- changed: a keyed build recomputes these rows, not whole days.
 WITH landing AS (
-    SELECT * FROM stg_supabase_main.landing_leads
+    SELECT id, amocrm_lead_id FROM stg_supabase_main.landing_leads
     WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
 ), deals AS (
-    SELECT * FROM raw_amocrm.leads WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
-), instants AS (
-    SELECT created_at AS at FROM landing
-    UNION ALL SELECT created_at FROM stg_supabase_main.prooftest_leads
-              WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
-    UNION ALL SELECT created_at FROM stg_supabase_tripwire.tripwire_users
-              WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
-    -- a landing lead shows its deal's pipeline and status
-    UNION ALL SELECT l.created_at FROM stg_supabase_main.landing_leads l
-              JOIN deals d ON d.id = l.amocrm_lead_id
-    UNION ALL SELECT created_at FROM deals
-    -- a deal a changed landing lead points to may leave (or join) the AmoCRM-only leads
-    UNION ALL SELECT a.created_at FROM raw_amocrm.leads a
-              WHERE a.id IN (SELECT amocrm_lead_id FROM landing)
+    SELECT id FROM raw_amocrm.leads WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
 )
-SELECT DISTINCT (at AT TIME ZONE %(tz)s)::date AS day FROM instants
+SELECT 'landing:' || id AS lead_key FROM landing
+UNION SELECT 'prooftest:' || id FROM stg_supabase_main.prooftest_leads
+      WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
+UNION SELECT 'tripwire:' || id FROM stg_supabase_tripwire.tripwire_users
+      WHERE _loaded_at > %(since)s OR _deleted_at > %(since)s
+-- a landing lead shows its deal's pipeline and status
+UNION SELECT 'landing:' || l.id FROM stg_supabase_main.landing_leads l
+      WHERE l.amocrm_lead_id IN (SELECT id FROM deals)
+UNION SELECT 'amocrm:' || id FROM deals
+-- the deal a changed landing lead points to, or pointed to at the last build, may join (or
+-- leave) the AmoCRM-only leads
+UNION SELECT 'amocrm:' || amocrm_lead_id FROM landing WHERE amocrm_lead_id IS NOT NULL
+UNION SELECT 'amocrm:' || c.amocrm_lead_id FROM core.leads c
+      WHERE c.amocrm_lead_id IS NOT NULL AND c.lead_key IN (SELECT 'landing:' || id FROM landing)
