@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import random
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -17,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
+from functools import cache, partial
 from typing import Any, Protocol
 
 import httpx
@@ -246,6 +247,7 @@ class SupabaseResource(SettingsResource):
             last.response = response
 
         http = httpx.Client(
+            verify=_tls(),
             timeout=httpx.Timeout(self.timeout_seconds, connect=10.0),
             limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT),
             event_hooks={"response": [remember]},
@@ -257,6 +259,13 @@ class SupabaseResource(SettingsResource):
             yield SupabaseProject(self, client, url_var, key_var, last, _Rest(http, url, key))
         finally:
             http.close()
+
+
+@cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every table's client: building one reads the CA bundle (70 ms on a
+    quiet machine, 0.3 s at load: seconds of an idle hourly run)."""
+    return httpx.create_ssl_context()
 
 
 def supabase_resource(project: str, env_prefix: str, **tuning: Any) -> SupabaseResource:
