@@ -517,6 +517,7 @@ def _touched(
         found = {value for (value,) in cur}
         column = cur.description[0].name if cur.description else "day"
         if column != "day":  # row keys: a keyed model reads raw inputs only
+            _ensure_key_indexes(conn, [i for i in mapped_inputs(table) if i.startswith("stg_")])
             return Touched([], sorted(found), column)
         days |= found
     if None in days:
@@ -548,6 +549,26 @@ def _ensure_change_indexes(conn: psycopg.Connection, inputs: Sequence[str]) -> N
                 sql.SQL(PROBED[column]),  # type: ignore[arg-type]
             )
         )
+
+
+def _ensure_key_indexes(conn: psycopg.Connection, views: Sequence[str]) -> None:
+    """Index the raw tables behind these staging views on the key as the views show it (text,
+    whatever the source's type), for a keyed build's `id = ANY(keys)` (a catalog read when they
+    are; a table not loaded yet has none); analyzed once, so the planner knows a key list picks
+    a few rows."""
+    for table in map(raw_table, views):
+        schema, name = table.split(".")
+        index = f"{name}_id_text_idx"
+        wanted = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NULL",
+            (table, f"{schema}.{index}"),
+        ).fetchone()
+        if wanted != (True,):
+            continue
+        target = sql.Identifier(schema, name)
+        conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ((id::text))").format(
+            sql.Identifier(index), target))  # fmt: skip
+        conn.execute(sql.SQL("ANALYZE {}").format(target))
 
 
 def _changed_since(conn: psycopg.Connection, relation: str, since: datetime) -> bool:
