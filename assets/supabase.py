@@ -63,6 +63,8 @@ def start_position(
         return Start({column: reload.isoformat(), plan.key.name: None}, f"re-load from {reload}")
     if not cursor or cursor.get("strategy") != kind or cursor.get("column") != column:
         return Start(None, "first read with this strategy: the whole table")
+    if cursor.get("position") is None:  # every read so far found the table empty
+        return Start(None, "no row read yet: the whole table")
     if kind == "key":
         full_read_at = datetime.fromisoformat(cursor["full_read_at"])
         if now - full_read_at >= timedelta(hours=plan.entry.reread_hours):

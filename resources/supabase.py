@@ -410,16 +410,11 @@ class SupabaseProject:
             position = page[-1].get(keyset.key)
 
     def count(self, table: str, keyset: Keyset, lo: Any = None, hi: Any = None) -> int:
-        """Rows whose key is in (lo, hi]: a HEAD with `Prefer: count=exact`, whose answer's
-        Content-Range carries the total (`0-999/3573`, `*/0`)."""
+        """Rows whose key is in (lo, hi]: a GET of one row with `Prefer: count=exact`, whose
+        answer's Content-Range carries the total (`0-0/3573`, `*/0`). Not a HEAD: a failed
+        count's body says why (PGRST205, an expired key, a proxy's page), as any page's does."""
         build = partial(_range_query, keyset=keyset, lo=lo, hi=hi, columns=keyset.key, count=True)
-        try:
-            return self._request(table, build, read=self._total)
-        except SourceError:
-            # a HEAD's answer has no body, so its failure lacks what the vendor said (PGRST205,
-            # an expired key, a proxy's page): the same rows asked as a GET of one say it
-            self._request(table, partial(build, count=False), limit=1)
-            raise
+        return self._request(table, build, limit=1, read=self._total)
 
     def scan_keys(
         self, table: str, keyset: Keyset, keys: Sequence[Any]
@@ -436,6 +431,7 @@ class SupabaseProject:
         return page[0].get(keyset.key) if page else None
 
     def _total(self) -> int:
+        self._page()  # a body that is not JSON (a proxy's page) is retried as a page's is
         total = self._last.headers.get("content-range", "").rpartition("/")[2]
         if not total.isdigit():
             raise SourceError(
@@ -552,9 +548,10 @@ def _keyset_page(query: Any, keyset: Keyset, after: dict[str, Any] | None, colum
 def _range_query(
     query: Any, keyset: Keyset, lo: Any, hi: Any, columns: str, count: bool = False
 ) -> Any:
-    """Rows whose key is in (lo, hi], None meaning unbounded, in key order; a count is a HEAD."""
+    """Rows whose key is in (lo, hi], None meaning unbounded, in key order; `count` asks the
+    total as well."""
     key = keyset.key
-    query = query(columns, count=CountMethod.exact, head=True) if count else query(columns)
+    query = query(columns, count=CountMethod.exact) if count else query(columns)
     query = query.order(key)
     if lo is not None:
         query = query.gt(key, lo)

@@ -51,6 +51,9 @@ OBJECT_CONTENT_TYPE = "application/vnd.pgrst.object+json; charset=utf-8"
 SUPABASE_ROLES = frozenset({"anon", "authenticated", "service_role"})
 JWT_CLOCK_SKEW = 30  # seconds PostgREST 13 tolerates on exp/nbf/iat
 POOL_SIZE = 4
+# The query string of a page of whole rows (`select=*`), for a fault aimed at pages only: a
+# loader's counts and cut probes select the key column alone.
+WHOLE_ROWS_QUERY = r"(^|&)select=(\*|%2A)(&|$)"
 
 # ----------------------------------------------------------------------------------------------
 # Errors

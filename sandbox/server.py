@@ -41,6 +41,8 @@ class Fault:
     body: Any = None  # dict/list → JSON, str → text/html, bytes as they are
     headers: dict[str, str] = field(default_factory=dict)
     method: str | None = None
+    # a regular expression searched in the query string: pages (`select=*`) apart from counts
+    query: str | None = None
     times: int = 1  # how many requests it hits; -1 = until cleared
     delay: float = 0.0  # seconds before answering (a slow response)
     reset: bool = False  # send half of the real body, then drop the connection
@@ -49,8 +51,10 @@ class Fault:
     plant: bytes | None = None
     plant_after: bytes = b"["
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, query: str = "") -> bool:
         if self.method and self.method.upper() != method:
+            return False
+        if self.query is not None and re.search(self.query, query) is None:
             return False
         return re.fullmatch(self.path, path) is not None
 
@@ -70,11 +74,11 @@ class FaultInjector:
         with self._lock:
             self._faults.clear()
 
-    def take(self, method: str, path: str) -> Fault | None:
+    def take(self, method: str, path: str, query: str = "") -> Fault | None:
         """The first matching fault, consuming one of its uses."""
         with self._lock:
             for fault in self._faults:
-                if fault.matches(method, path):
+                if fault.matches(method, path, query):
                     if fault.times > 0:
                         fault.times -= 1
                         if fault.times == 0:
@@ -128,7 +132,8 @@ class SandboxMiddleware:
             await self._control(scope, receive, send)
             return
         started = time.monotonic()
-        fault = self.faults.take(method, path)
+        query = scope.get("query_string", b"").decode()
+        fault = self.faults.take(method, path, query)
         status_seen = {"status": 0}
 
         async def recording_send(message: Message) -> None:
@@ -155,7 +160,6 @@ class SandboxMiddleware:
                 await self.app(scope, receive, recording_send)
         finally:
             headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-            query = scope.get("query_string", b"").decode()
             self.log.append(
                 RecordedRequest(
                     method, path, query, headers, status_seen["status"], started, fault is not None

@@ -5,6 +5,7 @@ one project failing leaves the other two loading; keys never reach the event log
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -152,6 +153,27 @@ def test_given_transient_errors_persist_then_transient_failure_message(sandbox_e
     assert caught.value.transient
     assert caught.value.message.startswith(
         "Supabase Traffic: table all_sales_tracking still answers HTTP 520 after 5 attempts"
+    )
+
+
+def test_given_a_count_fails_then_its_own_answer_says_why_once_per_attempt(sandbox_env):
+    server = sandbox_env.servers["supabase_traffic"]
+    server.faults.add(r"/rest/v1/all_sales_tracking", status=503, times=-1,
+                      body={"message": "Service Unavailable"})  # fmt: skip
+    with TRAFFIC.open() as api, pytest.raises(SourceError) as caught:
+        api.count("all_sales_tracking", BY_UPDATED_AT)
+    assert caught.value.message == (
+        "Supabase Traffic: table all_sales_tracking still answers HTTP 503 after 5 attempts: "
+        "Service Unavailable"
+    )
+    assert [(r.method, r.headers.get("prefer")) for r in server.requests] == [
+        ("GET", "count=exact")
+    ] * TRAFFIC.max_attempts
+    server.faults.clear()
+    with TRAFFIC.open() as api, pytest.raises(SourceError) as caught:
+        api.count("all_sales_trackin", BY_UPDATED_AT)
+    assert caught.value.message.startswith(
+        "Supabase Traffic: table all_sales_trackin not found (PGRST205: Could not find the table "
     )
 
 
@@ -307,9 +329,10 @@ def test_given_a_full_read_then_key_ranges_side_by_side_give_exactly_the_rows(sa
         keyset = [r for page in api.scan("landing_leads", BY_UPDATED_AT, None) for r in page]
     assert sorted(r["id"] for r in ranged) == sorted(r["id"] for r in keyset)
     assert sorted(ranged, key=lambda r: r["id"]) == sorted(keyset, key=lambda r: r["id"])
-    heads = [r for r in server.requests if r.method == "HEAD"]
+    counts = [r for r in server.requests if r.headers.get("prefer") == "count=exact"]
     cuts = [r for r in server.requests if "offset=" in r.query]
-    assert len(heads) == 1 and len(cuts) == 3  # one count, the table cut into 4 ranges
+    assert len(counts) == 1 and len(cuts) == 3  # one count, the table cut into 4 ranges
+    assert {(r.method, "limit=1" in r.query) for r in counts} == {("GET", True)}
 
 
 def deletions(sandbox: Sandbox, warehouse, project: str, name: str) -> tuple[list, list, int, int]:
@@ -336,6 +359,49 @@ def test_given_rows_deleted_then_found_exactly_by_bisecting_counts(sandbox_env, 
     found, gone, spent, id_scan = deletions(sandbox_env, warehouse, "main", "landing_leads")
     assert found == gone
     assert spent < id_scan / 2
+
+
+def emptied(sandbox: Sandbox, project: str, name: str) -> Callable[[], int]:
+    """Empty the source table (its rows put aside); the function returned puts them back."""
+    target, kept = sql.Identifier(name), sql.Identifier(f"{name}_kept")
+    with psycopg.connect(sandbox.dsn(project), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE TABLE {} AS SELECT * FROM {}").format(kept, target))
+        conn.execute("SET session_replication_role = replica")  # rows referencing them stay
+        conn.execute(sql.SQL("DELETE FROM {}").format(target))
+
+    def refill() -> int:
+        with psycopg.connect(sandbox.dsn(project), autocommit=True) as conn:
+            conn.execute("SET session_replication_role = replica")
+            return conn.execute(
+                sql.SQL("INSERT INTO {} SELECT * FROM {}").format(target, kept)
+            ).rowcount
+
+    return refill
+
+
+EMPTY_TABLES = (  # a bigint key by timestamp and by key, a uuid key, a text key
+    ("main", "landing_leads", "bigint", "timestamp"),
+    ("main", "express_course_sales", "bigint", "key"),
+    ("tripwire", "tripwire_purchases", "uuid", "timestamp"),
+    ("traffic", "targetologists", "text", "timestamp"),
+)
+
+
+def test_given_an_empty_table_then_it_loads_and_its_first_rows_arrive_later(
+    monkeypatch, warehouse, pg_server
+):
+    with Sandbox(pg_server, prefix="empty", variant="keys", **FAST_SANDBOX) as sandbox:
+        point_env_at(monkeypatch, warehouse, sandbox)
+        refills = {name: emptied(sandbox, project, name) for project, name, _, _ in EMPTY_TABLES}
+        for project, name, key_type, cursor in EMPTY_TABLES:
+            table = next(t for t in SUPABASE_TABLES if t.name == name)
+            resource = small_pages(project)
+            for _ in range(2):  # the first run stores a cursor of nothing read; the next reads it
+                counts = sync_table(warehouse, resource, table)
+                assert (counts["rows_read"], counts["rows_deleted"]) == (0, 0), name
+            assert (counts["key"], counts["cursor"].split()[0]) == (f"id ({key_type})", cursor)
+            arrived = refills[name]()
+            assert arrived and sync_table(warehouse, resource, table)["rows_inserted"] == arrived
 
 
 def test_given_uuid_and_text_keys_then_deletions_found_exactly(monkeypatch, warehouse, pg_server):

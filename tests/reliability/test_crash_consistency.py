@@ -36,6 +36,7 @@ from dagster._daemon.monitoring.run_monitoring import execute_run_monitoring_ite
 from psycopg import sql
 
 from assets.jobs import SOURCES
+from sandbox.postgrest import WHOLE_ROWS_QUERY
 from sandbox.truth import compare_amocrm, compare_marts
 from tests.conftest import ROOT, own_dagster_instance
 from tests.reliability.harness import (
@@ -144,9 +145,10 @@ def pause_in(table: str) -> Callable[[CrashWorld], Callable[[], bool]]:
 def held_page(crash: CrashWorld) -> Callable[[], bool]:
     """The second page of landing leads is held: the COPY into staging is open, page 1 in it."""
     faults = crash.world.sandbox.servers["supabase_main"].faults
-    # GETs only: a full read's HEAD count comes first
-    faults.add(r"/rest/v1/landing_leads", method="GET", times=1)  # the first page, as it is
-    held = faults.add(r"/rest/v1/landing_leads", method="GET", delay=30.0, times=1)
+    # pages only: a full read's count comes first
+    pages = {"method": "GET", "query": WHOLE_ROWS_QUERY}
+    faults.add(r"/rest/v1/landing_leads", **pages, times=1)  # the first page, as it is
+    held = faults.add(r"/rest/v1/landing_leads", **pages, delay=30.0, times=1)
     crash.world.sandbox.postgrest["main"].max_rows = 10
     return lambda: held.times == 0
 

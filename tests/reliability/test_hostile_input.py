@@ -30,6 +30,7 @@ from commands import replay as quarantine
 from resources import vendor_json
 from resources.errors import SourceError
 from resources.supabase import BY_UPDATED_AT, supabase_resource
+from sandbox.postgrest import WHOLE_ROWS_QUERY
 from sandbox.truth import compare_amocrm, compare_facebook
 from tests.conftest import ROOT, load_everything, run
 from tests.reliability.small_world import SmallWorld, small_world
@@ -160,9 +161,9 @@ POISON = {
 }  # fmt: skip
 # where each source's first page gets its planted records
 PLANT_AT = {
-    "supabase_main": ("supabase_main", "/rest/v1/landing_leads", "GET", b"["),  # not the count
+    "supabase_main": ("supabase_main", "/rest/v1/landing_leads", WHOLE_ROWS_QUERY, b"["),
     "amocrm": ("amocrm", "/api/v4/leads", None, b'"leads":['),
-    "facebook": ("facebook", r".*/insights", "GET", b'"data":['),
+    "facebook": ("facebook", r".*/insights", None, b'"data":['),
 }
 # one answer per source that is not JSON at all: retried by the client, then loaded
 NOT_JSON = {
@@ -183,9 +184,9 @@ HOSTILE_PAYLOAD = {"big": 2**70, "negative": -(2**70), "nested": NESTED, "sql": 
 
 
 def _plant(state: SmallWorld) -> None:
-    for source, (server, path, method, after) in PLANT_AT.items():
+    for source, (server, path, query, after) in PLANT_AT.items():
         elements = b",".join(p.element for p in POISON.values() if p.source == source)
-        state.sandbox.servers[server].faults.add(path, method=method, plant=elements,
+        state.sandbox.servers[server].faults.add(path, method="GET", query=query, plant=elements,
                                                  plant_after=after)  # fmt: skip
     for server, (path, body) in NOT_JSON.items():
         state.sandbox.servers[server].faults.add(path, status=200, body=body)
