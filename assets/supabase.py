@@ -6,6 +6,7 @@ regenerated → scan from the cursor → rows the models cannot use go to quaran
 with the cursor in one transaction → deletions marked → metadata saying what ran and why.
 """
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from assets.progress import Progress
 from contract.config import ContractError, TableEntry, load_contract
 from contract.plan import TablePlan, entry_path, plan_table, where
 from contract.records import CLOCK_MARGIN, not_an_object, record_key
-from contract.staging import infer_shape, raw_columns, row_values, view_sql
+from contract.staging import RowValues, infer_shape, raw_columns, view_sql
 from resources.canonical import CANONICAL_TABLES, PII_COLUMNS, PROJECTS, CanonicalTable
 from resources.raw_mirror import (
     MirrorChanges,
@@ -99,6 +100,7 @@ class RecordStream:
 
     def __iter__(self) -> Iterator[tuple[Any, ...] | Rejected]:
         track = self.plan.cursor.column or self.plan.key.name
+        row_values = RowValues(self.columns)
         for page in self.pages:
             for record in page:
                 if not isinstance(record, dict):
@@ -108,7 +110,7 @@ class RecordStream:
                 if reason is not None:
                     yield Rejected(record_key(record, self.plan.key.name), reason, record)
                     continue
-                yield row_values(self.columns, record)
+                yield row_values(record)
             # the largest value seen: a full read's pages come in key order, range by range
             seen = [r.get(track) for r in page if isinstance(r, dict) and r.get(track) is not None]
             if seen:
@@ -250,9 +252,11 @@ def sync_table(
         snapshot = plan.cursor.kind == "snapshot"
         result = warehouse.load(spec, stream, source=table.source, entity=table.name,
                                 new_cursor=stream.cursor, snapshot=snapshot)  # fmt: skip
+        requests_before, detection_started = api.stats.requests, time.perf_counter()
         if not snapshot:  # a snapshot load marked what it did not see, in its transaction
             gone = find_deleted(api, warehouse, plan, spec)
             result.deleted = warehouse.mark_deleted(spec, gone)
+        detection = (api.stats.requests - requests_before, time.perf_counter() - detection_started)
     counts: dict[str, Any] = {
         **plan_summary(plan),
         "scan": start.why,
@@ -267,6 +271,8 @@ def sync_table(
         "pages": api.stats.pages,
         "requests": api.stats.requests,
         "retries": api.stats.retries,
+        "deletion_requests": detection[0],
+        "deletion_seconds": round(detection[1], 3),
         "cursor_before": result.cursor_before or {},
         "cursor_after": result.cursor_after or {},
         "seconds": round(result.seconds, 3),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any, Literal
 
 from contract.config import Constant, ContractError, TableEntry
@@ -19,6 +20,7 @@ TIMESTAMP_TYPES = frozenset({"timestamp with time zone", "timestamp without time
 # Columns that, by the usual conventions, change whenever a row does.
 UPDATED_AT_NAMES = ("updated_at", "modified_at", "updated", "last_modified", "changed_at")
 BIGINT_RANGE = 2**63
+FITS_ANY = frozenset({"text", "jsonb"})  # canonical types any JSON value casts to
 
 
 @dataclass(frozen=True)
@@ -62,27 +64,38 @@ class TablePlan:
             return Keyset((self.cursor.column, self.key.name), quoted)
         return Keyset((self.key.name,), quoted)
 
+    @cached_property
+    def _checked(self) -> tuple[tuple[str, Feed], ...]:
+        """(source column, feed) of the feeds a record's value may fail: any text or jsonb
+        value fits, so those are checked only when the models need a value."""
+        return tuple(
+            (f.source.name, f)
+            for f in self.feeds
+            if f.source is not None and (f.canonical.required or f.canonical.type not in FITS_ANY)
+        )
+
     def check(self, record: dict[str, Any]) -> str | None:
         """Why a record cannot feed the models (its quarantine reason), or None."""
         problems = []
         if record.get(self.key.name) is None:
             problems.append(f"{self.key.name}: the key is missing")
-        for feed in self.feeds:
-            if feed.source is None:
-                continue
-            value = record.get(feed.source.name)
-            label = feed.canonical.name
-            if feed.source.name != label:
-                label += f" (column {feed.source.name})"
+        for column, feed in self._checked:  # a loop per record: the labels only on failure
+            value = record.get(column)
             if value is None:
                 if feed.canonical.required:
-                    problems.append(f"{label}: missing, and the models need it")
+                    problems.append(f"{_label(feed)}: missing, and the models need it")
             elif not _fits(value, feed.canonical.type):
                 kind: str = feed.canonical.type
                 if kind == "numeric":  # money: core and marts hold it as numeric(14,2)
                     kind = f"amount (a number below {MONEY_LIMIT:,.0f} in size)"
-                problems.append(f"{label}: {value!r:.80} is not a valid {kind}")
+                problems.append(f"{_label(feed)}: {value!r:.80} is not a valid {kind}")
         return "; ".join(problems) or None
+
+
+def _label(feed: Feed) -> str:
+    assert feed.source is not None
+    label = feed.canonical.name
+    return label if feed.source.name == label else f"{label} (column {feed.source.name})"
 
 
 def where(entry: TableEntry) -> str:
@@ -197,7 +210,7 @@ def _missing(entry: TableEntry, shape: TableShape, column: Column, why: str) -> 
 
 def _fits(value: Any, kind: CanonicalType) -> bool:
     """Whether PostgreSQL will cast this JSON value to the canonical type in the staging view."""
-    if kind in ("text", "jsonb"):
+    if kind in FITS_ANY:
         return True
     if kind == "boolean":
         return isinstance(value, bool)

@@ -38,16 +38,28 @@ def raw_columns(shape: TableShape) -> list[tuple[str, str]]:
     return [(c.name, raw_type(c.type)) for c in shape.columns]
 
 
-def row_values(columns: list[tuple[str, str]], record: dict[str, Any]) -> tuple[Any, ...]:
-    """A served record as COPY values for the raw mirror's (name, stored type) columns, then
-    `_raw`."""
-    values = []
-    for name, stored in columns:
-        value = record.get(name)
-        if value is not None and (stored == "jsonb" or isinstance(value, dict | list)):
-            value = vendor_json.dumps(value)
-        values.append(value)
-    return (*values, vendor_json.dumps(record))
+class RowValues:
+    """Served records as COPY values for the raw mirror's (name, stored type) columns, then
+    `_raw`: a jsonb column's value, and any object or array, as JSON text."""
+
+    def __init__(self, columns: list[tuple[str, str]]) -> None:
+        self.names = [name for name, _ in columns]
+        self.jsonb = [stored == "jsonb" for _, stored in columns]
+        self.any_jsonb = any(self.jsonb)
+
+    def __call__(self, record: dict[str, Any]) -> tuple[Any, ...]:
+        dumps = vendor_json.dumps
+        values = list(map(record.get, self.names))
+        # an object or array in a typed column is rare: one pass in C over the types finds it
+        if self.any_jsonb or not _CONTAINERS.isdisjoint(map(type, values)):
+            values = [
+                dumps(v) if v is not None and (j or type(v) in _CONTAINERS) else v
+                for v, j in zip(values, self.jsonb, strict=True)
+            ]
+        return (*values, dumps(record))
+
+
+_CONTAINERS = frozenset({dict, list})  # what JSON parsing makes of objects and arrays
 
 
 def infer_shape(name: str, key: str, rows: list[dict[str, Any]]) -> TableShape:
