@@ -7,7 +7,7 @@ token; PostgreSQL resolves it and row-level security limits the rows to what it 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import dagster as dg
@@ -18,10 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from api import dashboard, models, params
 from api.freshness import freshness
-from api.reader import Reader, Scope, Session
+from api.reader import Query, Reader, Scope
 from api.settings import SERVICE, ApiSettings
 from checks import diagnostics as checks
 from health.probe import probe
@@ -37,7 +40,7 @@ def create_app(settings: ApiSettings, instance: dg.DagsterInstance | None = None
     app.state.settings = settings
     app.state.instance = instance
     _error_handlers(app)
-    app.middleware("http")(_no_store)
+    app.add_middleware(_NoStore)
     if settings.cors_origins:  # a frontend on another origin sends the bearer header itself
         origins = list(settings.cors_origins)
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
@@ -47,25 +50,42 @@ def create_app(settings: ApiSettings, instance: dg.DagsterInstance | None = None
     return app
 
 
-async def _no_store(request: Request, call_next: Callable[..., Awaitable[Response]]) -> Response:
-    response = await call_next(request)
-    if request.url.path.startswith("/api/"):  # per-token answers: never in a shared cache
-        response.headers["Cache-Control"] = "no-store"
-    return response
+class _NoStore:
+    """Per-token answers (every /api/ path) never go into a shared cache. Plain ASGI: Starlette's
+    BaseHTTPMiddleware costs a task and a stream per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            return await self.app(scope, receive, send)
+
+        async def no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, no_store)
 
 
-def _session(
+@dataclass(frozen=True)
+class Bearer:
+    """A request's token and the reader that opens its session (see `_read`)."""
+
+    reader: Reader
+    token: str
+
+
+async def _bearer_of(
     request: Request, authorization: Annotated[str | None, Header()] = None
-) -> Iterator[Session]:
-    token = _bearer(authorization)
-    with request.app.state.reader.session(token) as s:
-        if s.scope is None:
-            raise _unauthorized("token not accepted: unknown, expired or revoked")
-        yield s
+) -> Bearer:
+    # no I/O here: the token goes to PostgreSQL with the request's queries (`_read`)
+    return Bearer(request.app.state.reader, _bearer(authorization))
 
 
 router = APIRouter()
-Db = Annotated[Session, Depends(_session)]
+Db = Annotated[Bearer, Depends(_bearer_of)]
 Days = Annotated[params.Range, Depends(params.day_range)]
 Funnel = Annotated[str | None, Depends(params.funnel)]
 Who = Annotated[str | None, Depends(params.targetologist)]
@@ -87,42 +107,52 @@ class Json(Response):
         return orjson.dumps(content)
 
 
-def _read(s: Session, *queries: tuple[str, dict[str, Any] | None]) -> list[list[dict[str, Any]]]:
-    """The queries' rows and, last, the freshness rows every answer carries: one round trip."""
-    return s.batch(*queries, ("freshness", None))
+def _read(
+    db: Bearer, *queries: Query, who: str | None = None, admin: bool = False
+) -> list[list[dict[str, Any]]]:
+    """The queries' rows and, last, the freshness rows every answer carries, sent with the token
+    in one round trip; then 401 for a token PostgreSQL does not know, 403 for a targetologist
+    `who` (or, with `admin`, an admin's rows) the token may not read, whose rows RLS hid."""
+    with db.reader.session(db.token, *queries, ("freshness", None)) as s:
+        if s.scope is None:
+            raise _unauthorized("token not accepted: unknown, expired or revoked")
+        _allowed(s.scope, who)
+        if admin:
+            _admin_only(s.scope)
+        return s.results
 
 
 def _answer(data: dict[str, Any], fresh: list[dict[str, Any]]) -> Json:
     return Json({"success": True, "data": data, "freshness": freshness(fresh)})
 
 
-def _query(s: Session, days: params.Range, who: str | None, **extra: Any) -> dict[str, Any]:
-    return {**days.as_params(), "targetologist": _allowed(s.scope, who), **extra}
+def _query(days: params.Range, who: str | None, **extra: Any) -> dict[str, Any]:
+    return {**days.as_params(), "targetologist": who, **extra}
 
 
 @router.get(f"{DASHBOARD}/leads/total", response_model=models.LeadsTotal,
             dependencies=_allow("from", "to", "targetologist"))  # fmt: skip
-def leads_total(s: Db, days: Days, who: Who) -> Response:
+def leads_total(db: Db, days: Days, who: Who) -> Response:
     """Leads (test leads counted apart) over the range, and per day."""
-    rows, fresh = _read(s, ("leads_total", _query(s, days, who)))
+    rows, fresh = _read(db, ("leads_total", _query(days, who)), who=who)
     (total,), per_day = _split(rows)
     return _answer({**days.as_params(), **total, "days": per_day}, fresh)
 
 
 @router.get(f"{DASHBOARD}/leads/by-funnel", response_model=models.LeadsByFunnel,
             dependencies=_allow("from", "to", "funnel", "targetologist"))  # fmt: skip
-def leads_by_funnel(s: Db, days: Days, funnel: Funnel, who: Who) -> Response:
+def leads_by_funnel(db: Db, days: Days, funnel: Funnel, who: Who) -> Response:
     """Leads and how many reached AmoCRM per funnel over the range, and per day."""
-    rows, fresh = _read(s, ("leads_by_funnel", _query(s, days, who, funnel=funnel)))
+    rows, fresh = _read(db, ("leads_by_funnel", _query(days, who, funnel=funnel)), who=who)
     funnels, per_day = _split(rows)
     return _answer({**days.as_params(), "funnels": funnels, "days": per_day}, fresh)
 
 
 @router.get(f"{DASHBOARD}/sales/total", response_model=models.SalesTotal,
             dependencies=_allow("from", "to", "funnel", "targetologist"))  # fmt: skip
-def sales_total(s: Db, days: Days, funnel: Funnel, who: Who) -> Response:
+def sales_total(db: Db, days: Days, funnel: Funnel, who: Who) -> Response:
     """Sales and revenue (per currency) per funnel over the range, and per day."""
-    rows, fresh = _read(s, ("sales_total", _query(s, days, who, funnel=funnel)))
+    rows, fresh = _read(db, ("sales_total", _query(days, who, funnel=funnel)), who=who)
     totals, per_day = _split(rows)
     sales = sum(t["sales"] for t in totals)
     return _answer({**days.as_params(), "sales": sales, "totals": totals, "days": per_day}, fresh)
@@ -130,11 +160,11 @@ def sales_total(s: Db, days: Days, funnel: Funnel, who: Who) -> Response:
 
 @router.get(f"{DASHBOARD}/targetologist-daily", response_model=models.TargetologistDaily,
             dependencies=_allow("from", "to", "targetologist"))  # fmt: skip
-def targetologist_daily(s: Db, days: Days, who: Who) -> Response:
+def targetologist_daily(db: Db, days: Days, who: Who) -> Response:
     """A targetologist's days: spend, leads, sales, revenue, CPL, CPA, ROAS, provisional."""
-    params = _query(s, days, who)
+    params = _query(days, who)
     rows, totals, fresh = _read(
-        s, ("targetologist_daily", params), ("targetologist_totals", params)
+        db, ("targetologist_daily", params), ("targetologist_totals", params), who=who
     )
     data = {**days.as_params(), "currency": rows[0]["currency"] if rows else None,
             "rows": rows, "totals": totals}  # fmt: skip
@@ -143,18 +173,17 @@ def targetologist_daily(s: Db, days: Days, who: Who) -> Response:
 
 @router.get(f"{DASHBOARD}/targetologists", response_model=models.Targetologists,
             dependencies=_allow())  # fmt: skip
-def targetologists(s: Db) -> Response:
+def targetologists(db: Db) -> Response:
     """The targetologists this token may read (a targetologist's token: itself)."""
-    rows, fresh = _read(s, ("targetologists", None))
+    rows, fresh = _read(db, ("targetologists", None))
     return _answer({"targetologists": [r["targetologist"] for r in rows]}, fresh)
 
 
 @router.post("/api/admin/diagnostics", response_model=models.Diagnostics, dependencies=_allow())
-def diagnostics(s: Db) -> Response:
+def diagnostics(db: Db) -> Response:
     """The integration diagnostics as the checks last stored them (admin tokens only), in the
     old backend's shape."""
-    _admin_only(s.scope)
-    stored, fresh = _read(s, ("diagnostics", None))
+    stored, fresh = _read(db, ("diagnostics", None), admin=True)
     result = checks.report([checks.Diagnostic(r["name"], r["status"], r["message"], r["details"])
                             for r in stored])  # fmt: skip
     data = {**result["data"], "checked_at": max((r["checked_at"] for r in stored), default=None)}
@@ -184,18 +213,17 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _allowed(scope: Scope | None, who: str | None) -> str | None:
-    """The targetologist to filter by. Row-level security enforces the same in PostgreSQL;
-    this only turns asking for another's rows into a clear 403 instead of an empty answer."""
-    assert scope is not None
+def _allowed(scope: Scope, who: str | None) -> None:
+    """Row-level security hid another targetologist's rows from this token already; this only
+    turns asking for them into a clear 403 instead of an empty answer."""
     if scope.is_admin or who is None or who == scope.targetologist:
-        return who
+        return
     raise HTTPException(403, detail=f"this token may read targetologist {scope.targetologist!r} "
                                     "only")  # fmt: skip
 
 
-def _admin_only(scope: Scope | None) -> None:
-    if scope is None or not scope.is_admin:
+def _admin_only(scope: Scope) -> None:
+    if not scope.is_admin:
         raise HTTPException(403, detail="admin tokens only")
 
 

@@ -22,26 +22,32 @@ class Scope:
     targetologist: str | None  # None for an admin token
 
 
-class Session:
-    """One request's transaction; `scope` is None when PostgreSQL knows no such live token."""
+Query = tuple[str, dict[str, Any] | None]  # a `sql/api/` file's name and its parameters
 
-    def __init__(self, conn: psycopg.Connection, scope: Scope | None) -> None:
+
+class Session:
+    """One request's transaction; `scope` is None when PostgreSQL knows no such live token;
+    `results`: the rows of the queries the session was opened with."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
-        self.scope = scope
+        self.scope: Scope | None = None
+        self.results: list[list[dict[str, Any]]] = []
 
     def rows(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """The rows of `sql/api/<query>.sql` as dicts."""
         return self.batch((query, params))[0]
 
-    def batch(self, *queries: tuple[str, dict[str, Any] | None]) -> list[list[dict[str, Any]]]:
+    def batch(self, *queries: Query) -> list[list[dict[str, Any]]]:
         """Several `sql/api/` queries sent in one round trip (psycopg's pipeline mode)."""
         with self.conn.pipeline():
-            cursors = []
-            for query, params in queries:
-                cur = self.conn.cursor(row_factory=dict_row)
-                cur.execute(load_sql(f"api/{query}").encode(), params or {})
-                cursors.append(cur)
+            cursors = [self._send(query, params) for query, params in queries]
         return [cur.fetchall() for cur in cursors]
+
+    def _send(self, query: str, params: dict[str, Any] | None) -> psycopg.Cursor[dict[str, Any]]:
+        cur = self.conn.cursor(row_factory=dict_row)
+        cur.execute(load_sql(f"api/{query}").encode(), params or {})
+        return cur
 
 
 class Reader:
@@ -51,16 +57,23 @@ class Reader:
         self.engine = create_engine(sqlalchemy_uri(url, "psycopg"), pool_size=pool_size)
 
     @contextmanager
-    def session(self, token: str) -> Iterator[Session]:
+    def session(self, token: str, *queries: Query) -> Iterator[Session]:
+        """The session under `token`, `queries` sent with the token and its scope in one round
+        trip (a request's latency is its round trips on a busy server): row-level security
+        hides every row from a token it does not know, so the caller may judge the scope after."""
         with self.engine.begin() as outer:
             conn = outer.connection.driver_connection
             assert isinstance(conn, psycopg.Connection)
-            with conn.pipeline():  # one round trip for the token and its scope
+            with conn.pipeline():
                 # transaction-local: the pooled connection forgets the token at commit
                 conn.execute("SELECT set_config('dashboard.token', %s, true)", (token,))
                 scope_query = conn.execute(
                     "SELECT bool_or(is_admin), min(targetologist) FROM marts.dashboard_scope()"
                 )
+                session = Session(conn)
+                cursors = [session._send(query, params) for query, params in queries]
             found = scope_query.fetchone()
-            scope = None if found is None or found[0] is None else Scope(found[0], found[1])
-            yield Session(conn, scope)
+            if found is not None and found[0] is not None:
+                session.scope = Scope(found[0], found[1])
+            session.results = [cur.fetchall() for cur in cursors]
+            yield session

@@ -1,7 +1,10 @@
 """The dashboard API's latency at a school's scale: N leads (a million by default) and N/10
 sales over two years, built into the marts by the real models, then every endpoint over HTTP
-(the API in its own process, as dashboard_reader) and what each request asks of PostgreSQL as
-dashboard_reader from this process (the figure: the worst endpoint's p95).
+(the API in its own process, as dashboard_reader), each request's session from this process,
+and the figure, issue 14's "dashboard queries as dashboard_reader": PostgreSQL's own time
+(planning and execution) for every query a request runs, the worst endpoint's p95. The HTTP
+and session p95s go into its detail: on this machine they are mostly the round trips' and
+processes' scheduling, not the queries.
 
 Core is filled by SQL here (loading a million leads through every source would take the
 bench's whole budget; the loads have their own figures); the marts the API reads are built
@@ -19,7 +22,7 @@ from typing import Any
 import httpx
 
 from api.access import issue_token
-from api.reader import Reader
+from api.reader import Query, Reader
 from api.settings import as_reader
 from bench.facebook_backfill import fresh_warehouse
 from bench.figures import Figure, Target
@@ -32,13 +35,14 @@ ADS, DAYS = 120, 730
 TARGETOLOGISTS = 12
 RANGE = {"from": "2026-10-01", "to": "2026-10-30"}  # the page's default: a month
 PASSWORD = "bench-reader"
-# endpoint → (the SQL file it runs, extra parameters)
-ENDPOINTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "/api/traffic-dashboard/leads/total": ("leads_total", {}),
-    "/api/traffic-dashboard/leads/by-funnel": ("leads_by_funnel", {"funnel": None}),
-    "/api/traffic-dashboard/sales/total": ("sales_total", {"funnel": None}),
-    "/api/traffic-dashboard/targetologist-daily": ("targetologist_daily", {}),
-}
+# endpoint → (the SQL files it runs, extra parameters)
+ENDPOINTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "/api/traffic-dashboard/leads/total": (("leads_total",), {}),
+    "/api/traffic-dashboard/leads/by-funnel": (("leads_by_funnel",), {"funnel": None}),
+    "/api/traffic-dashboard/sales/total": (("sales_total",), {"funnel": None}),
+    "/api/traffic-dashboard/targetologist-daily": (
+        ("targetologist_daily", "targetologist_totals"), {}),
+}  # fmt: skip
 MARTS = ("marts.leads_by_targetologist", "marts.sales_by_targetologist",
          "marts.targetologist_daily", "marts.source_freshness")  # fmt: skip
 
@@ -107,29 +111,32 @@ def _percentiles(call: Callable[[], object], requests: int) -> tuple[float, floa
     return statistics.median(samples), cuts[94]
 
 
-def _session_p95(
-    reader: Reader, token: str, query: str, extra: dict[str, Any], requests: int
-) -> float:
-    """What one request asks of PostgreSQL, from this process: the token and its scope, then
-    the rows and the freshness (each pair in one round trip), then the commit."""
+def _queries(names: tuple[str, ...], extra: dict[str, Any]) -> list[Query]:
+    """What the API sends for an endpoint: its queries, then the freshness every answer has."""
     params = {**RANGE, "targetologist": None, **extra}
+    return [*((name, params) for name in names), ("freshness", None)]
+
+
+def _session_p95(reader: Reader, token: str, queries: list[Query], requests: int) -> float:
+    """One request's session as the API opens it, from this process: the token, its scope and
+    the queries in one round trip, then the commit."""
 
     def once() -> None:
-        with reader.session(token) as s:
-            s.batch((query, params), ("freshness", None))
+        with reader.session(token, *queries):
+            pass
 
     return _percentiles(once, requests)[1]
 
 
-def _sql_p95(reader: Reader, token: str, query: str, extra: dict[str, Any], requests: int) -> float:
-    """The SQL alone: the server's planning plus execution time of the query (EXPLAIN ANALYZE)."""
-    params = {**RANGE, "targetologist": None, **extra}
-    statement = ("EXPLAIN (ANALYZE, FORMAT JSON) " + load_sql(f"api/{query}")).encode()
+def _sql_p95(reader: Reader, token: str, queries: list[Query], requests: int) -> float:
+    """The server's planning plus execution time (EXPLAIN ANALYZE) of a request's queries."""
+    explained = [(("EXPLAIN (ANALYZE, FORMAT JSON) " + load_sql(f"api/{name}")).encode(), params)
+                 for name, params in queries]  # fmt: skip
     samples = []
     with reader.session(token) as s:
         for _ in range(requests):
-            plan = s.conn.execute(statement, params).fetchone()[0][0]  # type: ignore[index]
-            samples.append(plan["Planning Time"] + plan["Execution Time"])
+            plans = [s.conn.execute(q, p or {}).fetchone()[0][0] for q, p in explained]  # type: ignore[index]
+            samples.append(sum(p["Planning Time"] + p["Execution Time"] for p in plans))
     return statistics.quantiles(samples, n=100)[94]
 
 
@@ -146,33 +153,34 @@ def measure(server: str, leads: int, requests: int) -> Figure:
     port = free_port()
     api = multiprocessing.get_context("spawn").Process(target=_serve, args=(url, port))
     api.start()
-    # (session p95, endpoint and token, HTTP p95, SQL p95) of each request kind
+    # (SQL p95, endpoint and token, HTTP p95, session p95) of each request kind
     rows: list[tuple[float, str, float, float]] = []
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             _wait_until_up(client)
             reader = Reader(url)
-            for path, (query, extra) in ENDPOINTS.items():
+            for path, (names, extra) in ENDPOINTS.items():
+                queries = _queries(names, extra)
                 for who, token in tokens.items():
                     headers = {"Authorization": f"Bearer {token}"}
-                    _, p95 = _percentiles(
+                    _, http = _percentiles(
                         lambda: client.get(path, params=RANGE, headers=headers).raise_for_status(),  # noqa: B023
                         requests,
                     )
-                    session = _session_p95(reader, token, query, extra, requests)
-                    name = f"{path.rsplit('/', 1)[1]} as {who}"
-                    rows.append(
-                        (session, name, p95, _sql_p95(reader, token, query, extra, requests))
-                    )
+                    rows.append((_sql_p95(reader, token, queries, requests),
+                                 f"{path.rsplit('/', 1)[1]} as {who}", http,
+                                 _session_p95(reader, token, queries, requests)))  # fmt: skip
     finally:
         api.terminate()
         api.join(10)
         embedded_pg.drop_database(server, "bench_api")
-    session, name, http, sql_p95 = max(rows)
-    return Figure("dashboard queries as dashboard_reader, p95", session, "ms",
+    sql_p95, name, http, session = max(rows)
+    return Figure("dashboard queries as dashboard_reader, p95", sql_p95, "ms",
                   Target(5.0, of_ratio=False),
-                  detail=f"{leads:,} leads, {DAYS} days; worst: {name} (HTTP p95 {http:.1f} ms, "
-                         f"SQL alone {sql_p95:.1f} ms); core filled and marts built in "
+                  detail=f"{leads:,} leads, {DAYS} days; PostgreSQL's time for a request's "
+                         f"queries; worst: {name} (HTTP p95 {http:.1f} ms, its session from "
+                         f"this process {session:.1f} ms; worst HTTP p95 "
+                         f"{max(r[2] for r in rows):.1f} ms); core filled and marts built in "
                          f"{fill_seconds:.0f} s")  # fmt: skip
 
 
