@@ -21,53 +21,54 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tabulate import tabulate
 
-from bench import (
-    amocrm_load,
-    api_latency,
-    facebook_backfill,
-    models,
-    peer_env,
-    supabase_figures,
-    world_scale,
-)
-from bench.figures import Figure, Partial, table, write_results
+from bench import peer_env
+from bench.figures import Figure, Partial, git_state, table, write_results
 from resources import embedded_pg
 
 ROOT = Path(__file__).resolve().parent.parent
 PGDATA = ROOT / ".local" / "bench-pgdata"
+COMMITTED, DIRTY_OUT = ROOT / "bench", ROOT / ".local" / "bench-results"
 FULL_ROWS = 1_000_000
 Section = Callable[[str, argparse.Namespace], list[Figure]]
-SECTIONS: dict[str, Section] = {
-    "supabase": lambda server, a: supabase_figures.measure(server, a.rows, a.runs),
-    "amocrm": lambda server, a: [
-        amocrm_load.measure(server, 3.0 * min(1.0, a.rows / FULL_ROWS), a.runs)
-    ],
-    "models": lambda server, a: models.measure(server, a.rows // 10, a.days, a.runs),
-    "api": lambda server, a: [api_latency.measure(server, a.rows, min(200, a.rows // 100))],
-    "sandbox": lambda server, a: world_scale.measure(server, a.rows, a.days),
-}
 
 
-def _arguments() -> argparse.Namespace:
+def _sections() -> dict[str, Section]:
+    # imported here, not at the top: each process a section spawns imports this module again
+    # (multiprocessing's spawn), and must not pay for every section's libraries (Dagster, GX)
+    from bench import amocrm_load, api_latency, models, supabase_figures, world_scale
+
+    return {
+        "supabase": lambda server, a: supabase_figures.measure(server, a.rows, a.runs),
+        "amocrm": lambda server, a: [amocrm_load.measure(server, a.rows / FULL_ROWS, a.runs)],
+        "models": lambda server, a: models.measure(server, a.rows // 10, a.days, a.runs),
+        "api": lambda server, a: [api_latency.measure(server, a.rows, min(200, a.rows // 100))],
+        "sandbox": lambda server, a: world_scale.measure(server, a.rows, a.days),
+    }
+
+
+def _arguments(sections: dict[str, Section]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--rows", type=int, default=FULL_ROWS)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--days", type=int, default=730)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench")
-    parser.add_argument("--only", nargs="+", choices=[*SECTIONS, "facebook"])
+    parser.add_argument("--out", type=Path, default=COMMITTED)
+    parser.add_argument("--only", nargs="+", choices=[*sections, "facebook"])
     parser.add_argument("--server", help="a running PostgreSQL server's owner URI")
     return parser.parse_args()
 
 
-def _measure(server: str, args: argparse.Namespace) -> tuple[list[Figure], list[str]]:
+def _measure(
+    server: str, args: argparse.Namespace, sections: dict[str, Section]
+) -> tuple[list[Figure], list[str]]:
     figures, failed = [], []
-    for name in args.only or list(SECTIONS):
+    for name in args.only or list(sections):
         started = time.perf_counter()
         try:
-            measured = SECTIONS[name](server, args)
+            measured = sections[name](server, args)
         except Partial as partial:
             for failure in partial.failures:
                 traceback.print_exception(failure)
@@ -94,19 +95,33 @@ def _server(uri: str | None) -> Iterator[str]:
         yield embedded_pg.start(PGDATA, databases=())
 
 
+def _out(args: argparse.Namespace, git: dict[str, Any]) -> Path:
+    """Where the results go: bench/ (committed) only from a clean tree, whose commit they name."""
+    if not git["dirty"] or args.out != COMMITTED:
+        return args.out
+    print(f"the tree has uncommitted changes: the results go to {DIRTY_OUT}, not {COMMITTED} "
+          "(what is committed there names the commit it measured)", file=sys.stderr)  # fmt: skip
+    return DIRTY_OUT
+
+
 def main() -> None:
-    args = _arguments()
+    sections = _sections()
+    args = _arguments(sections)
+    git = git_state()  # the code measured is the code as the run starts
     with _server(args.server) as server:
         if args.only == ["facebook"]:
+            from bench import facebook_backfill
+
             rows = facebook_backfill.run(server)
             print(tabulate(rows, facebook_backfill.HEADERS, floatfmt=".2f"))
             return
-        figures, failed = _measure(server, args)
+        figures, failed = _measure(server, args, sections)
     print(table(figures))
-    args.out.mkdir(parents=True, exist_ok=True)
-    results, chart = args.out / "results.json", args.out / "results.png"
+    out = _out(args, git)
+    out.mkdir(parents=True, exist_ok=True)
+    results, chart = out / "results.json", out / "results.png"
     settings = {"rows": args.rows, "runs": args.runs, "days": args.days, "failed": failed}
-    write_results(results, figures, settings)
+    write_results(results, figures, settings, git)
     subprocess.run([peer_env.python(), ROOT / "bench" / "chart.py", results, chart], check=True)
     print(f"{sum(f.met for f in figures)}/{len(figures)} targets met; {results}, {chart}")
     if failed:
