@@ -45,7 +45,9 @@ def _sections() -> dict[str, Section]:
         "supabase": lambda server, a: supabase_figures.measure(server, a.rows, a.runs),
         "amocrm": lambda server, a: [amocrm_load.measure(server, a.rows / FULL_ROWS, a.runs)],
         "models": lambda server, a: models.measure(server, a.rows // 10, a.days, a.runs),
-        "api": lambda server, a: [api_latency.measure(server, a.rows, min(200, a.rows // 100))],
+        "api": lambda server, a: [
+            api_latency.measure(server, a.rows, a.days, min(200, a.rows // 100))
+        ],
         "sandbox": lambda server, a: world_scale.measure(server, a.rows, a.days),
     }
 

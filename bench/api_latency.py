@@ -1,10 +1,10 @@
 """The dashboard API's latency at a school's scale: N leads (a million by default) and N/10
-sales over two years, built into the marts by the real models, then every endpoint over HTTP
-(the API in its own process, as dashboard_reader), each request's session from this process,
-and the figure, issue 14's "dashboard queries as dashboard_reader": PostgreSQL's own time
-(planning and execution) for every query a request runs, the worst endpoint's p95. The HTTP
-and session p95s go into its detail: on this machine they are mostly the round trips' and
-processes' scheduling, not the queries.
+sales over two years (make bench's --days), built into the marts by the real models, then every
+endpoint over HTTP (the API in its own process, as dashboard_reader), each request's session
+from this process, and the figure, issue 14's "dashboard queries as dashboard_reader":
+PostgreSQL's own time (planning and execution) for every query a request runs, the worst
+endpoint's p95. The HTTP and session p95s go into its detail: on this machine they are mostly
+the round trips' and processes' scheduling, not the queries.
 
 Core is filled by SQL here (loading a million leads through every source would take the
 bench's whole budget; the loads have their own figures); the marts the API reads are built
@@ -31,7 +31,7 @@ from resources.sql_files import load_sql
 from resources.warehouse import WarehouseResource
 from sandbox.server import free_port
 
-ADS, DAYS = 120, 730
+ADS = 120
 TARGETOLOGISTS = 12
 RANGE = {"from": "2026-10-01", "to": "2026-10-30"}  # the page's default: a month
 PASSWORD = "bench-reader"
@@ -54,17 +54,17 @@ SELECT 'landing:' || g, 'landing', g::text, f.funnel, f.funnel = 'prooftest',
 FROM generate_series(1, %(leads)s) g
 CROSS JOIN LATERAL (SELECT (ARRAY['express', 'flagship', 'tripwire', 'prooftest'])[1 + g %% 4]
                     AS funnel) f
-CROSS JOIN LATERAL (SELECT DATE '2024-11-01' + (g %% %(days)s) AS day) d;
+CROSS JOIN LATERAL (SELECT %(last)s::date - (g %% %(days)s) AS day) d;
 INSERT INTO core.sales (sale_key, source, funnel, sold_at, report_day, amount, currency,
                         webhook_rows, pipeline_mismatch, tracked, targetologist)
 SELECT 'sale:' || g, 'webhook', (ARRAY['express', 'flagship', 'tripwire'])[1 + g %% 3],
        d.day::timestamptz, d.day, 10000 + g %% 5000, 'KZT', 1, false, true,
        't' || lpad((g %% %(who)s)::text, 2, '0')
 FROM generate_series(1, %(sales)s) g
-CROSS JOIN LATERAL (SELECT DATE '2024-11-01' + (g %% %(days)s) AS day) d;
+CROSS JOIN LATERAL (SELECT %(last)s::date - (g %% %(days)s) AS day) d;
 INSERT INTO core.ad_spend_daily (ad_id, date, account_id, currency, spend, spend_reporting,
                                  impressions, clicks, fb_leads, targetologist)
-SELECT 'ad' || a, DATE '2024-11-01' + d, 'act_1', 'KZT', 5000, 5000, 2000, 40, 3,
+SELECT 'ad' || a, %(last)s::date - d, 'act_1', 'KZT', 5000, 5000, 2000, 40, 3,
        't' || lpad((a %% %(who)s)::text, 2, '0')
 FROM generate_series(1, %(ads)s) a, generate_series(0, %(days)s - 1) d;
 INSERT INTO ops.source_attempts (source, entity, succeeded, error, run_id)
@@ -75,10 +75,12 @@ ANALYZE core.leads, core.sales, core.ad_spend_daily;
 """
 
 
-def _fill(warehouse: WarehouseResource, leads: int) -> float:
+def _fill(warehouse: WarehouseResource, leads: int, days: int) -> float:
+    """Core: `leads` leads, a tenth as many sales and ADS ads over the `days` ending with the
+    range the requests ask for; then the marts the API reads."""
     started = time.perf_counter()
-    sizes = {"leads": leads, "sales": max(1, leads // 10), "ads": ADS, "days": DAYS,
-             "who": TARGETOLOGISTS}  # fmt: skip
+    sizes = {"leads": leads, "sales": max(1, leads // 10), "ads": ADS, "days": days,
+             "last": RANGE["to"], "who": TARGETOLOGISTS}  # fmt: skip
     with warehouse.connection() as conn:
         for statement in filter(str.strip, FILL_CORE.split(";\n")):
             conn.execute(statement.encode(), sizes if "%(" in statement else None)
@@ -140,12 +142,12 @@ def _sql_p95(reader: Reader, token: str, queries: list[Query], requests: int) ->
     return statistics.quantiles(samples, n=100)[94]
 
 
-def measure(server: str, leads: int, requests: int) -> Figure:
-    """The dashboard at `leads` leads; each percentile of `requests` requests."""
+def measure(server: str, leads: int, days: int, requests: int) -> Figure:
+    """The dashboard at `leads` leads over `days`; each percentile of `requests` requests."""
     from resources import embedded_pg
 
     warehouse = fresh_warehouse(server, "bench_api")
-    fill_seconds = _fill(warehouse, leads)
+    fill_seconds = _fill(warehouse, leads, days)
     warehouse.configure_dashboard_role(PASSWORD)
     url = as_reader(warehouse.url, PASSWORD)
     tokens = {"admin": issue_token(warehouse, targetologist=None).token,
@@ -177,7 +179,7 @@ def measure(server: str, leads: int, requests: int) -> Figure:
     sql_p95, name, http, session = max(rows)
     return Figure("dashboard queries as dashboard_reader, p95", sql_p95, "ms",
                   Target(5.0, of_ratio=False),
-                  detail=f"{leads:,} leads, {DAYS} days; PostgreSQL's time for a request's "
+                  detail=f"{leads:,} leads, {days} days; PostgreSQL's time for a request's "
                          f"queries; worst: {name} (HTTP p95 {http:.1f} ms, its session from "
                          f"this process {session:.1f} ms; worst HTTP p95 "
                          f"{max(r[2] for r in rows):.1f} ms); core filled and marts built in "

@@ -220,6 +220,73 @@ def loaded(
     return loaded_warehouse
 
 
+# Seconds each module's tests took (setup and teardown included) in the suite's `--durations`
+# profile (pytest --durations=80, both workers on a busy machine: the shares count, not the
+# seconds); a module not listed counts DEFAULT_TEST_SECONDS a test.
+MODULE_SECONDS: dict[str, int] = {
+    "tests/test_contract_variants.py": 457,
+    "tests/test_facebook_backfill.py": 356,
+    "tests/test_bench.py": 239,
+    "tests/test_amocrm.py": 215,
+    "tests/test_marts.py": 192,
+    "tests/reliability/test_crash_consistency.py": 189,
+    "tests/test_supabase_slice.py": 183,
+    "tests/reliability/test_concurrency.py": 173,
+    "tests/reliability/test_hostile_input.py": 149,
+    "tests/test_amocrm_contract.py": 146,
+    "tests/test_diagnostics.py": 126,
+    "tests/reliability/test_oauth_rotation.py": 96,
+    "tests/reliability/test_fault_matrix.py": 90,
+    "tests/reliability/test_secrets.py": 87,
+    "tests/reliability/test_privileges.py": 80,
+    "tests/test_operator_surface.py": 74,
+    "tests/test_health.py": 70,
+    "tests/test_alerts.py": 63,
+    "tests/reliability/test_restatement_window.py": 63,
+    "tests/test_supabase_client.py": 52,
+    "tests/test_facebook.py": 43,
+    "tests/test_api.py": 42,
+    "tests/reliability/test_unusual_rows.py": 38,
+    "tests/reliability/test_run_monitoring.py": 32,
+    "tests/test_import_order.py": 25,
+    "tests/test_instance.py": 21,
+    "tests/test_sql_definitions.py": 20,
+    "tests/reliability/test_amocrm_empty_answers.py": 14,
+}
+DEFAULT_TEST_SECONDS = 1
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The heaviest modules first, dealt to the xdist workers as evenly as their seconds allow,
+    each worker's share heaviest first: a long test starting late leaves one worker busy while
+    the other has nothing left. Worksteal hands each worker a contiguous run of the items (as
+    many as `len // workers left`) and steals from the ends of the runs: the light items. A
+    module's items stay together (its module-scoped fixtures are built once) unless a share
+    has more items than its run: its lightest ones then end the next runs."""
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.partition("::")[0], []).append(item)
+
+    def seconds(module: str) -> float:
+        return MODULE_SECONDS.get(module, DEFAULT_TEST_SECONDS * len(modules[module]))
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1))
+    shares: list[list[str]] = [[] for _ in range(workers)]
+    for module in sorted(modules, key=seconds, reverse=True):
+        min(shares, key=lambda share: sum(map(seconds, share))).append(module)
+    runs, left = [], len(items)
+    for remaining in range(workers, 0, -1):
+        runs.append(left // remaining)
+        left -= runs[-1]
+    dealt = [[item for module in share for item in modules[module]] for share in shares]
+    spare = [item for share, run in zip(dealt, runs, strict=True) for item in share[run:]]
+    items[:] = []
+    for share, run in zip(dealt, runs, strict=True):
+        missing = run - len(share[:run])
+        items += share[:run] + spare[:missing]
+        del spare[:missing]
+
+
 def validate_rows(warehouse: WarehouseResource, table: str, rows: list[dict]) -> list[Failure]:
     """`table`'s quality suite run in the warehouse on `rows` alone (a table of their columns,
     typed as in `table`)."""
