@@ -46,10 +46,11 @@ backfill: install
 replay: install
 	$(PYTHON) -m commands.replay replay $(SOURCE)
 
-# one pytest-xdist worker per CPU (TEST_WORKERS=0 for one process): each worker is a session
-# with its own embedded PostgreSQL and sandbox, so the tests that wait (rate limits, throttling,
-# daemons' bounds) overlap with the ones that compute
-TEST_WORKERS ?= auto
+# two pytest-xdist workers per CPU (TEST_WORKERS=0 for one process): each worker is a session
+# with its own embedded PostgreSQL and sandbox. The suite waits more than it computes (vendors'
+# rate limits, throttling, daemons' bounds, subprocesses): at one worker per CPU the CPUs were
+# busy 54 % of the wall time, so a second worker per CPU fills the waits
+TEST_WORKERS ?= $(shell $(PY) -c "import os; print(2 * (os.cpu_count() or 1))")
 test: install
 	$(PYTHON) -m pytest -m "not ui and not soak" -n $(TEST_WORKERS) --dist worksteal
 
