@@ -15,6 +15,7 @@ import pytest
 from tabulate import tabulate
 
 WORKER_KEY, CRASHES_KEY = "fault_matrix", "crash_consistency"
+RECOVERIES_KEY = "fault_matrix_recoveries"
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -23,6 +24,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     output = getattr(session.config, "workeroutput", None)
     if output is not None:  # an xdist worker: the controller prints
         output[WORKER_KEY] = [asdict(row) for row in MATRIX.rows.values()]
+        output[RECOVERIES_KEY] = MATRIX.recoveries
         output[CRASHES_KEY] = asdict(CRASHES)
 
 
@@ -33,6 +35,7 @@ def pytest_testnodedown(node: Any, error: object) -> None:
     output = getattr(node, "workeroutput", {})
     for row in output.get(WORKER_KEY, []):
         MATRIX.record(MatrixRow(**row))
+    MATRIX.recoveries.update(output.get(RECOVERIES_KEY, {}))
     CRASHES.merge(output.get(CRASHES_KEY))
 
 
