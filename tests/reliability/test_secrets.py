@@ -90,15 +90,17 @@ def table_texts(dsn: str, skip: set[tuple[str, str]]) -> Iterator[tuple[str, str
 
 
 def local_files(root: Path) -> Iterator[tuple[str, str]]:
-    """(path, text) of every file under `root`, PostgreSQL's data files aside (its log stays)."""
-    for path in sorted(root.rglob("*")):
-        parts = set(path.relative_to(root).parts)
-        if not path.is_file() or parts & DATA_FILES or ".venv" in parts or "uv" in parts:
-            continue
-        try:
-            yield str(path), path.read_bytes().decode("utf-8", "replace")
-        except OSError:  # a socket or a file gone while we walk
-            continue
+    """(path, text) of every file under `root`, PostgreSQL's data files aside (its log stays).
+    Other xdist workers' servers create and drop databases while we walk, so a directory gone
+    between listing and reading is skipped (os.walk's default), as is a file gone."""
+    for top, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in DATA_FILES | {".venv", "uv"})
+        for name in sorted(files):
+            path = Path(top) / name
+            try:
+                yield str(path), path.read_bytes().decode("utf-8", "replace")
+            except OSError:  # a socket or a file gone while we walk
+                continue
 
 
 def hits(places: dict[str, Iterator[tuple[str, str]]], needles: list[str]) -> dict[str, set[str]]:
