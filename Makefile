@@ -6,7 +6,7 @@ UV := .local/uv/bin/uv
 PYTHON := .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)/.local/dagster_home
 
-.PHONY: install demo ui ui-test soak deploy-check serve run rebuild replay test dashboard-test vendor-charts bench lint diagnose health watchdog discover discover-apply clean stop
+.PHONY: install demo ui ui-test soak deploy-check serve run rebuild replay test test-profile dashboard-test vendor-charts bench lint diagnose health watchdog discover discover-apply clean stop
 
 $(UV):
 	@mkdir -p .local
@@ -51,8 +51,14 @@ replay: install
 # rate limits, throttling, daemons' bounds, subprocesses): at one worker per CPU the CPUs were
 # busy 54 % of the wall time, so a second worker per CPU fills the waits
 TEST_WORKERS ?= $(shell $(PY) -c "import os; print(2 * (os.cpu_count() or 1))")
+TEST_ARGS := -m "not ui and not soak" -n $(TEST_WORKERS) --dist worksteal
 test: install
-	$(PYTHON) -m pytest -m "not ui and not soak" -n $(TEST_WORKERS) --dist worksteal
+	$(PYTHON) -m pytest $(TEST_ARGS)
+
+# make test, writing each module's seconds to tests/durations.json (commit it): the profile by
+# which the tests are dealt to the workers; make test names the modules it has gone stale for
+test-profile: install
+	$(PYTHON) -m pytest $(TEST_ARGS) --write-durations
 
 # the reliability soak: many SIGKILLs across every phase of a refresh and the larger fault matrix
 # (tests/reliability/; minutes, so not part of `make test`)

@@ -20,6 +20,7 @@ from resources.environment import install_instance_config
 from resources.warehouse import WarehouseResource, engine_for
 from sandbox.server import free_port
 from sandbox.stack import Sandbox
+from tests import durations
 
 if TYPE_CHECKING:
     from checks.quality import Failure
@@ -220,40 +221,19 @@ def loaded(
     return loaded_warehouse
 
 
-# Seconds each module's tests took (setup and teardown included) in the suite's `--durations`
-# profile (pytest --durations=80, both workers on a busy machine: the shares count, not the
+# Seconds each module's tests took (setup and teardown included) in the suite's durations
+# profile (tests/durations.json, written by `make test-profile`: the shares count, not the
 # seconds); a module not listed counts DEFAULT_TEST_SECONDS a test.
-MODULE_SECONDS: dict[str, int] = {
-    "tests/test_contract_variants.py": 457,
-    "tests/test_facebook_backfill.py": 356,
-    "tests/test_bench.py": 239,
-    "tests/test_amocrm.py": 215,
-    "tests/test_marts.py": 192,
-    "tests/reliability/test_crash_consistency.py": 189,
-    "tests/test_supabase_slice.py": 183,
-    "tests/reliability/test_concurrency.py": 173,
-    "tests/reliability/test_hostile_input.py": 149,
-    "tests/test_amocrm_contract.py": 146,
-    "tests/test_diagnostics.py": 126,
-    "tests/reliability/test_oauth_rotation.py": 96,
-    "tests/reliability/test_fault_matrix.py": 90,
-    "tests/reliability/test_secrets.py": 87,
-    "tests/reliability/test_privileges.py": 80,
-    "tests/test_operator_surface.py": 74,
-    "tests/test_health.py": 70,
-    "tests/test_alerts.py": 63,
-    "tests/reliability/test_restatement_window.py": 63,
-    "tests/test_supabase_client.py": 52,
-    "tests/test_facebook.py": 43,
-    "tests/test_api.py": 42,
-    "tests/reliability/test_unusual_rows.py": 38,
-    "tests/reliability/test_run_monitoring.py": 32,
-    "tests/test_import_order.py": 25,
-    "tests/test_instance.py": 21,
-    "tests/test_sql_definitions.py": 20,
-    "tests/reliability/test_amocrm_empty_answers.py": 14,
-}
+MODULE_SECONDS: dict[str, float] = durations.profile()
 DEFAULT_TEST_SECONDS = 1
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    durations.addoption(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(durations.Durations(config), "durations")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
