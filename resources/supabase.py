@@ -23,9 +23,10 @@ from typing import Any, Protocol
 
 import httpx
 import psycopg
-from postgrest.exceptions import APIError
+from postgrest.exceptions import APIError, APIErrorFromJSON, generate_default_error_message
 from postgrest.types import CountMethod
 from psycopg import sql
+from pydantic import ValidationError
 from supabase import ClientOptions, create_client
 
 from resources import vendor_json
@@ -453,10 +454,7 @@ class SupabaseProject:
             self.stats.add(requests=1)
             try:
                 query = build(self.client.table(table).select)
-                try:
-                    query.limit(limit or cfg.page_size).execute()
-                except RecursionError:  # postgrest-py's own parse of a deeply nested body
-                    pass
+                _send(query.limit(limit or cfg.page_size))
                 return (read or self._page)()
             except vendor_json.BodyError as exc:  # a proxy's page, a cut body: retried
                 if attempt == cfg.max_attempts:
@@ -518,6 +516,20 @@ class SupabaseProject:
         if hint:
             text += f" Hint: {hint}"
         return SourceError(src, text)
+
+
+def _send(query: Any) -> None:
+    """postgrest-py's `execute` without its parse of a good body: `_page` parses it exactly, so
+    a second parse (by the standard library, in pure Python for the most part) was a tenth of a
+    full load's CPU."""
+    response = query.request.send(httpx.Headers())
+    if response.is_success:
+        return
+    try:
+        error = APIErrorFromJSON.model_validate_json(response.content)
+    except ValidationError:
+        raise APIError(generate_default_error_message(response)) from None
+    raise APIError(dict(error))
 
 
 def _keyset_page(query: Any, keyset: Keyset, after: dict[str, Any] | None, columns: str) -> Any:
