@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as AsgiScope
@@ -233,12 +234,38 @@ def _split(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[
     return totals, [r for r in rows if r["day"] is not None]
 
 
+async def _unless_unauthorized(request: Request, refusal: JSONResponse) -> JSONResponse:
+    """A bad parameter is answered only to a caller its token admits: 401 comes before 422, as
+    if the token were checked first. Checked here, on the error path alone, so that a good
+    request keeps its one round trip (the token travels with its queries, `_read`)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not any(d.call is _bearer_of for d in dependant.dependencies):
+        return refusal  # a path without a token (health)
+    try:
+        token = _bearer(request.headers.get("authorization"))
+    except HTTPException as unauthorized:
+        return _as_json(unauthorized)
+    if await run_in_threadpool(request.app.state.reader.scope, token) is None:
+        return _as_json(_unauthorized("token not accepted: unknown, expired or revoked"))
+    return refusal
+
+
+def _as_json(exc: HTTPException) -> JSONResponse:
+    return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
-        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, 422)
+        refusal = JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, 422)
+        return await _unless_unauthorized(request, refusal)
+
+    @app.exception_handler(params.Refused)
+    async def refused(request: Request, exc: params.Refused) -> JSONResponse:
+        return await _unless_unauthorized(request, _as_json(exc))
 
     @app.exception_handler(ConfigError)
     async def misconfigured(_: Request, exc: ConfigError) -> JSONResponse:

@@ -22,8 +22,12 @@ WHO_DOC = "one targetologist (a targetologist's token may name only itself)"
 MAX_TEXT = 200  # longer than any name a source holds
 
 
-def refuse(parameter: str, problem: str) -> HTTPException:
-    return HTTPException(status_code=422, detail=f"{parameter}: {problem}")
+class Refused(HTTPException):
+    """A bad parameter (422); the app answers it only once the token is known good."""
+
+
+def refuse(parameter: str, problem: str) -> Refused:
+    return Refused(status_code=422, detail=f"{parameter}: {problem}")
 
 
 def _shown(text: str) -> str:

@@ -77,3 +77,8 @@ class Reader:
                 session.scope = Scope(found[0], found[1])
             session.results = [cur.fetchall() for cur in cursors]
             yield session
+
+    def scope(self, token: str) -> Scope | None:
+        """What PostgreSQL makes of `token` alone (None: unknown, expired or revoked)."""
+        with self.session(token) as s:
+            return s.scope

@@ -207,6 +207,17 @@ def test_given_bad_parameters_then_422_naming_the_parameter(api, params, detail)
     assert detail in response.json()["detail"]
 
 
+def test_given_a_bad_parameter_and_a_bad_token_then_401_first(api):
+    """Authentication before validation: a caller without a good token learns nothing about
+    the parameters; a path without a token still answers 422."""
+    for bad in ({"from": "2026-13-01"}, {"form": "2026-10-01"}, {"funnel": "vip"}):
+        assert api.get(BY_FUNNEL, "twd_wrong", **bad).status_code == 401
+        missing = api.get(BY_FUNNEL, None, **bad)
+        assert missing.status_code == 401 and missing.json()["detail"].startswith("send the header")
+    assert api.get(BY_FUNNEL, api.token(), funnel="vip").status_code == 422
+    assert api.get(DIAGNOSTICS, None, extra="1").status_code == 422
+
+
 def test_given_a_wrong_reporting_zone_then_503_with_its_sentence(api, monkeypatch):
     monkeypatch.setenv("REPORTING_TZ", "Mars/Olympus")  # the default range is "today" there
     response = api.get(LEADS, api.token())
