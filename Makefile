@@ -6,7 +6,7 @@ UV := .local/uv/bin/uv
 PYTHON := .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)/.local/dagster_home
 
-.PHONY: install demo ui ui-test soak deploy-check serve run rebuild replay test test-profile dashboard-test vendor-charts bench lint diagnose health watchdog discover discover-apply clean stop
+.PHONY: install demo ui ui-test soak deploy-check serve run rebuild replay test test-profile dashboard-test vendor-charts bench lint diagnose settings health watchdog discover discover-apply clean stop
 
 $(UV):
 	@mkdir -p .local
@@ -108,6 +108,10 @@ clean: stop
 
 diagnose: install
 	$(PYTHON) -m commands.diagnose
+
+# every resource with the variables it reads and those unset, never a value
+settings: install
+	@$(PYTHON) -m commands.settings
 
 # exit 0 healthy, 1 unhealthy (one line per problem), 2 a setting missing; see health/probe.py
 health: install

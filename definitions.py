@@ -3,8 +3,6 @@ environment variables are bound to resources. Nothing here touches a network or 
 The only module that imports every layer (clients → raw assets → core → marts → checks); the
 command line (commands/) sits above it, and nothing below imports it."""
 
-import logging
-import os
 from typing import Any
 
 import dagster as dg
@@ -30,7 +28,7 @@ from checks.schema_drift import schema_drift_checks
 from resources.amocrm import AmoCrmResource
 from resources.canonical import PROJECTS
 from resources.facebook import FacebookResource
-from resources.settings import at_launch, declare_unset, settings_line
+from resources.settings import at_launch, declare_unset
 from resources.supabase import supabase_resource
 from resources.telegram import TelegramResource
 from resources.warehouse import WarehouseResource
@@ -41,7 +39,7 @@ if report_vendor_checks not in FAILURE_LISTENERS:
 # every resource by key, its settings bound to their variables; Any: the commands and checks
 # pick theirs by key
 resources: dict[str, Any] = {
-    "warehouse": WarehouseResource(url=dg.EnvVar("WAREHOUSE_URL")),
+    "warehouse": WarehouseResource(**WarehouseResource.bound()),
     "amocrm": AmoCrmResource(**AmoCrmResource.bound()),
     "facebook": FacebookResource(**FacebookResource.bound()),
     "telegram": TelegramResource(**TelegramResource.bound()),
@@ -51,11 +49,6 @@ resources: dict[str, Any] = {
     },
 }
 declare_unset()
-# `dagster definitions validate` sets this for the code it loads (Dagster's hook for a
-# validation mode): it lists every resource with the settings it reads and those unset
-if os.environ.get("DAGSTER_IS_DEFS_VALIDATION_CLI"):
-    for key, resource in resources.items():
-        logging.getLogger("dagster").info(settings_line(key, resource))
 
 defs = dg.Definitions(
     assets=[*raw_assets, *model_assets, source_freshness, integration_health],

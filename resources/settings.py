@@ -144,8 +144,8 @@ def bound_variables(resource: dg.ConfigurableResource) -> dict[str, str]:
 
 
 def settings_line(key: str, resource: dg.ConfigurableResource) -> str:
-    """What `dagster definitions validate` says of a resource: the variables it reads, and
-    which of them are blank or unset (never a value)."""
+    """What `make settings` says of a resource: the variables it reads, and which of them are
+    blank or unset (never a value)."""
     variables = list(bound_variables(resource).values())
     unset = [name for name in variables if env(name) is None]
     return (f"Resource {key} ({type(resource).__name__}) reads {', '.join(variables)}; "

@@ -60,14 +60,25 @@ def test_dagster_definitions_validate_accepts_the_project(dagster_home: Path):
         text=True,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    # it lists every resource with the variables it reads, none of them set here
+
+
+def test_make_settings_lists_every_resource_with_its_variables_never_a_value(tmp_path: Path):
+    """`make settings`: one line per resource; here one variable set (its value not shown), the
+    rest unset, and no settings file."""
     from definitions import resources
     from resources.settings import bound_variables
 
-    for key, resource in resources.items():
-        variables = ", ".join(bound_variables(resource).values())
-        line = f"Resource {key} ({type(resource).__name__}) reads {variables}; unset: {variables}."
-        assert line in out.stderr + out.stdout, line
+    secret = "Zq7settingsNeverShown"
+    env = {**clean_env(), "ENV_FILE": str(tmp_path / "absent.env"), "AMOCRM_CLIENT_SECRET": secret}
+    out = subprocess.run([sys.executable, "-m", "commands.settings"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    lines = out.stdout.splitlines()
+    assert len(lines) == len(resources) and secret not in out.stdout + out.stderr
+    for (key, resource), line in zip(resources.items(), lines, strict=True):
+        variables = list(bound_variables(resource).values())
+        unset = ", ".join(v for v in variables if v != "AMOCRM_CLIENT_SECRET")
+        assert line == (f"Resource {key} ({type(resource).__name__}) reads "
+                        f"{', '.join(variables)}; unset: {unset}."), line  # fmt: skip
 
 
 def test_hourly_schedule_runs_each_source_apart_and_models_follow_by_automation():

@@ -1,0 +1,18 @@
+"""`make settings` (`python -m commands.settings`): every resource of the Definitions with the
+variables it reads and those unset (from the environment and the settings file), never a value.
+Exit 0; it touches no network and no database."""
+
+from definitions import resources
+from resources.environment import load_settings_file
+from resources.settings import settings_line
+
+
+def main() -> int:
+    load_settings_file()
+    for key, resource in resources.items():
+        print(settings_line(key, resource))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
