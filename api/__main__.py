@@ -70,7 +70,7 @@ def serve(host: str, port: int, user_set_warehouse: bool) -> int:
 
     from api.app import create_app
 
-    owner = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+    owner = WarehouseResource.from_environment()
     if user_set_warehouse:
         url = reader_url(owner.url)  # someone else's warehouse: never touch it as its owner
     else:
@@ -116,7 +116,7 @@ def _check_reader(url: str) -> None:
 
 
 def token(args: argparse.Namespace) -> int:
-    warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+    warehouse = WarehouseResource.from_environment()
     warehouse.apply_ddl()
     if args.action == "issue":
         expires = timedelta(days=args.days) if args.days else None
@@ -156,7 +156,7 @@ def connection_line(warehouse_url: str, embedded: bool, token: str | None = None
 
 
 def connection(args: argparse.Namespace, user_set_warehouse: bool, was_running: bool) -> int:
-    warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+    warehouse = WarehouseResource.from_environment()
     if not user_set_warehouse:
         warehouse.apply_ddl()
         warehouse.configure_dashboard_role()  # DASHBOARD_READER_PASSWORD, if set, logs in now

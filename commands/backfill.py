@@ -80,10 +80,9 @@ def check_settings(source: str) -> None:
     each one missing (a token pair the warehouse holds stands in for AmoCRM's first token),
     then the source's own check of their values."""
     from definitions import resources
-    from resources.settings import env
     from resources.warehouse import WarehouseResource
 
-    resources[source].require_all(WarehouseResource(url=env("WAREHOUSE_URL") or ""))
+    resources[source].require_all(WarehouseResource.from_environment())
     if source == "facebook":
         resources["facebook"].accounts()
         resources["facebook"].open().close()

@@ -18,7 +18,7 @@ from health.probe import probe_environment
 from resources import embedded_pg
 from resources.dagster_instance import command_instance
 from resources.environment import configuration_errors, prepare_environment
-from resources.settings import env, reporting_tz
+from resources.settings import reporting_tz
 from resources.warehouse import WarehouseResource
 
 SERVICE = "traffic-warehouse"
@@ -48,7 +48,7 @@ def diagnose() -> int:
         prepare_environment()
         reporting_tz()
         limits = Thresholds.from_env()
-        warehouse = WarehouseResource(url=env("WAREHOUSE_URL") or "")
+        warehouse = WarehouseResource.from_environment()
         warehouse.apply_ddl()
         with command_instance() as instance:
             previous = {spec.name: previous_details(instance, spec) or {} for spec in DIAGNOSTICS}

@@ -8,7 +8,6 @@ succeeded, 1 a source or the models failed (its branch stays stale; the marts ar
 from the last good rows), 2 a setting the whole refresh needs is malformed (one line naming it).
 """
 
-import os
 import sys
 
 from assets.jobs import failure_messages
@@ -35,7 +34,7 @@ def refresh() -> int:
     with embedded_pg.owned_server():
         prepare_environment()
         check_common_settings()
-        warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+        warehouse = WarehouseResource.from_environment()
         warehouse.apply_ddl()
         with command_instance() as instance:
             outcome = run_all(instance, warehouse)

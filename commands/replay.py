@@ -38,7 +38,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def run(args: argparse.Namespace, instance: dg.DagsterInstance) -> int:
     from definitions import resources
 
-    warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+    warehouse = WarehouseResource.from_environment()
     warehouse.apply_ddl()
     outcome = replay(warehouse, args.source, resources)
     print(f"{args.source}: quarantine replayed")

@@ -5,7 +5,6 @@ problems discovery finds are one line each and exit 1."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from contract.config import ContractError, contract_path, load_contract
@@ -58,7 +57,7 @@ def _amocrm_section(contract, problems: list[str]) -> tuple[str, dict] | None:
     from contract.amocrm import check_amocrm, discover_amocrm, propose_amocrm, render_amocrm
     from resources.amocrm import AmoCrmResource
 
-    warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+    warehouse = WarehouseResource.from_environment()
     try:
         warehouse.apply_ddl()
         catalog = discover_amocrm(AmoCrmResource(**AmoCrmResource.bound()), warehouse)
@@ -78,7 +77,7 @@ def accept_drift(tables: list[str]) -> int:
         raise ContractError(
             f"accept-drift: no table named {', '.join(unknown)}; the tables are {', '.join(known)}."
         )
-    warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+    warehouse = WarehouseResource.from_environment()
     accepted = warehouse.accept_served_schemas(tables or known)
     if not accepted:
         print("nothing to accept: none of these tables has loaded yet")

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import psycopg
@@ -42,6 +42,7 @@ from resources.model_inputs import (
     touched_sql,
 )
 from resources.pg_auth import scram_verifier
+from resources.settings import bind, env
 from resources.sql_files import apply_definitions, load_sql, migrations
 
 # Rows per COPY under one savepoint: a refused row costs a re-copy of its batch, halved.
@@ -107,7 +108,18 @@ def engine_for(url: str) -> Engine:
 class WarehouseResource(dg.ConfigurableResource):
     """PostgreSQL warehouse (WAREHOUSE_URL)."""
 
+    VARIABLE: ClassVar[str] = "WAREHOUSE_URL"
     url: str
+
+    @classmethod
+    def bound(cls) -> dict[str, Any]:
+        """The URL bound to its variable, as `definitions.py` builds the resource."""
+        return bind({"url": cls.VARIABLE})
+
+    @classmethod
+    def from_environment(cls) -> WarehouseResource:
+        """The warehouse a command uses, outside a Dagster run (blank when unset)."""
+        return cls(url=env(cls.VARIABLE) or "")
 
     @property
     def engine(self) -> Engine:
