@@ -155,8 +155,9 @@ def one_hour_of_changes(warehouse: WarehouseResource) -> None:
     )
 
 
-def rebuild(warehouse: WarehouseResource, *, full: bool) -> tuple[float, int | None]:
-    """Every model in build order, as the jobs build them; (seconds, core.leads' days rebuilt)."""
+def rebuild(warehouse: WarehouseResource, *, full: bool) -> tuple[float, dict[str, int | None]]:
+    """Every model in build order, as the jobs build them; (seconds, {model: days rebuilt, None
+    for all of them})."""
     from assets.models import DAY_COLUMNS
     from contract.model_params import model_params
 
@@ -167,7 +168,7 @@ def rebuild(warehouse: WarehouseResource, *, full: bool) -> tuple[float, int | N
             table, model_params(warehouse, table), day_column=day_column, full=full
         )
         days[table] = build.days_rebuilt
-    return time.perf_counter() - started, days["core.leads"]
+    return time.perf_counter() - started, days
 
 
 def _rebuild_figure(hourly: float, full: float, detail: str) -> Figure:
@@ -182,11 +183,16 @@ def grown_figures(warehouse: WarehouseResource) -> list[Figure]:
     one_hour_of_changes(warehouse)
     hourly, hourly_days = rebuild(warehouse, full=False)
     idle, idle_days = rebuild(warehouse, full=False)
+    rewritten = [model for model, days in idle_days.items() if days != 0]
     ((leads,),) = warehouse.fetch_all("SELECT count(*) FROM core.leads")
+    hour = f"{leads:,} core.leads, {hourly_days['core.leads']} days rebuilt"
+    nothing = Target(0, of_ratio=False)
     return [
-        _rebuild_figure(hourly, full, f"{leads:,} core.leads, {hourly_days} days rebuilt"),
-        Figure("model rebuild, nothing changed", idle, "s", Target(0.05), baseline=full,
-               ratio=idle / full, also=idle_days == 0, detail=f"{idle_days} days rebuilt"),
+        _rebuild_figure(hourly, full, hour),
+        # the issue's "no model rebuild when no raw row changed": the models that rewrote a day
+        Figure("model rebuild, nothing changed", len(rewritten), "models", nothing,
+               detail=f"{idle:.2f} s, {idle / full:.3f} × the full rebuild; rewritten: "
+                      f"{', '.join(rewritten) or 'none'}"),
     ]  # fmt: skip
 
 
