@@ -29,7 +29,7 @@ from resources.amocrm import AmoCrmResource
 from resources.canonical import PROJECTS
 from resources.facebook import FacebookResource
 from resources.settings import at_launch, declare_unset
-from resources.supabase import supabase_resource
+from resources.supabase import env_prefix, supabase_resource
 from resources.telegram import TelegramResource
 from resources.warehouse import WarehouseResource
 
@@ -44,7 +44,7 @@ resources: dict[str, Any] = {
     "facebook": FacebookResource(**FacebookResource.bound()),
     "telegram": TelegramResource(**TelegramResource.bound()),
     **{
-        f"supabase_{project}": supabase_resource(display, f"SUPABASE_{project.upper()}")
+        f"supabase_{project}": supabase_resource(display, env_prefix(project))
         for project, display in PROJECTS.items()
     },
 }

@@ -32,7 +32,7 @@ from resources.amocrm import REFRESH_TOKEN_LIFETIME, AmoCrmResource
 from resources.errors import ConfigError, SourceError
 from resources.settings import SettingsResource, env, not_configured, reporting_tz
 from resources.sql_files import load_sql
-from resources.supabase import BY_ID, SupabaseResource
+from resources.supabase import BY_ID, SupabaseResource, variable
 from resources.warehouse import WarehouseResource
 
 # Names as the old dashboard showed them; the dashboard keys on them.
@@ -378,9 +378,9 @@ def _sales_text(course: str) -> str:
 
 def _key_text(project: str) -> str:
     return (
-        f"does SUPABASE_{project.upper()}_SERVICE_ROLE_KEY (or _ANON_KEY) open the project's "
-        "REST API: error with Supabase's own message when it does not. Also evaluated when the "
-        "load fails."
+        f"does {variable(project, 'service_role_key')} (or {variable(project, 'anon_key')}) open "
+        "the project's REST API: error with Supabase's own message when it does not. Also "
+        "evaluated when the load fails."
     )
 
 

@@ -11,14 +11,14 @@ from contract.config import ContractError, contract_path, load_contract
 from contract.discover import apply_edits, diff, discover_supabase
 from resources.canonical import CANONICAL_TABLES, PROJECTS
 from resources.errors import SourceError
-from resources.supabase import SupabaseResource, supabase_resource
+from resources.supabase import SupabaseResource, env_prefix, supabase_resource
 from resources.warehouse import WarehouseResource
 
 
 def _supabase_resources() -> dict[str, SupabaseResource]:
     """The projects' resources, bound as definitions.py binds them (the same factory)."""
     return {
-        project: supabase_resource(display, f"SUPABASE_{project.upper()}")
+        project: supabase_resource(display, env_prefix(project))
         for project, display in PROJECTS.items()
     }
 

@@ -164,6 +164,16 @@ FIELD_SUFFIXES = {
 KEY_FIELDS = tuple(f for f in FIELD_SUFFIXES if f.endswith("_key"))
 
 
+def env_prefix(project: str) -> str:
+    """The start of a project's variables' names: SUPABASE_MAIN for the project `main`."""
+    return f"SUPABASE_{project.upper()}"
+
+
+def variable(project: str, field: str) -> str:
+    """The variable a project's setting field is bound to: `main`, `url` → SUPABASE_MAIN_URL."""
+    return f"{env_prefix(project)}_{FIELD_SUFFIXES[field]}"
+
+
 class SupabaseResource(SettingsResource):
     """One Supabase project, read through PostgREST (or its database when `db_url` is set).
 
@@ -336,7 +346,7 @@ class SupabaseProject:
                 src,
                 f"{src}: the key in {self.key_var} may not read the schema (PostgREST's OpenAPI "
                 "root answers 403 to anon and publishable keys); set "
-                f"{self.config.env_prefix}_SERVICE_ROLE_KEY to the project's service-role or "
+                f"{self.config.variables()['service_role_key']} to the project's service-role or "
                 "secret key (Settings → API) so discovery can list the tables.",
             )
         body = _json_or_none(response)
@@ -496,7 +506,8 @@ class SupabaseProject:
     def _terminal(self, what: str, exc: APIError) -> SourceError:
         """One clear sentence per vendor error: what happened, which variable, what to do."""
         src, code, message, hint = self.config.source, exc.code, exc.message or "", exc.hint
-        keys = f"{self.config.env_prefix}_SERVICE_ROLE_KEY or {self.config.env_prefix}_ANON_KEY"
+        names = self.config.variables()
+        keys = f"{names['service_role_key']} or {names['anon_key']}"
         if message == INVALID_KEY_MESSAGE or message.startswith("No API key"):
             text = f"{src}: {message} (check {keys})."
         elif code == PGRST_JWT_EXPIRED:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from resources import embedded_pg
+from resources.supabase import variable
 from sandbox import supabase_db, supabase_shapes
 from sandbox.amocrm import AmoCrmSimulator
 from sandbox.facebook import FacebookSimulator
@@ -171,10 +172,9 @@ class Sandbox:
             "FX_RATES": ",".join(f"{c}={r}" for c, r in FX_RATES.items()),
         }
         for project in SUPABASE_PROJECTS:
-            prefix = f"SUPABASE_{project.upper()}"
-            env[f"{prefix}_URL"] = self.servers[f"supabase_{project}"].url
-            env[f"{prefix}_SERVICE_ROLE_KEY"] = self.keys[project]["service_role"]
-            env[f"{prefix}_ANON_KEY"] = self.keys[project]["anon"]
+            env[variable(project, "url")] = self.servers[f"supabase_{project}"].url
+            env[variable(project, "service_role_key")] = self.keys[project]["service_role"]
+            env[variable(project, "anon_key")] = self.keys[project]["anon"]
         env |= {
             "AMOCRM_BASE_URL": self.servers["amocrm"].url,
             "AMOCRM_CLIENT_ID": self.amocrm_client["client_id"],
