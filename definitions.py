@@ -17,6 +17,7 @@ from assets.jobs import (
     hourly_refresh,
     models_job,
     source_jobs,
+    sources_job,
 )
 from assets.models import model_assets
 from assets.sources import raw_assets, source_freshness
@@ -55,6 +56,7 @@ defs = dg.Definitions(
     asset_checks=[*diagnostic_checks, *quality_checks, *schema_drift_checks],
     jobs=[
         *source_jobs,
+        sources_job,
         models_job,
         full_rebuild_job,
         facebook_restatement_job,

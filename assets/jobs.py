@@ -1,4 +1,6 @@
-"""Jobs and the hourly schedule: one run per source, so a vendor outage fails only its own run."""
+"""Jobs and the hourly schedule: one run per source, so a vendor outage fails only its own run;
+and every source in one run for a command (`make run`), where a source's failed step stops only
+the steps built from it."""
 
 from __future__ import annotations
 
@@ -49,11 +51,16 @@ def recent_partitions(days: int, now: datetime | None = None) -> dict[str, str]:
 # before the next tick but one. Backfills and restatements, longer by nature, keep the instance's
 # 6 h.
 HOURLY_MAX_RUNTIME = timedelta(minutes=45)
+HOURLY_RUNTIME_TAGS = {MAX_RUNTIME_SECONDS_TAG: str(int(HOURLY_MAX_RUNTIME.total_seconds()))}
 
 
 def source_run_tags(source: str) -> dict[str, str]:
     """Every hourly run of a source: its `source` (the run queue's limit) and its max runtime."""
-    return {"source": source, MAX_RUNTIME_SECONDS_TAG: str(int(HOURLY_MAX_RUNTIME.total_seconds()))}
+    return {"source": source, **HOURLY_RUNTIME_TAGS}
+
+
+# an hourly Facebook load's insights partitions: yesterday and today
+HOURLY_PARTITIONS = 2
 
 
 def hourly_run_tags(source: str, now: datetime | None = None) -> dict[str, str]:
@@ -61,7 +68,7 @@ def hourly_run_tags(source: str, now: datetime | None = None) -> dict[str, str]:
     it materializes (yesterday and today)."""
     tags = source_run_tags(source)
     if source == "facebook":
-        tags |= recent_partitions(2, now)
+        tags |= recent_partitions(HOURLY_PARTITIONS, now)
     return tags
 
 
@@ -79,6 +86,15 @@ source_jobs = [
     )
     for source in SOURCES
 ]
+# `make run`'s load: one run pays Dagster's per-run cost once. The sources' assets share no
+# dependency, so a failed step of one source leaves the others' steps running.
+sources_job = dg.define_asset_job(
+    "refresh_sources",
+    selection=dg.AssetSelection.groups(*SOURCES),
+    tags=HOURLY_RUNTIME_TAGS,
+    config=_insights_window("hourly"),
+    description="Load every raw table of every source in one run (`make run`).",
+)
 models_job = dg.define_asset_job(
     "rebuild_models",
     selection=dg.AssetSelection.groups(*MODEL_GROUPS),
@@ -166,6 +182,8 @@ def job_run_tags(job_name: str) -> dict[str, str]:
         return recent_partitions(RESTATEMENT_PARTITIONS)
     if job_name == source_job_name("facebook"):
         return hourly_run_tags("facebook")
+    if job_name == sources_job.name:
+        return recent_partitions(HOURLY_PARTITIONS)
     return {}
 
 
@@ -174,7 +192,7 @@ def job_run_config(job_name: str) -> dict:
     take a job's default config, so the Facebook jobs' window is passed explicitly."""
     if job_name == facebook_restatement_job.name:
         return _insights_window("restatement")
-    if job_name == source_job_name("facebook"):
+    if job_name in (source_job_name("facebook"), sources_job.name):
         return _insights_window("hourly")
     return {}
 

@@ -1,5 +1,5 @@
-"""One full refresh, as `make run` does it (`python refresh.py`): every source in its own run,
-then core and marts; `--full-rebuild` (`make rebuild`) recomputes every day of core and marts.
+"""One full refresh, as `make run` does it (`python refresh.py`): every source in one run, then
+core and marts; `--full-rebuild` (`make rebuild`) recomputes every day of core and marts.
 
 The warehouse is WAREHOUSE_URL or else the embedded server; vendors are whatever the environment
 and `.env` (or the file ENV_FILE names) configure. Prints one line per source (rows and seconds,
@@ -11,7 +11,7 @@ from the last good rows), 2 a setting the whole refresh needs is malformed (one 
 import sys
 
 from assets.jobs import failure_messages
-from commands.runs import check_common_settings, dashboard, run_all, run_quietly
+from commands.runs import check_common_settings, dashboard, execute, run_all
 from resources import embedded_pg
 from resources.dagster_instance import command_instance
 from resources.environment import configuration_errors, prepare_environment
@@ -23,7 +23,7 @@ def full_rebuild() -> int:
     with embedded_pg.owned_server():
         prepare_environment()
         with command_instance() as instance:
-            result = run_quietly("full_rebuild_models", instance)
+            result = execute("full_rebuild_models", instance)
         for step, message in failure_messages(result).items():
             print(f"{step}: {message}")
     print("full rebuild", "done" if result.success else "FAILED")

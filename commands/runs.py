@@ -16,7 +16,9 @@ from assets.jobs import (
     job_run_tags,
     models_job,
     source_job_name,
+    sources_job,
 )
+from assets.sources import SOURCE_ASSETS
 from checks.diagnostics import Thresholds
 from definitions import defs, resources
 from resources.settings import declare_unset, fx_rates, not_configured, reporting_tz
@@ -33,46 +35,95 @@ DASHBOARD_TABLES = (
 # The run's full event log is in Dagster's storage (`make ui`); the terminal gets our own lines
 # only: a failed step's sentence is printed once per source below, its stack trace stays there.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+STEP_EVENTS = {
+    dg.DagsterEventType.STEP_START,
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+}
 
 
 def run_all(
     instance: dg.DagsterInstance, warehouse: WarehouseResource | None = None, models: bool = True
 ) -> dict[str, bool]:
-    """Each source job, then the model rebuild; {job name: succeeded}. One line each."""
+    """Every source in one run, then the model rebuild; {each source's job name: its steps all
+    succeeded, "rebuild_models": the same}. One line per source, one for the models."""
     declare_unset()  # a setting unset since definitions were loaded: still the step's one line
+    result = execute(sources_job.name, instance)
+    seconds = step_seconds(instance, result.run_id)
+    failures = failure_messages(result)
     outcome = {}
-    jobs = [(source_job_name(s), s) for s in SOURCES] + [(models_job.name, None)] * models
-    for name, source in jobs:
-        started = time.perf_counter()
-        result = defs.resolve_job_def(name).execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={**QUIET, **job_run_config(name)},
-            tags=job_run_tags(name),
-        )
-        outcome[name] = result.success
-        seconds = time.perf_counter() - started
-        what = source or "core and marts"
-        if result.success:
-            print(f"  {what:<18} ok      {seconds:5.1f} s  {rows_summary(result)}", flush=True)
+    for source, steps in source_steps().items():
+        spent = sum(seconds.get(step, 0.0) for step in steps)
+        messages = [failures[step] for step in steps if step in failures]
+        ok = not messages and any(step in seconds for step in steps)
+        outcome[source_job_name(source)] = ok
+        if ok:
+            _line(source, True, spent, rows_summary(result, set(SOURCE_ASSETS[source])))
         else:
-            why = failure_line(result, source, warehouse)
-            print(f"  {what:<18} FAILED  {seconds:5.1f} s  {why}", flush=True)
+            _line(source, False, spent, failure_line(messages, source, warehouse))
+    if models:
+        started = time.perf_counter()
+        built = execute(models_job.name, instance)
+        outcome[models_job.name] = built.success
+        spent = time.perf_counter() - started
+        if built.success:
+            _line("core and marts", True, spent, rows_summary(built))
+        else:
+            why = failure_line(list(failure_messages(built).values()), None, warehouse)
+            _line("core and marts", False, spent, why)
     return outcome
 
 
-def run_quietly(name: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    """One job of the Definitions, its console log silenced (`make rebuild`)."""
+def _line(what: str, ok: bool, seconds: float, said: str) -> None:
+    print(f"  {what:<18} {'ok    ' if ok else 'FAILED'}  {seconds:5.1f} s  {said}", flush=True)
+
+
+def execute(name: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """One job of the Definitions as a command starts it: its hand-started tags and config,
+    its console log silenced."""
     return defs.resolve_job_def(name).execute_in_process(
-        instance=instance, raise_on_error=False, run_config=QUIET
+        instance=instance,
+        raise_on_error=False,
+        run_config={**QUIET, **job_run_config(name)},
+        tags=job_run_tags(name),
     )
 
 
-def rows_summary(result: dg.ExecuteInProcessResult) -> str:
-    """A source run's "4 tables, 1234 rows read (56 new, 7 updated)"; "10 tables built"."""
+def source_steps() -> dict[str, list[str]]:
+    """{source: the steps of the sources' run that are its}: its raw assets' and their checks'."""
+    source_of = {key: source for source, keys in SOURCE_ASSETS.items() for key in keys}
+    steps: dict[str, list[str]] = {source: [] for source in SOURCES}
+    for definition in [*(defs.assets or ()), *(defs.asset_checks or ())]:
+        if not isinstance(definition, dg.AssetsDefinition):
+            continue
+        keys = [*definition.keys, *(check.asset_key for check in definition.check_keys)]
+        owners = {source_of[key] for key in keys if key in source_of}
+        if owners:
+            steps[owners.pop()].append(definition.node_def.name)
+    return steps
+
+
+def step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    """{step: seconds from its start to its end} of a run's steps that started."""
+    started: dict[str, float] = {}
+    spent: dict[str, float] = {}
+    for entry in instance.all_logs(run_id, of_type=STEP_EVENTS):
+        step = entry.step_key or ""
+        if entry.dagster_event_type == dg.DagsterEventType.STEP_START:
+            started[step] = entry.timestamp
+        elif step in started:
+            spent[step] = entry.timestamp - started[step]
+    return spent
+
+
+def rows_summary(result: dg.ExecuteInProcessResult, keys: set[dg.AssetKey] | None = None) -> str:
+    """A source's "4 tables, 1234 rows read (56 new, 7 updated)" (its `keys` of the run, else
+    every asset's); "10 tables built"."""
     tables, read, new, updated = set(), 0, 0, 0
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
+        if keys is not None and materialization.asset_key not in keys:
+            continue
         meta: dict[str, Any] = {k: v.value for k, v in materialization.metadata.items()}
         tables.add(materialization.asset_key)
         read += int(meta.get("rows_read") or 0)
@@ -85,11 +136,12 @@ def rows_summary(result: dg.ExecuteInProcessResult) -> str:
 
 
 def failure_line(
-    result: dg.ExecuteInProcessResult, source: str | None, warehouse: WarehouseResource | None
+    failures: list[str], source: str | None, warehouse: WarehouseResource | None
 ) -> str:
-    """Why a run failed, in one line: every missing setting of its source at once, else the
-    failure's own sentence (the vendor's answer); how many other reasons there are, if any."""
-    messages = list(dict.fromkeys(failure_messages(result).values()))
+    """Why a source (None: the models) failed, in one line: every missing setting of its source
+    at once, else its steps' first failure's own sentence (the vendor's answer); how many other
+    reasons there are, if any."""
+    messages = list(dict.fromkeys(failures))
     if source is not None and (missing := resources[source].missing(warehouse)):
         return not_configured(resources[source].source, missing)
     if not messages:

@@ -69,7 +69,7 @@ def demo(args: argparse.Namespace) -> int:
 
         warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
         warehouse.apply_ddl()
-        print("hourly refresh, one run per source:", flush=True)
+        print("hourly refresh, every source in one run:", flush=True)
         with dg.DagsterInstance.get() as instance:
             outcome = run_all(instance)
         print()

@@ -120,9 +120,10 @@ def run_source(
 
 def one_line(result: dg.ExecuteInProcessResult, source: str, world: OwnWorld) -> str:
     """The line `make run` prints for a failed source."""
+    from assets.jobs import failure_messages
     from commands.runs import failure_line
 
-    return failure_line(result, source, world.warehouse)
+    return failure_line(list(failure_messages(result).values()), source, world.warehouse)
 
 
 class QuickClock(VendorClock):
