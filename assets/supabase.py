@@ -218,8 +218,9 @@ def prepare_table(
     plan = plan_table(entry, discover(api, entry))
     changes, columns = _evolve_mirror(warehouse, plan)
     names = (*(c for c, _ in columns), "_raw")
-    return Prepared(plan, columns, TableSpec(table.raw_schema, table.name, names,
-                                             (plan.key.name,)), changes)  # fmt: skip
+    types = (*(t for _, t in columns), "jsonb")
+    spec = TableSpec(table.raw_schema, table.name, names, (plan.key.name,), types)
+    return Prepared(plan, columns, spec, changes)
 
 
 def sync_table(

@@ -32,6 +32,7 @@ from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Engine, create_engine
 
 from resources import vendor_json
+from resources.binary_copy import binary_rows, set_types
 from resources.canonical import CANONICAL_TABLES, placeholder_sql
 from resources.embedded_pg import sqlalchemy_uri
 from resources.model_inputs import (
@@ -70,6 +71,7 @@ class TableSpec:
     name: str
     columns: tuple[str, ...]
     key: tuple[str, ...] = ("id",)
+    types: tuple[str, ...] = ()  # the columns' stored types, when known: batches go as binary
 
     @property
     def qualified(self) -> str:
@@ -699,6 +701,8 @@ def _copy_batch(
     if not batch:
         return []
     columns = sql.SQL(", ").join(map(sql.Identifier, (*spec.columns, "_seq")))
+    if spec.types and _copied_binary(conn, columns, (*spec.types, "bigint"), batch):
+        return []
     try:
         with conn.transaction(), conn.cursor() as cur:
             statement = sql.SQL("COPY _staging ({}) FROM STDIN").format(columns)
@@ -712,6 +716,30 @@ def _copy_batch(
             return [_refused(spec, batch[0], exc)]
     half = len(batch) // 2
     return _copy_batch(conn, spec, batch[:half]) + _copy_batch(conn, spec, batch[half:])
+
+
+def _copied_binary(
+    conn: psycopg.Connection,
+    columns: sql.Composable,
+    types: tuple[str, ...],
+    batch: list[tuple[Any, ...]],
+) -> bool:
+    """COPY `batch` in binary under a savepoint, if its values allow (see `binary_copy`);
+    False when they do not or PostgreSQL refuses one: the batch then goes as text, which
+    finds the refused rows and says why as PostgreSQL parses them."""
+    rows = binary_rows(types, batch)
+    if rows is None:
+        return False
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            statement = sql.SQL("COPY _staging ({}) FROM STDIN (FORMAT BINARY)").format(columns)
+            with cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy:
+                set_types(copy, types)
+                for row in rows:
+                    copy.write_row(row)
+        return True
+    except REFUSED:
+        return False
 
 
 def _refused(spec: TableSpec, row: tuple[Any, ...], exc: Exception) -> Rejected:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from resources.binary_copy import binary_rows
 from resources.raw_mirror import ensure_mirror
 from resources.warehouse import Rejected, TableSpec, WarehouseResource
 
@@ -153,3 +154,65 @@ def test_given_applied_migration_edited_when_applied_then_clear_error(warehouse)
     warehouse.fetch_all("UPDATE ops.schema_migrations SET checksum = 'x' RETURNING 1")
     with pytest.raises(RuntimeError, match="changed after it was applied"):
         warehouse.apply_ddl()
+
+
+TYPED = TableSpec(SPEC.schema, SPEC.name, SPEC.columns, SPEC.key,
+                  ("bigint", "timestamptz", "timestamptz", "text", "text", "jsonb"))  # fmt: skip
+SERVED_AT = "2026-09-01T12:00:00.5+00:00"  # as PostgREST writes a timestamptz
+
+
+def test_given_typed_spec_when_pages_loaded_then_binary_copy_stores_what_text_copy_stores(
+    warehouse,
+):
+    """Clean batches go as binary COPY; a batch holding a value PostgreSQL refuses (or one
+    whose binary form could differ: a JSON true in a bigint column, a wall time) goes as text,
+    so the stored rows and the quarantine's reasons are those of a text COPY."""
+    refused = [
+        (101, SERVED_AT, SERVED_AT, "a NUL\x00inside", None, "{}"),
+        (102, SERVED_AT, SERVED_AT, "lone \ud800 surrogate", None, "{}"),
+        (103, SERVED_AT, SERVED_AT, "raw NUL", None, '{"note": "a\\u0000b"}'),
+        (104, "2026-09-31T12:00:00+00:00", SERVED_AT, "no such day", None, "{}"),
+        (105, SERVED_AT, SERVED_AT, "true as a key", True, "{}"),
+        (True, SERVED_AT, SERVED_AT, "true as the key", None, "{}"),
+        (106, "2026-09-01T12:00:00", SERVED_AT, "a wall time", None, "{}"),
+    ]
+    clean = [(i, SERVED_AT, SERVED_AT, text, None, f'{{"id": {i}}}')
+             for i, text in enumerate(HOSTILE, start=1)]  # fmt: skip
+    assert binary_rows((*TYPED.types, "bigint"), [(*r, 1) for r in clean]) is not None
+    outcomes = []
+    for spec in (SPEC, TYPED):
+        for batch in (clean, refused):
+            result = warehouse.load(spec, iter(batch), source="test", entity="prooftest_leads")
+            outcomes.append((result.rows_in, result.quarantined))
+        outcomes.append(warehouse.fetch_all(
+            "SELECT id, created_at, name, utm_source, _raw FROM raw_supabase_main.prooftest_leads"
+            " ORDER BY id"))  # fmt: skip
+        outcomes.append(warehouse.fetch_all(
+            "SELECT record_key, reason FROM ops.quarantine ORDER BY record_key"))  # fmt: skip
+        with warehouse.connection() as conn:
+            conn.execute("TRUNCATE raw_supabase_main.prooftest_leads, ops.quarantine")
+    text, binary = outcomes[:4], outcomes[4:]
+    assert binary == text
+    assert text[0] == (len(HOSTILE), 0) and text[2][0][2] == HOSTILE[0]
+
+
+@pytest.mark.parametrize(
+    ("stored", "value"),
+    [
+        ("bigint", True),
+        ("integer", 2**31),
+        ("bigint", "7"),
+        ("timestamptz", "2026-09-01T12:00:00"),  # a wall time: the session's zone decides
+        ("timestamptz", "2026-09-01T12:00:00.1234567+00:00"),  # rounded there, cut here
+        ("timestamptz", "2026-W36-2T12:00:00+00:00"),
+        ("timestamp", "2026-09-01T12:00:00+05:00"),
+        ("date", "2026-244"),
+        ("uuid", "urn:uuid:12345678-1234-1234-1234-123456789012"),
+        ("numeric", 1),  # no binary form here
+    ],
+)
+def test_given_value_binary_could_read_otherwise_when_batched_then_batch_goes_as_text(
+    stored, value
+):
+    assert binary_rows((stored, "bigint"), [(None, 1), (value, 2)]) is None
+    assert binary_rows(("timestamptz",), [(SERVED_AT,)]) is not None
