@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -32,6 +33,7 @@ import orjson
 from resources import vendor_json
 from resources.errors import ConfigError, SourceError
 from resources.settings import SettingsResource, env, field_value, not_configured
+from resources.streams import read_ahead
 from resources.vendor_clock import VendorClock
 from resources.warehouse import WarehouseResource
 
@@ -55,6 +57,9 @@ TOKEN_PATH = "/oauth2/access_token"
 REVOKED_HINT = "Token has been revoked"  # AmoCRM's hint for a spent refresh token
 
 # ---- our own choices -------------------------------------------------------------------------
+# pages a scan reads while the one before them is loaded (a page is 250 leads, about 0.3 MB):
+# the next request goes out as soon as the limiter allows, not after the page is staged
+READ_AHEAD_PAGES = 4
 RETRY_LIMIT_STATUSES = frozenset({500, 502, 503})
 MAX_ATTEMPTS = 6
 REFRESH_LOCK = "amocrm:token_refresh"  # the session advisory lock a refresh holds
@@ -377,7 +382,11 @@ class AmoCrmClient:
         raise AssertionError("unreachable")
 
     def pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
-        """Every page of `_embedded[key]`, following page numbers until no `_links.next`."""
+        """Every page of `_embedded[key]`, following page numbers until no `_links.next`, read
+        ahead of the caller (READ_AHEAD_PAGES)."""
+        return read_ahead(partial(self._pages, path, key, params), READ_AHEAD_PAGES)
+
+    def _pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
         page = 1
         while True:
             body = self.get(path, {**params, "page": page})
@@ -392,7 +401,12 @@ class AmoCrmClient:
             page += 1
 
     def leads_updated(self, since: int, until: int) -> Iterator[list[dict[str, Any]]]:
-        """Leads with updated_at in [since, until], ascending, as pages.
+        """Leads with updated_at in [since, until], ascending, as pages read ahead of the caller
+        (READ_AHEAD_PAGES; each request needs the page before it, see `_leads_updated`)."""
+        return read_ahead(partial(self._leads_updated, since, until), READ_AHEAD_PAGES)
+
+    def _leads_updated(self, since: int, until: int) -> Iterator[list[dict[str, Any]]]:
+        """The pages of `leads_updated`.
 
         Page numbers shift when leads are updated during a scan (an updated lead leaves the
         window and everything after it moves up a place, so a plain page walk skips a lead).

@@ -7,14 +7,12 @@ API facts: ../shared/apis/supabase.md.
 
 from __future__ import annotations
 
-import queue
 import random
 import re
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +30,7 @@ from supabase import ClientOptions, create_client
 from resources import vendor_json
 from resources.errors import ConfigError, SourceError, require_setting
 from resources.settings import SettingsResource, bind, field_value
+from resources.streams import fan_in
 from resources.vendor_clock import VendorClock
 
 # Retry policy: transient only. 401 and PGRST errors are a person's job, never retried.
@@ -402,9 +401,8 @@ class SupabaseProject:
             if cut is not None and cut not in cuts:
                 cuts.append(cut)
         bounds = list(zip([None, *cuts], [*cuts, None], strict=True))
-        yield from _fan_in(
-            [partial(self.scan_range, table, ranged, lo, hi, columns) for lo, hi in bounds]
-        )
+        ranges = [partial(self.scan_range, table, ranged, lo, hi, columns) for lo, hi in bounds]
+        yield from ranges[0]() if len(ranges) == 1 else fan_in(ranges, 2 * IN_FLIGHT)
 
     def scan_range(
         self, table: str, keyset: Keyset, lo: Any, hi: Any, columns: str = "*"
@@ -581,51 +579,6 @@ def _range_query(
     if hi is not None:
         query = query.lte(key, hi)
     return query
-
-
-def _fan_in(producers: Sequence[Callable[[], Iterator[Any]]]) -> Iterator[Any]:
-    """Every producer's items as they come, each producer in a thread of its own, at most
-    2 × IN_FLIGHT items waiting (memory stays bounded). A producer's error is raised here;
-    closing the iterator stops them all at their next item."""
-    if len(producers) == 1:
-        yield from producers[0]()
-        return
-    items: queue.Queue[tuple[str, Any]] = queue.Queue(2 * IN_FLIGHT)
-    stop = threading.Event()
-
-    def offer(item: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run(produce: Callable[[], Iterator[Any]]) -> None:
-        try:
-            for item in produce():
-                if not offer(("item", item)):
-                    return
-            offer(("done", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            offer(("error", exc))
-
-    with ThreadPoolExecutor(len(producers)) as pool:
-        for produce in producers:
-            pool.submit(run, produce)
-        try:
-            finished = 0
-            while finished < len(producers):
-                kind, value = items.get()
-                if kind == "error":
-                    raise value
-                if kind == "done":
-                    finished += 1
-                else:
-                    yield value
-        finally:
-            stop.set()
 
 
 def _quote(value: Any) -> str:
