@@ -1,7 +1,8 @@
 """The source contract against every schema variant the sandbox serves (no updated_at, renamed
 columns, uuid and text keys, LIKE-pattern rules, extra columns): discovery proposes what a mapping
 needs, the whole pipeline runs through the real clients, and the staging views and marts equal
-the ground truth exactly. Also: a column added and dropped between runs, and the drift check."""
+the ground truth exactly. Also: a column added and dropped between runs, and the drift check.
+Each variant's world is SMALL_SANDBOX's: the shapes are the question, not the rows' number."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from contract.discover import apply_edits, discover_supabase
 from resources.canonical import CANONICAL_TABLES
 from sandbox.stack import Sandbox
 from sandbox.truth import compare_marts
-from tests.conftest import FAST_SANDBOX, point_env_at, run_job, step_failures
+from tests.conftest import SMALL_SANDBOX, point_env_at, run_job, step_failures
 from tests.test_supabase_slice import assert_staged_equals_world, refresh_all
 
 # Variants whose differences the canonical defaults cover: they must need no contract edit.
@@ -36,7 +37,7 @@ EDITS = {
 @pytest.fixture
 def variant_env(request, monkeypatch, warehouse, pg_server, tmp_path: Path):
     variant = request.param
-    with Sandbox(pg_server, prefix=f"v_{variant}", variant=variant, **FAST_SANDBOX) as sandbox:
+    with Sandbox(pg_server, prefix=f"v_{variant}", variant=variant, **SMALL_SANDBOX) as sandbox:
         point_env_at(monkeypatch, warehouse, sandbox)
         contract = tmp_path / "contract.yaml"
         contract.write_text(DEFAULT_FILE.read_text())

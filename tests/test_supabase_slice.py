@@ -1,6 +1,7 @@
 """End to end through Dagster: the real Supabase client against the sandbox's PostgREST servers,
 the raw assets, `core.leads` and `marts.leads_total`, on real PostgreSQL; every table and mart is
-compared with the sandbox's ground truth, after a first run and after time moves on."""
+compared with the sandbox's ground truth, after a first run and after time moves on (the tests
+that move it on in a SMALL_SANDBOX world of their own)."""
 
 from __future__ import annotations
 
@@ -63,9 +64,9 @@ def assert_staged_equals_world(warehouse, sandbox: Sandbox) -> None:
 
 
 @pytest.fixture
-def env(monkeypatch, warehouse, fresh_sandbox):
-    point_env_at(monkeypatch, warehouse, fresh_sandbox)
-    return warehouse, fresh_sandbox
+def env(monkeypatch, warehouse, small_sandbox):
+    point_env_at(monkeypatch, warehouse, small_sandbox)
+    return warehouse, small_sandbox
 
 
 def test_given_sandbox_when_hourly_refresh_then_every_table_and_mart_equals_ground_truth(loaded):
