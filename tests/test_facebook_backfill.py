@@ -4,9 +4,9 @@ materialize --partition-range` and through `python -m commands.backfill`, each a
 rows equal the sandbox's world and whose re-run changes nothing; a pre-partition cursor adopted
 without a re-pull; per-account independence under throttling; resuming after committed days;
 AmoCRM and Supabase re-loads from a day. Simulated: the sandbox's Graph, AmoCRM and PostgREST
-servers on 127.0.0.1 over real PostgreSQL. Facebook's one-minute throttle runs on a fast vendor
-clock (`FastClock`: 30 vendor seconds per real second, the world's time moving with it), so
-the test waits 2 s instead of 60."""
+servers on 127.0.0.1 over real PostgreSQL, a SMALL_SANDBOX world a test. Facebook's one-minute
+throttle runs on a fast vendor clock (`FastClock`: 30 vendor seconds per real second, the
+world's time moving with it), so the test waits 2 s instead of 60."""
 
 import os
 import subprocess
@@ -33,9 +33,9 @@ TWO_ACCOUNTS = "act_101,act_102"
 
 
 @pytest.fixture
-def env(monkeypatch, warehouse, fresh_sandbox):
-    point_env_at(monkeypatch, warehouse, fresh_sandbox)
-    return warehouse, fresh_sandbox
+def env(monkeypatch, warehouse, small_sandbox):
+    point_env_at(monkeypatch, warehouse, small_sandbox)
+    return warehouse, small_sandbox
 
 
 def world_days(sandbox: Sandbox) -> list[date]:
