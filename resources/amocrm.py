@@ -74,7 +74,9 @@ class RateLimiter:
     403 block). Starts average `rate` (a token bucket that lends back up to BUCKET_STARTS a slow
     answer left unused, so one slow page does not lower the rate for good), and never more than
     VENDOR_PER_SECOND fall in any window of WINDOW_SECONDS (a second plus a margin for jitter
-    in arrival), which is what the vendor counts."""
+    in arrival), which is what the vendor counts. A start is counted when its caller actually
+    leaves `wait`, not when it was due: a thread that wakes late from its sleep (a busy CPU)
+    must not bunch its request with the next ones inside the vendor's second."""
 
     BUCKET_STARTS = 2
     VENDOR_PER_SECOND = 7
@@ -88,17 +90,18 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def wait(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            at = max(now, self._refilled)  # the bucket's state is kept as of the last start
-            tokens = min(self.BUCKET_STARTS, self._tokens + (at - self._refilled) / self.interval)
-            start = at + max(0.0, 1.0 - tokens) * self.interval
-            if len(self._starts) == self.VENDOR_PER_SECOND:
-                start = max(start, self._starts[0] + self.WINDOW_SECONDS)
-            tokens += (start - at) / self.interval
-            self._tokens, self._refilled = min(self.BUCKET_STARTS, tokens) - 1.0, start
-            self._starts.append(start)
-        if start > now:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                elapsed = now - self._refilled
+                tokens = min(self.BUCKET_STARTS, self._tokens + elapsed / self.interval)
+                start = now + max(0.0, 1.0 - tokens) * self.interval
+                if len(self._starts) == self.VENDOR_PER_SECOND:
+                    start = max(start, self._starts[0] + self.WINDOW_SECONDS)
+                if start <= now:
+                    self._tokens, self._refilled = tokens - 1.0, now
+                    self._starts.append(now)
+                    return
             time.sleep(start - now)
 
 
