@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SourceError(Exception):
     """A vendor or configuration problem, worded for the operator who has to fix it.
@@ -16,6 +18,19 @@ class SourceError(Exception):
         self.source = source
         self.message = message
         self.transient = transient
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # whole, whatever a subclass's __init__ takes: a load that fails in a child process
+        # reaches its parent as itself (Exception's own reduce re-calls __init__ with the
+        # message alone, which fails, and the parent sees a BrokenProcessPool)
+        return _unpickled, (type(self), self.args, self.__dict__)
+
+
+def _unpickled(cls: type[SourceError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(SourceError):
