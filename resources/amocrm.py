@@ -34,6 +34,7 @@ from resources import vendor_json
 from resources.errors import ConfigError, SourceError
 from resources.settings import SettingsResource, env, field_value, not_configured
 from resources.streams import read_ahead
+from resources.tls import tls_context
 from resources.vendor_clock import VendorClock
 from resources.warehouse import WarehouseResource
 
@@ -323,6 +324,7 @@ class AmoCrmClient:
         self.http = httpx.Client(
             base_url=base_url,
             timeout=httpx.Timeout(config.timeout_seconds, connect=10.0),
+            verify=tls_context(),
             headers={"User-Agent": "traffic-warehouse/1.0"},
         )
         self._access: str | None = None

@@ -23,6 +23,7 @@ import orjson
 from resources import vendor_json
 from resources.errors import ConfigError, SourceError
 from resources.settings import SettingsResource, field_value
+from resources.tls import tls_context
 from resources.vendor_clock import VendorClock
 
 SOURCE = "Facebook"
@@ -271,6 +272,7 @@ class FacebookClient:
         self.http = httpx.Client(
             base_url=base_url,
             timeout=httpx.Timeout(config.timeout_seconds, connect=10.0),
+            verify=tls_context(),
             headers={"Authorization": f"Bearer {token}"},
         )
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import random
 import re
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache, partial
+from functools import partial
 from typing import Any, Protocol
 
 import httpx
@@ -31,6 +30,7 @@ from resources import vendor_json
 from resources.errors import ConfigError, SourceError, require_setting
 from resources.settings import SettingsResource, bind, field_value
 from resources.streams import fan_in
+from resources.tls import tls_context
 from resources.vendor_clock import VendorClock
 
 # Retry policy: transient only. 401 and PGRST errors are a person's job, never retried.
@@ -257,7 +257,7 @@ class SupabaseResource(SettingsResource):
             last.response = response
 
         http = httpx.Client(
-            verify=_tls(),
+            verify=tls_context(),
             timeout=httpx.Timeout(self.timeout_seconds, connect=10.0),
             limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT),
             event_hooks={"response": [remember]},
@@ -269,13 +269,6 @@ class SupabaseResource(SettingsResource):
             yield SupabaseProject(self, client, url_var, key_var, last, _Rest(http, url, key))
         finally:
             http.close()
-
-
-@cache
-def _tls() -> ssl.SSLContext:
-    """One TLS context for every table's client: building one reads the CA bundle (70 ms on a
-    quiet machine, 0.3 s at load: seconds of an idle hourly run)."""
-    return httpx.create_ssl_context()
 
 
 def supabase_resource(project: str, env_prefix: str, **tuning: Any) -> SupabaseResource:
