@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import httpx
@@ -87,8 +88,10 @@ def _school(server: str, leads: int, days: int) -> dict[str, Any]:
 
 
 def measure(server: str, leads: int, days: int) -> list[Figure]:
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        school = pool.apply(_school, (server, leads, days))
+    # an executor, not a Pool: a child that dies raises BrokenProcessPool, where Pool.apply
+    # waits for it forever (the smoke test once reached its timeout here)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        school = pool.submit(_school, server, leads, days).result()
     small = school["small_ms"]
     low, high = ROAS_RANGE
     plausible = low <= school["roas"] <= high and school["bad_days"] == 0
