@@ -179,7 +179,8 @@ def api_port() -> int:
 def main() -> int:
     args = _parser().parse_args()
     dotenv = dotenv_values(env_file())
-    user_set_warehouse = bool(os.environ.get("WAREHOUSE_URL") or dotenv.get("WAREHOUSE_URL"))
+    name = WarehouseResource.VARIABLE
+    user_set_warehouse = bool(os.environ.get(name) or dotenv.get(name))
     was_running = embedded_pg.is_running()
     try:
         with embedded_pg.owned_server():

@@ -14,6 +14,7 @@ import dagster as dg
 import orjson
 import psycopg
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -234,7 +235,7 @@ def _split(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[
     return totals, [r for r in rows if r["day"] is not None]
 
 
-async def _unless_unauthorized(request: Request, refusal: JSONResponse) -> JSONResponse:
+async def _unless_unauthorized(request: Request, refusal: Response) -> Response:
     """A bad parameter is answered only to a caller its token admits: 401 comes before 422, as
     if the token were checked first. Checked here, on the error path alone, so that a good
     request keeps its one round trip (the token travels with its queries, `_read`)."""
@@ -245,27 +246,24 @@ async def _unless_unauthorized(request: Request, refusal: JSONResponse) -> JSONR
     try:
         token = _bearer(request.headers.get("authorization"))
     except HTTPException as unauthorized:
-        return _as_json(unauthorized)
+        return await http_exception_handler(request, unauthorized)
     if await run_in_threadpool(request.app.state.reader.scope, token) is None:
-        return _as_json(_unauthorized("token not accepted: unknown, expired or revoked"))
+        unknown = _unauthorized("token not accepted: unknown, expired or revoked")
+        return await http_exception_handler(request, unknown)
     return refusal
-
-
-def _as_json(exc: HTTPException) -> JSONResponse:
-    return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
 
 
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
         refusal = JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, 422)
         return await _unless_unauthorized(request, refusal)
 
     @app.exception_handler(params.Refused)
-    async def refused(request: Request, exc: params.Refused) -> JSONResponse:
-        return await _unless_unauthorized(request, _as_json(exc))
+    async def refused(request: Request, exc: params.Refused) -> Response:
+        return await _unless_unauthorized(request, await http_exception_handler(request, exc))
 
     @app.exception_handler(ConfigError)
     async def misconfigured(_: Request, exc: ConfigError) -> JSONResponse:

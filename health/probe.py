@@ -34,6 +34,7 @@ import dagster as dg
 import psycopg
 from dagster._core.storage.tags import MAX_RUNTIME_SECONDS_TAG
 
+from resources import embedded_pg
 from resources.errors import ConfigError
 from resources.settings import SOURCE_STALE_ERROR, SOURCE_STALE_WARNING, env
 
@@ -312,7 +313,7 @@ def redact(text: str) -> str:
     secrets = [
         value.strip() for name, value in os.environ.items() if name.endswith(SECRET_SUFFIXES)
     ]
-    secrets += [_password(os.environ.get(name, "")) for name in ("WAREHOUSE_URL", "DAGSTER_PG_URL")]
+    secrets += [_password(os.environ.get(name, "")) for name in embedded_pg.STANDS_IN_FOR]
     # shorter values would mangle ordinary words; such a secret is weak anyway
     for secret in sorted((x for x in secrets if len(x) >= 6), key=len, reverse=True):
         text = text.replace(secret, "***")
@@ -395,7 +396,6 @@ def probe_environment(now: datetime | None = None) -> HealthReport:
     The settings come from the environment and `.env`, as for `make run`; an embedded PostgreSQL
     that is not running is reported, not started (a probe must not bring up what it watches).
     """
-    from resources import embedded_pg
     from resources.environment import DAGSTER_HOME, load_settings_file, prepare_environment
 
     load_settings_file()
@@ -404,7 +404,7 @@ def probe_environment(now: datetime | None = None) -> HealthReport:
     except ConfigError as exc:
         stamp = (now or datetime.now(UTC)).astimezone(UTC)
         return HealthReport(False, [exc.message], stamp, keys=["config"], misconfigured=True)
-    configured = os.environ.get("WAREHOUSE_URL") and os.environ.get("DAGSTER_PG_URL")
+    configured = all(os.environ.get(name) for name in embedded_pg.STANDS_IN_FOR)
     if not configured and not embedded_pg.is_running():
         text = (
             "PostgreSQL: the embedded server (.local/pgdata) is not running and WAREHOUSE_URL "
@@ -427,7 +427,7 @@ def probe_environment(now: datetime | None = None) -> HealthReport:
             return HealthReport(
                 False, [text], stamp, keys=["config:dagster_home"], misconfigured=True
             )
-    warehouse_url = os.environ.get("WAREHOUSE_URL", "")
+    warehouse_url = os.environ.get(embedded_pg.WAREHOUSE_VARIABLE, "")
     root = logging.getLogger()
     level = root.level
     # the shell gets the probe's lines only, not dagster-postgres's connection retries

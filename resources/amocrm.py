@@ -619,7 +619,8 @@ def authorize(code: str) -> int:
     if missing:
         raise ConfigError(SOURCE, not_configured(SOURCE, missing))
     with embedded_pg.owned_server():
-        url = env("WAREHOUSE_URL") or embedded_pg.resolve_urls()["WAREHOUSE_URL"]
+        name = embedded_pg.WAREHOUSE_VARIABLE
+        url = env(name) or embedded_pg.resolve_urls()[name]
         warehouse = WarehouseResource(url=url)
         warehouse.apply_ddl()
         client = config.open(warehouse, None)

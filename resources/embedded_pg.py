@@ -244,15 +244,20 @@ def sqlalchemy_uri(uri: str, driver: str) -> str:
     return f"postgresql+{driver}{sep}{rest}" if scheme in ("postgresql", "postgres") else uri
 
 
+# the variables this server stands in for when they are unset
+WAREHOUSE_VARIABLE, DAGSTER_VARIABLE = "WAREHOUSE_URL", "DAGSTER_PG_URL"
+STANDS_IN_FOR = (WAREHOUSE_VARIABLE, DAGSTER_VARIABLE)
+
+
 def resolve_urls(pgdata: Path = DEFAULT_PGDATA) -> dict[str, str]:
     """WAREHOUSE_URL and DAGSTER_PG_URL: from the environment, else the embedded server."""
-    warehouse = os.environ.get("WAREHOUSE_URL")
-    dagster = os.environ.get("DAGSTER_PG_URL")
+    warehouse = os.environ.get(WAREHOUSE_VARIABLE)
+    dagster = os.environ.get(DAGSTER_VARIABLE)
     if not (warehouse and dagster):
         server_uri = start(pgdata)
         warehouse = warehouse or database_uri(server_uri, "warehouse")
         dagster = dagster or database_uri(server_uri, "dagster")
-    return {"WAREHOUSE_URL": warehouse, "DAGSTER_PG_URL": sqlalchemy_uri(dagster, "psycopg2")}
+    return {WAREHOUSE_VARIABLE: warehouse, DAGSTER_VARIABLE: sqlalchemy_uri(dagster, "psycopg2")}
 
 
 def is_running(pgdata: Path = DEFAULT_PGDATA) -> bool:

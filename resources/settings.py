@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
+from resources.embedded_pg import STANDS_IN_FOR
 from resources.errors import ConfigError, require_setting
 
 DEFAULT_REPORTING_TZ = "Asia/Almaty"
@@ -147,7 +148,8 @@ def settings_line(key: str, resource: dg.ConfigurableResource) -> str:
     """What `make settings` says of a resource: the variables it reads, and which of them are
     blank or unset (never a value)."""
     variables = list(bound_variables(resource).values())
-    unset = [name for name in variables if env(name) is None]
+    unset = [name + (" (the embedded PostgreSQL stands in)" if name in STANDS_IN_FOR else "")
+             for name in variables if env(name) is None]  # fmt: skip
     return (f"Resource {key} ({type(resource).__name__}) reads {', '.join(variables)}; "
             f"unset: {', '.join(unset) or 'none'}.")  # fmt: skip
 

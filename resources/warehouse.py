@@ -34,7 +34,7 @@ from sqlalchemy import Engine, create_engine
 from resources import vendor_json
 from resources.binary_copy import binary_rows, set_types
 from resources.canonical import CANONICAL_TABLES, placeholder_sql
-from resources.embedded_pg import sqlalchemy_uri
+from resources.embedded_pg import WAREHOUSE_VARIABLE, sqlalchemy_uri
 from resources.model_inputs import (
     declared_inputs,
     is_model,
@@ -110,7 +110,7 @@ def engine_for(url: str) -> Engine:
 class WarehouseResource(dg.ConfigurableResource):
     """PostgreSQL warehouse (WAREHOUSE_URL)."""
 
-    VARIABLE: ClassVar[str] = "WAREHOUSE_URL"
+    VARIABLE: ClassVar[str] = WAREHOUSE_VARIABLE
     url: str
 
     @classmethod

@@ -35,7 +35,7 @@ def _start(args: argparse.Namespace, fresh_warehouse: bool = False):  # -> Sandb
     prepare_environment()
     server_uri = embedded_pg.start()
     embedded = embedded_pg.database_uri(server_uri, "warehouse")
-    if fresh_warehouse and os.environ["WAREHOUSE_URL"] == embedded:
+    if fresh_warehouse and os.environ[embedded_pg.WAREHOUSE_VARIABLE] == embedded:
         # the world is built anew each time, so the demo's own warehouse starts empty to match
         embedded_pg.drop_database(server_uri, "warehouse")
         embedded_pg.create_database(server_uri, "warehouse")
@@ -67,7 +67,7 @@ def demo(args: argparse.Namespace) -> int:
     try:
         import dagster as dg
 
-        warehouse = WarehouseResource(url=os.environ["WAREHOUSE_URL"])
+        warehouse = WarehouseResource(url=os.environ[WarehouseResource.VARIABLE])
         warehouse.apply_ddl()
         print("hourly refresh, every source in one run:", flush=True)
         with dg.DagsterInstance.get() as instance:
