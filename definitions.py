@@ -25,7 +25,6 @@ from checks.alerts import integration_alerts
 from checks.asset_checks import diagnostic_checks, report_vendor_checks
 from checks.integration_health import integration_health
 from checks.quality import quality_checks
-from checks.schema_drift import schema_drift_checks
 from resources.amocrm import AmoCrmResource
 from resources.canonical import PROJECTS
 from resources.facebook import FacebookResource
@@ -53,7 +52,7 @@ declare_unset()
 
 defs = dg.Definitions(
     assets=[*raw_assets, *model_assets, source_freshness, integration_health],
-    asset_checks=[*diagnostic_checks, *quality_checks, *schema_drift_checks],
+    asset_checks=[*diagnostic_checks, *quality_checks],
     jobs=[
         *source_jobs,
         sources_job,

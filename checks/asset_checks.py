@@ -1,14 +1,26 @@
-"""The diagnostics as Dagster asset checks on the raw assets they judge, one per entry of the
-registry (`checks.diagnostics.DIAGNOSTICS`): each runs after its asset loads, shows its details
-as metadata in the UI, and records its verdict in marts.integration_health. A failed check does
-not fail the run; the alert sensor reads check evaluations."""
+"""The diagnostics as Dagster asset checks on the assets they judge, one per entry of the
+registry (`checks.diagnostics.DIAGNOSTICS`), and each Supabase table's schema drift check: each
+runs after its asset loads, shows its details as metadata in the UI, and records its verdict in
+marts.integration_health. A failed check does not fail the run; the alert sensor reads check
+evaluations.
 
+The checks of one asset share one step (a multi-asset check that can run any subset of them),
+each keeping its own name, result, severity and metadata: a step costs the run about ten event
+writes and its start-up, and `make run` had 20 check steps for 11 assets. Not one step per
+source: a step waits for every asset it checks, so a source's one failed table would skip the
+checks of its other tables."""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
 from checks.diagnostics import DIAGNOSTICS, Diagnostic, Inputs, Spec, Thresholds, evaluate
 from checks.integration_health import record
+from checks.schema_drift import drift_spec
+from checks.schema_drift import evaluate as drift_verdict
+from resources.canonical import CANONICAL_TABLES, CanonicalTable
 from resources.warehouse import WarehouseResource
 
 SEVERITY = {"warning": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
@@ -58,24 +70,70 @@ def verdict(spec: Spec, context: Any) -> Diagnostic:
     return diagnostic
 
 
-def diagnostic_check(spec: Spec) -> dg.AssetChecksDefinition:
-    """The check of `spec` on its asset; its description says what it measures and its
-    thresholds. A source not configured is a failed check naming every variable."""
+@dataclass(frozen=True)
+class Check:
+    """One check of an asset's check step: its spec, the resources it reads, its verdict."""
 
-    @dg.asset_check(
-        asset=dg.AssetKey(list(spec.asset)),
-        name=check_name(spec.name),
-        description=f"{spec.name}: {spec.measures}",
-        # its sources' resources say whether they are configured enough to be judged
-        required_resource_keys={"warehouse", *spec.sources, *([spec.probe] if spec.probe else [])},
+    spec: dg.AssetCheckSpec
+    resources: frozenset[str]
+    judge: Callable[[Any], dg.AssetCheckResult]
+
+
+def diagnostic_check(spec: Spec) -> Check:
+    """The check of `spec`; its description says what it measures and its thresholds. A
+    source not configured is a failed check naming every variable. Its sources' resources say
+    whether they are configured enough to be judged."""
+    return Check(
+        dg.AssetCheckSpec(check_name(spec.name), asset=dg.AssetKey(list(spec.asset)),
+                          description=f"{spec.name}: {spec.measures}"),
+        frozenset({"warehouse", *spec.sources, *([spec.probe] if spec.probe else [])}),
+        lambda context: check_result(verdict(spec, context)),
+    )  # fmt: skip
+
+
+def drift_check(table: CanonicalTable) -> Check:
+    return Check(drift_spec(table), frozenset({"warehouse"}),
+                 lambda context: drift_verdict(context.resources.warehouse, table))  # fmt: skip
+
+
+def check_step(asset: dg.AssetKey, checks: list[Check]) -> dg.AssetChecksDefinition:
+    """One step for the checks of `asset`, any subset of them (the UI runs one alone). A check
+    that raises fails the step after the others have reported theirs."""
+
+    @dg.multi_asset_check(
+        specs=[check.spec for check in checks],
+        name=f"{'__'.join(asset.path)}_checks",
+        required_resource_keys=set().union(*(check.resources for check in checks)),
+        can_subset=True,
     )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        return check_result(verdict(spec, context))
+    def _checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+        failure: Exception | None = None
+        for check in checks:
+            if check.spec.key not in context.selected_asset_check_keys:
+                continue
+            try:
+                result = check.judge(context)
+            except Exception as exc:  # noqa: BLE001 - raised below, once every check reported
+                failure = failure or exc
+                continue
+            yield result._replace(asset_key=asset, check_name=check.spec.name)
+        if failure is not None:
+            raise failure
 
-    return _check
+    return _checks
 
 
-diagnostic_checks = [diagnostic_check(spec) for spec in DIAGNOSTICS]
+def check_steps(checks: list[Check]) -> list[dg.AssetChecksDefinition]:
+    """One check step per asset, holding every check of `checks` on it."""
+    by_asset: dict[dg.AssetKey, list[Check]] = {}
+    for check in checks:
+        by_asset.setdefault(check.spec.asset_key, []).append(check)
+    return [check_step(asset, group) for asset, group in by_asset.items()]
+
+
+diagnostic_checks = check_steps(
+    [*map(diagnostic_check, DIAGNOSTICS), *map(drift_check, CANONICAL_TABLES)]
+)
 _reported: set[tuple[str, str]] = set()  # (run id, check): once per run, however many steps fail
 
 
