@@ -20,7 +20,7 @@ from assets.metadata import table_metadata
 from assets.progress import Progress
 from contract.config import ContractError, TableEntry, load_contract
 from contract.plan import TablePlan, entry_path, plan_table, where
-from contract.records import CLOCK_MARGIN, not_an_object, record_key
+from contract.records import CLOCK_MARGIN
 from contract.staging import RowValues, infer_shape, raw_columns, view_sql
 from resources.canonical import CANONICAL_TABLES, PII_COLUMNS, PROJECTS, CanonicalTable
 from resources.raw_mirror import (
@@ -100,17 +100,9 @@ class RecordStream:
 
     def __iter__(self) -> Iterator[tuple[Any, ...] | Rejected]:
         track = self.plan.cursor.column or self.plan.key.name
-        row_values = RowValues(self.columns)
+        row_values = RowValues(self.columns, self.plan)
         for page in self.pages:
-            for record in page:
-                if not isinstance(record, dict):
-                    yield not_an_object(record)
-                    continue
-                reason = self.plan.check(record)
-                if reason is not None:
-                    yield Rejected(record_key(record, self.plan.key.name), reason, record)
-                    continue
-                yield row_values(record)
+            yield from row_values.page(page)
             # the largest value seen: a full read's pages come in key order, range by range
             seen = [r.get(track) for r in page if isinstance(r, dict) and r.get(track) is not None]
             if seen:

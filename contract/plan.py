@@ -4,6 +4,7 @@ sentence here, before any row is read."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -73,6 +74,21 @@ class TablePlan:
             for f in self.feeds
             if f.source is not None and (f.canonical.required or f.canonical.type not in FITS_ANY)
         )
+
+    def passes(self, column: Callable[[str], list[Any]]) -> bool:
+        """Whether every record of a page passes `check`, tested a column at a time (`column`
+        gives a source column's values across the page); False says only that some record may
+        not: the caller then checks them one by one, so a test here may be stricter than
+        `_fits`, never looser."""
+        if None in column(self.key.name):
+            return False
+        for name, feed in self._checked:
+            values = column(name)
+            if feed.canonical.required and None in values:
+                return False
+            if not _all_fit([v for v in values if v is not None], feed.canonical.type):
+                return False
+        return True
 
     def check(self, record: dict[str, Any]) -> str | None:
         """Why a record cannot feed the models (its quarantine reason), or None."""
@@ -206,6 +222,27 @@ def _missing(entry: TableEntry, shape: TableShape, column: Column, why: str) -> 
         f"`{column.name}: <column>` (or `{column.name}: {{value: ...}}`) under "
         f"{entry_path(entry)}.columns."
     )
+
+
+def _all_fit(values: list[Any], kind: CanonicalType) -> bool:
+    """Whether every (present) value surely `_fits`: the common forms only, in C where it can."""
+    if kind in FITS_ANY or not values:
+        return True
+    kinds = set(map(type, values))
+    if kind == "boolean":
+        return kinds == {bool}
+    if kind in ("bigint", "integer"):
+        limit = BIGINT_RANGE if kind == "bigint" else 2**31
+        return kinds == {int} and -limit <= min(values) and max(values) < limit
+    if kind == "numeric":  # a float from JSON is finite: beyond a double it parses as Decimal
+        return kinds <= {int, float} and max(map(abs, values)) < MONEY_LIMIT
+    if kinds != {str}:
+        return False
+    try:
+        list(map(datetime.fromisoformat, values))
+    except ValueError:
+        return False
+    return True
 
 
 def _fits(value: Any, kind: CanonicalType) -> bool:

@@ -4,15 +4,19 @@ source column; which one feeds a canonical column lives here, derived from the p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 from psycopg import sql
 
 from contract.plan import Feed, TablePlan
+from contract.records import not_an_object, record_key
 from resources import vendor_json
 from resources.canonical import canonical_view
 from resources.raw_mirror import short_type
 from resources.supabase import SourceColumn, TableShape
+from resources.warehouse import Rejected
 
 # Source types the raw mirror stores as they are (in PostgreSQL's short names); the aliases are
 # stored as their usual type, and any other type (enums, inet, ranges...) as the text PostgREST
@@ -40,26 +44,63 @@ def raw_columns(shape: TableShape) -> list[tuple[str, str]]:
 
 class RowValues:
     """Served records as COPY values for the raw mirror's (name, stored type) columns, then
-    `_raw`: a jsonb column's value, and any object or array, as JSON text."""
+    `_raw`: a jsonb column's value, and any object or array, as JSON text.
 
-    def __init__(self, columns: list[tuple[str, str]]) -> None:
+    A page is converted a column at a time (a map in C per column, no Python call per record);
+    a page where some record may fail the plan's check, or is not an object, goes record by
+    record so that each bad one is quarantined with its reason.
+    """
+
+    def __init__(self, columns: list[tuple[str, str]], plan: TablePlan) -> None:
         self.names = [name for name, _ in columns]
         self.jsonb = [stored == "jsonb" for _, stored in columns]
-        self.any_jsonb = any(self.jsonb)
+        self.plan = plan
 
-    def __call__(self, record: dict[str, Any]) -> tuple[Any, ...]:
-        dumps = vendor_json.dumps
-        values = list(map(record.get, self.names))
-        # an object or array in a typed column is rare: one pass in C over the types finds it
-        if self.any_jsonb or not _CONTAINERS.isdisjoint(map(type, values)):
-            values = [
-                dumps(v) if v is not None and (j or type(v) in _CONTAINERS) else v
-                for v, j in zip(values, self.jsonb, strict=True)
-            ]
-        return (*values, dumps(record))
+    def page(self, records: list[Any]) -> Sequence[tuple[Any, ...] | Rejected]:
+        """The page's rows, a bad record's reason in its place."""
+        if not records or set(map(type, records)) != {dict}:
+            return [self._one(r) for r in records]
+        columns = _Columns(records)
+        if not self.plan.passes(columns):
+            return [self._one(r) for r in records]
+        return self._rows(records, columns)
+
+    def _one(self, record: Any) -> tuple[Any, ...] | Rejected:
+        if not isinstance(record, dict):
+            return not_an_object(record)
+        reason = self.plan.check(record)
+        if reason is not None:
+            return Rejected(record_key(record, self.plan.key.name), reason, record)
+        return self._rows([record], _Columns([record]))[0]
+
+    def _rows(self, records: list[dict[str, Any]], columns: _Columns) -> list[tuple[Any, ...]]:
+        values = [_as_json(columns(n), j) for n, j in zip(self.names, self.jsonb, strict=True)]
+        return list(zip(*values, vendor_json.dumps_all(records), strict=True))
+
+
+class _Columns:
+    """A page's values of one source column at a time, each taken once (None where absent)."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+        self.taken: dict[str, list[Any]] = {}
+
+    def __call__(self, name: str) -> list[Any]:
+        if name not in self.taken:
+            self.taken[name] = list(map(dict.get, self.records, repeat(name)))
+        return self.taken[name]
 
 
 _CONTAINERS = frozenset({dict, list})  # what JSON parsing makes of objects and arrays
+
+
+def _as_json(values: list[Any], jsonb: bool) -> list[Any]:
+    """A column's values, as JSON text where the column is jsonb or a value is an object or
+    array (rare in a typed column: one pass in C over the types finds it)."""
+    if not jsonb and _CONTAINERS.isdisjoint(map(type, values)):
+        return values
+    dumps = vendor_json.dumps
+    return [dumps(v) if v is not None and (jsonb or type(v) in _CONTAINERS) else v for v in values]
 
 
 def infer_shape(name: str, key: str, rows: list[dict[str, Any]]) -> TableShape:

@@ -16,9 +16,7 @@ from datetime import date, datetime
 from operator import itemgetter
 from typing import Any
 
-from psycopg import Copy, adapters
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
+from psycopg import Copy
 
 Column = Sequence[Any]
 # a column's values as binary COPY takes them, or None: the batch goes as text
@@ -26,22 +24,10 @@ Convert = Callable[[Column], Column | None]
 Fits = Callable[[list[str]], bool]
 
 _NONE = type(None)
-JSONB_OID = adapters.types["jsonb"].oid
 
 
-class JsonText(str):
-    """The key psycopg files the jsonb text dumper under (no value has this type; under `str`
-    it would change how every string is dumped)."""
-
-
-class JsonTextBinaryDumper(Dumper):
-    """JSON text (what the loader stages for jsonb) as jsonb's binary form: version 1, the text."""
-
-    format = Format.BINARY
-    oid = JSONB_OID
-
-    def dump(self, obj: Any) -> bytes:
-        return b"\x01" + obj.encode()
+# jsonb's binary form: a version byte, then the JSON text
+JSONB_VERSION = b"\x01"
 
 
 def _typed(kinds: frozenset[type]) -> Convert:
@@ -111,6 +97,17 @@ def _parsed(fits: Fits, parse: Callable[[str], Any], zoned: bool | None = None) 
     return convert
 
 
+def _jsonb(values: Column) -> Column | None:
+    """JSON text (what the loader stages for jsonb) in jsonb's binary form, sent through
+    psycopg's bytes dumper (in C; binary COPY carries no type, only each value's bytes)."""
+    if not set(map(type, values)) <= {str, _NONE}:
+        return None
+    try:
+        return [None if v is None else JSONB_VERSION + v.encode() for v in values]
+    except UnicodeEncodeError:  # a lone surrogate: refused as text, with its reason
+        return None
+
+
 # ISO forms: a date; a time of day after "T"; a zone as ±HH:MM last, so that the longest
 # timestamp holds at most six digits of fractions (more would be truncated here, rounded there)
 _DATE = _shaped((4, 7), ["--"], 10)
@@ -126,7 +123,7 @@ CONVERSIONS: dict[str, tuple[str, Convert]] = {
     "boolean": ("bool", _typed(frozenset({bool, _NONE}))),
     "double precision": ("float8", _doubles),
     "text": ("text", _typed(frozenset({str, _NONE}))),
-    "jsonb": ("jsonb", _typed(frozenset({str, _NONE}))),
+    "jsonb": ("bytea", _jsonb),
     "uuid": ("uuid", _parsed(_UUID, uuid.UUID)),
     "date": ("date", _parsed(_DATE, date.fromisoformat)),
     "timestamptz": ("timestamptz", _parsed(_STAMP_ZONED, datetime.fromisoformat, True)),
@@ -149,6 +146,5 @@ def binary_rows(types: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> list[t
 
 
 def set_types(copy: Copy, types: Sequence[str]) -> None:
-    """A binary COPY's column types; jsonb columns take the JSON text the loader stages."""
-    copy.cursor.adapters.register_dumper(JsonText, JsonTextBinaryDumper)
+    """A binary COPY's column types, as `binary_rows` holds their values."""
     copy.set_types([CONVERSIONS[t][0] for t in types])

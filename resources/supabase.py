@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from resources import vendor_json
 from resources.errors import ConfigError, SourceError, require_setting
 from resources.settings import SettingsResource, bind, field_value
-from resources.streams import fan_in
+from resources.streams import fan_in, fewer_collections
 from resources.tls import tls_context
 from resources.vendor_clock import VendorClock
 
@@ -366,7 +366,12 @@ class SupabaseProject:
         PostgREST silently caps a response at max-rows, so a short page is not the end: only an
         empty one is. Offsets are never used: they shift under concurrent writes.
         """
-        position = dict(after) if after else None
+        with fewer_collections():
+            yield from self._scan(table, keyset, dict(after) if after else None, columns)
+
+    def _scan(
+        self, table: str, keyset: Keyset, position: dict[str, Any] | None, columns: str
+    ) -> Iterator[list[dict[str, Any]]]:
         while True:
             page = self._request(
                 table, partial(_keyset_page, keyset=keyset, after=position, columns=columns)
@@ -401,7 +406,8 @@ class SupabaseProject:
                 cuts.append(cut)
         bounds = list(zip([None, *cuts], [*cuts, None], strict=True))
         ranges = [partial(self.scan_range, table, ranged, lo, hi, columns) for lo, hi in bounds]
-        yield from ranges[0]() if len(ranges) == 1 else fan_in(ranges, 2 * IN_FLIGHT)
+        with fewer_collections():
+            yield from ranges[0]() if len(ranges) == 1 else fan_in(ranges, 2 * IN_FLIGHT)
 
     def scan_range(
         self, table: str, keyset: Keyset, lo: Any, hi: Any, columns: str = "*"
@@ -730,11 +736,12 @@ class DirectProject:
     def _pages(self, table: str, query: sql.Composed, params: list[Any]) -> Iterator[list[Any]]:
         self.stats.add(requests=1)
         try:
-            with self.conn.cursor(name=f"scan_{table}") as cur:
+            with fewer_collections(), self.conn.cursor(name=f"scan_{table}") as cur:
                 cur.itersize = self.fetch_rows
                 cur.execute(query, params)
                 while page := cur.fetchmany(self.fetch_rows):
-                    rows = [vendor_json.loads(text) for (text,) in page]
+                    # one JSON array per page: one parse, not one per row
+                    rows = vendor_json.loads_as(f"[{','.join(t for (t,) in page)}]", list)
                     self.stats.add(pages=1, rows=len(rows))
                     yield rows
         except psycopg.errors.UndefinedTable:
