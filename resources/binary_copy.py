@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from psycopg import Copy
@@ -24,6 +24,7 @@ Convert = Callable[[Column], Column | None]
 Fits = Callable[[list[str]], bool]
 
 _NONE = type(None)
+_ZONE = attrgetter("tzinfo")
 
 
 # jsonb's binary form: a version byte, then the JSON text
@@ -81,18 +82,23 @@ def _parsed(fits: Fits, parse: Callable[[str], Any], zoned: bool | None = None) 
     def convert(values: Column) -> Column | None:
         if only_text(values) is None:
             return None
-        present = [v for v in values if v is not None]
+        present = [v for v in values if v is not None] if None in values else values
         if not present:
             return values
         if not fits(present):
             return None
         try:
-            parsed = [None if v is None else parse(v) for v in values]
+            parsed = list(map(parse, present))
         except ValueError:  # say a day 31 in April: PostgreSQL's to refuse, as text
             return None
-        if zoned is not None and any((p.tzinfo is None) == zoned for p in parsed if p):
-            return None
-        return parsed
+        if zoned is not None:
+            zones = set(map(_ZONE, parsed))
+            if None in zones if zoned else zones != {None}:
+                return None
+        if present is values:
+            return parsed
+        each = iter(parsed)
+        return [None if v is None else next(each) for v in values]
 
     return convert
 
