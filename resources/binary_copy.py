@@ -21,7 +21,7 @@ from psycopg import Copy
 Column = Sequence[Any]
 # a column's values as binary COPY takes them, or None: the batch goes as text
 Convert = Callable[[Column], Column | None]
-Fits = Callable[[list[str]], bool]
+Fits = Callable[[Column], bool]
 
 _NONE = type(None)
 _ZONE = attrgetter("tzinfo")
@@ -66,7 +66,7 @@ def _shaped(positions: tuple[int, ...], marks: Sequence[str], longest: int) -> F
     marks_at = itemgetter(*positions)
     allowed = {tuple(m) for m in marks}
 
-    def fits(texts: list[str]) -> bool:
+    def fits(texts: Column) -> bool:
         if min(map(len, texts)) <= max(map(abs, positions)):
             return False
         return set(map(marks_at, texts)) <= allowed and max(map(len, texts)) <= longest
