@@ -4,7 +4,8 @@ run and its target; prints one table, writes bench/results.json and draws bench/
 
 `python -m bench [--rows N] [--runs R] [--days D] [--out DIR] [--only SECTION ...]
 [--server URI]`: N rows for the loads, the dashboard and the school's sandbox (a million by
-default; the models' sandbox has N/10 leads over D days, loaded through every source's job);
+default; the models' sandbox has N/10 leads over D days, loaded through every source's job,
+then grown in SQL to N);
 each figure is the median of R runs where a run is minutes at most (dlt, the sandbox, the
 dashboard: one); the databases are an embedded server's of .local/bench-pgdata, or those of
 the PostgreSQL server URI names (the smoke test's). `--only facebook` prints the Facebook
@@ -44,7 +45,7 @@ def _sections() -> dict[str, Section]:
     return {
         "supabase": lambda server, a: supabase_figures.measure(server, a.rows, a.runs),
         "amocrm": lambda server, a: [amocrm_load.measure(server, a.rows / FULL_ROWS, a.runs)],
-        "models": lambda server, a: models.measure(server, a.rows // 10, a.days, a.runs),
+        "models": lambda server, a: models.measure(server, a.rows, a.days, a.runs),
         "api": lambda server, a: [
             api_latency.measure(server, a.rows, a.days, min(200, a.rows // 100))
         ],

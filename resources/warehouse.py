@@ -358,10 +358,11 @@ class WarehouseResource(dg.ConfigurableResource):
         With a `day_column`, only the days its declared inputs touched since its last build are
         recomputed (see resources/model_inputs.py), the model applying `%(days)s` itself; none
         touched, nothing is rewritten. A model whose touched SQL selects row keys (core.leads'
-        lead_key) instead of days recomputes those rows, applying `%(keys)s`, and logs the days
-        they left or landed on for the models built from it. Every row is recomputed on the
-        first build, after a parameter change, when an input without a mapping changed, or with
-        `full`. Readers keep seeing the old rows until the commit (MVCC), so the swap is atomic.
+        lead_key, core.sales' sale_key) instead of days recomputes those rows, applying
+        `%(keys)s`, and logs the days they left or landed on for the models built from it. Every
+        row is recomputed on the first build, after a parameter change, when an input without a
+        mapping changed, or with `full`. Readers keep seeing the old rows until the commit
+        (MVCC), so the swap is atomic.
         """
         schema, name = table.split(".")
         params = params or {}

@@ -19,6 +19,7 @@ FIGURES = [
     "incremental Supabase load, 1 % changed",
     "AmoCRM full load at the 7 req/s limit",
     "model rebuild after one hour, 2 years",
+    "model rebuild, nothing changed",
     "hourly run with nothing changed, end to end",
     "dashboard queries as dashboard_reader, p95",
     "sandbox of a school generated and served",

@@ -2,7 +2,8 @@
 SQL is parsed (through the functions it calls, read from PostgreSQL) and must read exactly the
 relations its `-- reads:` header lists; its touched-days SQL may read only those (and the model's
 own rows). On a small world written straight into raw tables of a real PostgreSQL: an idle build
-rewrites nothing, one changed deal rebuilds its day only in core and in the mart, a change to an
+rewrites nothing, one changed deal rebuilds its day only in core and in the mart (core.sales by
+sale key: a deal no longer won takes its sale and day along), a change to an
 input with no day mapping (the attribution rules) rebuilds every day, and a mart's watermark
 follows only the models it reads."""
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from assets.models import DAY_COLUMNS, MODEL_TABLES
 from contract.model_params import VENDOR_FACTS
+from resources.amocrm import WON_STATUS_ID
 from resources.canonical import CANONICAL_TABLES, placeholder_sql
 from resources.model_inputs import (
     declared_inputs,
@@ -58,8 +60,8 @@ def test_each_model_reads_exactly_its_declared_inputs(warehouse):
         touched = touched_sql(table)
         if touched:  # its changes mapped to days: only what the model reads, or its own rows
             assert relations_read(touched) <= {*declared_inputs(table), table}, table
-        if DAY_COLUMNS[table]:  # the day predicate is applied inside the model
-            assert "%(days)s" in text, table
+        if DAY_COLUMNS[table]:  # the day (or, keyed, the row key) predicate is in the model
+            assert "%(days)s" in text or "%(keys)s" in text, table
 
 
 def test_given_a_join_added_without_declaring_it_then_the_comparison_names_it(warehouse):
@@ -125,6 +127,23 @@ def test_given_declared_inputs_then_only_their_changed_days_are_rebuilt(warehous
         ("2026-09-01", 1), ("2026-09-02", 2), ("2026-09-03", 1)]  # fmt: skip
     touch_rules(warehouse)  # read through core.attribute, mapped to no day: every day
     assert build(warehouse, *leads) == {"core.leads": (None, 4), "marts.leads_total": (None, 3)}
+
+
+def test_given_deals_won_and_lost_then_core_sales_rebuilds_their_sales_only(warehouse):
+    days = [datetime(2026, 9, d, 6, tzinfo=UTC) for d in (1, 2, 3)]
+    for deal_id, created in enumerate(days, 1):
+        put_deal(warehouse, deal_id, created, status=WON_STATUS_ID)
+    sales = ("core.sales", "marts.sales_total")
+    assert build(warehouse, *sales) == {"core.sales": (None, 3), "marts.sales_total": (None, 3)}
+    assert build(warehouse, *sales) == {"core.sales": (0, 0), "marts.sales_total": (0, 0)}
+    put_deal(warehouse, 2, days[1], status=1)  # no longer won: its sale goes, its day with it
+    put_deal(warehouse, 4, days[2], status=WON_STATUS_ID)
+    # by key: one sale written, two gone or moved; the mart rebuilds those sales' two days
+    assert build(warehouse, *sales) == {"core.sales": (2, 1), "marts.sales_total": (2, 1)}
+    assert warehouse.fetch_all("SELECT sale_key FROM core.sales ORDER BY 1") == [
+        ("deal:1",), ("deal:3",), ("deal:4",)]  # fmt: skip
+    assert warehouse.fetch_all("SELECT day::text, sales FROM marts.sales_total ORDER BY 1") == [
+        ("2026-09-01", 1), ("2026-09-03", 2)]  # fmt: skip
 
 
 def test_given_a_mart_then_its_watermark_follows_only_the_models_it_reads(warehouse):

@@ -5,16 +5,25 @@
 --        stg_supabase_tripwire.tripwire_users,
 --        stg_supabase_traffic.targetologist_utm_rules, stg_supabase_traffic.targetologists
 --        (the last two through core.attribute)
+-- Built by sale key ('deal:' || deal_key, 'tripwire:' || purchase id): %(keys)s, NULL for all.
 WITH webhooks AS (
+    -- the webhooks of the deals among the keys, and those naming no deal by their own key
+    -- (a superset of the keys' webhooks an index serves; `keyed` keeps the keys' own)
     SELECT 'express' AS course, w.* FROM stg_supabase_main.express_course_sales w
     WHERE w._deleted_at IS NULL
+      AND (core.on_int_keys(w.amocrm_lead_id, 'deal', %(keys)s)
+           OR w.id = ANY(core.key_ids(%(keys)s, 'deal:express')))
     UNION ALL
     SELECT 'flagship', w.* FROM stg_supabase_main.flagship_course_sales w
     WHERE w._deleted_at IS NULL
+      AND (core.on_int_keys(w.amocrm_lead_id, 'deal', %(keys)s)
+           OR w.id = ANY(core.key_ids(%(keys)s, 'deal:flagship')))
 ), keyed AS (
     -- the same webhook delivered twice is one sale; the first delivery stands for it
-    SELECT coalesce(w.amocrm_lead_id::text, w.course || ':' || w.id) AS deal_key, w.*
-    FROM webhooks w
+    SELECT * FROM (
+        SELECT coalesce(w.amocrm_lead_id::text, w.course || ':' || w.id) AS deal_key, w.*
+        FROM webhooks w
+    ) k WHERE core.on_keys(k.deal_key, 'deal', %(keys)s)
 ), firsts AS (
     SELECT DISTINCT ON (deal_key) k.*, count(*) OVER (PARTITION BY deal_key) AS copies
     FROM keyed k ORDER BY deal_key, created_at, id
@@ -33,8 +42,6 @@ WITH webhooks AS (
         SELECT * FROM stg_supabase_main.landing_leads l0
         WHERE l0.amocrm_lead_id = f.amocrm_lead_id ORDER BY l0.id LIMIT 1
     ) l ON true
-    -- a sale's day is its first webhook's: known only after DISTINCT ON, before the joins
-    WHERE core.on_days(f.created_at, %(tz)s, %(days)s)
 )
 SELECT 'deal:' || c.deal_key AS sale_key, 'webhook' AS source,
        coalesce(CASE c.deal_pipeline WHEN %(express)s THEN 'express'
@@ -73,7 +80,7 @@ SELECT 'deal:' || a.id, 'amocrm',
        core.attribute(a.utm_source, a.utm_medium, a.utm_campaign, a.utm_content, a.utm_term)
 FROM raw_amocrm.leads a
 WHERE a._deleted_at IS NULL AND a.status_id = %(won_status)s AND a.pipeline_id IN (%(express)s, %(flagship)s)
-  AND core.on_days(coalesce(a.closed_at, a.updated_at), %(tz)s, %(days)s)
+  AND core.on_int_keys(a.id, 'deal', %(keys)s)
   AND NOT EXISTS (SELECT 1 FROM keyed k WHERE k.amocrm_lead_id = a.id)
 UNION ALL
 SELECT 'tripwire:' || p.id, 'tripwire', 'tripwire', NULL, p.created_at,
@@ -86,4 +93,4 @@ SELECT 'tripwire:' || p.id, 'tripwire', 'tripwire', NULL, p.created_at,
 FROM stg_supabase_tripwire.tripwire_purchases p
 LEFT JOIN stg_supabase_tripwire.tripwire_users u ON u.id = p.user_id
 WHERE p._deleted_at IS NULL AND p.status = 'paid'
-  AND core.on_days(p.created_at, %(tz)s, %(days)s)
+  AND core.on_keys(p.id, 'tripwire', %(keys)s)
