@@ -70,6 +70,8 @@ class Figure:
         """How much of the target's allowance the measurement uses: 1 is the target, below is
         better, whichever way the target points (the chart's bar)."""
         measured, bound = self.measured, self.target.bound
+        if self.target.at_most and bound == 0:  # none allowed (models that rewrote a day)
+            return 0.0 if measured == 0 else float("inf")
         if self.target.at_most:
             return measured / bound
         return bound / measured if measured else float("inf")
