@@ -30,7 +30,14 @@ from resources.raw_mirror import (
     record_served,
     stored_columns,
 )
-from resources.supabase import Keyset, SchemaForbidden, SupabaseResource, TableReader, TableShape
+from resources.supabase import (
+    DigestUnavailable,
+    Keyset,
+    SchemaForbidden,
+    SupabaseResource,
+    TableReader,
+    TableShape,
+)
 from resources.warehouse import Rejected, TableSpec, WarehouseResource
 
 # Rows re-read behind the stored cursor on every run: a source transaction that commits late
@@ -246,9 +253,10 @@ def sync_table(
         result = warehouse.load(spec, stream, source=table.source, entity=table.name,
                                 new_cursor=stream.cursor, snapshot=snapshot)  # fmt: skip
         requests_before, detection_started = api.stats.requests, time.perf_counter()
+        gone = Deletions([], "none: a snapshot load marks what it did not see")
         if not snapshot:  # a snapshot load marked what it did not see, in its transaction
             gone = find_deleted(api, warehouse, plan, spec)
-            result.deleted = warehouse.mark_deleted(spec, gone)
+            result.deleted = warehouse.mark_deleted(spec, gone.keys)
         detection = (api.stats.requests - requests_before, time.perf_counter() - detection_started)
     counts: dict[str, Any] = {
         **plan_summary(plan),
@@ -264,14 +272,16 @@ def sync_table(
         "pages": api.stats.pages,
         "requests": api.stats.requests,
         "retries": api.stats.retries,
+        "deletion_method": gone.method,
         "deletion_requests": detection[0],
         "deletion_seconds": round(detection[1], 3),
         "cursor_before": result.cursor_before or {},
         "cursor_after": result.cursor_after or {},
         "seconds": round(result.seconds, 3),
     }
-    if result.notes:
-        counts["notes"] = "; ".join(result.notes)
+    notes = [*result.notes, *([gone.note] if gone.note else [])]
+    if notes:
+        counts["notes"] = "; ".join(notes)
     return counts
 
 
@@ -296,39 +306,115 @@ class _Range:
     sibling_differs: bool = False
 
 
+# Key buckets per digest request: their bounds travel in its body (about 40 kB of uuids).
+DIGEST_BUCKETS = 1000
+# Keys the source answers per request for the buckets that differ (about 0.8 MB of uuids); more
+# than that in differing buckets, and they are cut finer first (one request more, fewer bytes).
+BUCKET_KEYS = 20_000
+DIGESTS = "key digests"
+COUNTS = "row counts over key ranges"
+
+
+@dataclass(frozen=True)
+class Deletions:
+    """Keys the source no longer holds, how they were found, and why by the slow method."""
+
+    keys: list[Any]
+    method: str
+    note: str | None = None
+
+
 def find_deleted(
     api: TableReader, warehouse: WarehouseResource, plan: TablePlan, spec: TableSpec
-) -> list[Any]:
+) -> Deletions:
     """Keys live in the raw table that the source no longer holds, without reading every key:
-    the source's row count over a key range (one HEAD) against the raw table's; a range whose
-    counts agree is done, one that differs is halved at the raw table's median key, down to
-    ranges of a page, whose keys are read. Where deletions are spread so thinly that both
-    halves of a range keep differing and reading it costs at most twice its difference in
-    pages, it is read at once (halving would cost more). Text keys are confirmed gone by an
-    `in` request, so a source that orders text otherwise can cost requests, never a row.
-    """
+    by digests of key buckets when the source computes them (its database on the direct path,
+    the optional function through REST), else by counts over key ranges."""
     table, keyset = plan.entry.table, Keyset((plan.key.name,), plan.keyset.quoted)
-    page = getattr(getattr(api, "config", None), "page_size", 1000)
-    gone: list[Any] = []
     with warehouse.connection() as conn:
         stored = StoredKeys(conn, spec.schema, spec.name, plan.key.name)
-        pending = [_Range(None, None, api.count(table, keyset))]
-        while pending:
-            part = pending.pop()
-            have = stored.count(part.lo, part.hi)
-            differs = abs(have - part.source)
-            if not differs:
-                continue
-            dense = part.sibling_differs and -(-have // page) <= 2 * differs
-            if have <= page or dense:
-                gone += _gone_in(api, stored, table, keyset, part)
-                continue
-            half = have // 2 + 1  # keys of the left half, (lo, mid]
-            mid = stored.key_at(part.lo, part.hi, half - 1)
-            left = api.count(table, keyset, part.lo, mid)
-            both = left != half and part.source - left != have - half
-            right = part.source - left
-            pending += [_Range(part.lo, mid, left, both), _Range(mid, part.hi, right, both)]
+        try:
+            return Deletions(_by_digests(api, stored, table, keyset), DIGESTS)
+        except DigestUnavailable as why:
+            note = f"deletions found by {COUNTS}, not digests: {why}"
+        conn.rollback()  # a refused query on the mirror's side leaves its transaction aborted
+        return Deletions(_by_counts(api, stored, table, keyset), COUNTS, note)
+
+
+def _by_digests(api: TableReader, stored: StoredKeys, table: str, keyset: Keyset) -> list[Any]:
+    """The source's count and digest per bucket of about `step` stored keys (the bounds are the
+    raw table's own keys, every step-th) against the raw table's; buckets that differ are cut
+    finer while their keys would not fit one answer, then their keys are compared."""
+    live = stored.count(None, None)
+    if not live:
+        return []
+    step = -(-live // DIGEST_BUCKETS)
+    bounds = stored.every(step)
+    while True:
+        differ = _differing(api, stored, table, keyset, bounds)
+        held = sum(differ.values())
+        finer = -(-held // DIGEST_BUCKETS)
+        if held <= BUCKET_KEYS or finer >= step:
+            break
+        step, bounds = finer, stored.refine(bounds, sorted(differ), finer)
+    text = [str(b) for b in bounds]
+    missing: list[Any] = []
+    for chunk in _chunks(differ, BUCKET_KEYS):
+        served = api.bucket_keys(table, keyset, text, chunk)
+        missing += [k for k in stored.bucket_keys(text, chunk) if str(k) not in served]
+    return _confirmed_gone(api, table, keyset, missing)
+
+
+def _differing(
+    api: TableReader, stored: StoredKeys, table: str, keyset: Keyset, bounds: list[Any]
+) -> dict[int, int]:
+    """The buckets holding stored keys whose count or digest the source does not match, and
+    how many stored keys each holds (a bucket of the source's new rows alone has none to lose)."""
+    text = [str(b) for b in bounds]
+    theirs = api.key_digests(table, keyset, text)
+    ours = stored.digests(text)
+    return {b: rows for b, (rows, digest) in ours.items() if theirs.get(b) != (rows, digest)}
+
+
+def _chunks(sizes: dict[int, int], most: int) -> Iterator[list[int]]:
+    """The buckets in groups holding at most `most` keys (a bigger bucket alone)."""
+    group: list[int] = []
+    held = 0
+    for bucket in sorted(sizes):
+        if group and held + sizes[bucket] > most:
+            yield group
+            group, held = [], 0
+        group.append(bucket)
+        held += sizes[bucket]
+    if group:
+        yield group
+
+
+def _by_counts(api: TableReader, stored: StoredKeys, table: str, keyset: Keyset) -> list[Any]:
+    """The source's row count over a key range (one request) against the raw table's; a range
+    whose counts agree is done, one that differs is halved at the raw table's median key, down
+    to ranges of a page, whose keys are read. Where deletions are spread so thinly that both
+    halves of a range keep differing and reading it costs at most twice its difference in
+    pages, it is read at once (halving would cost more)."""
+    page = getattr(getattr(api, "config", None), "page_size", 1000)
+    gone: list[Any] = []
+    pending = [_Range(None, None, api.count(table, keyset))]
+    while pending:
+        part = pending.pop()
+        have = stored.count(part.lo, part.hi)
+        differs = abs(have - part.source)
+        if not differs:
+            continue
+        dense = part.sibling_differs and -(-have // page) <= 2 * differs
+        if have <= page or dense:
+            gone += _gone_in(api, stored, table, keyset, part)
+            continue
+        half = have // 2 + 1  # keys of the left half, (lo, mid]
+        mid = stored.key_at(part.lo, part.hi, half - 1)
+        left = api.count(table, keyset, part.lo, mid)
+        both = left != half and part.source - left != have - half
+        right = part.source - left
+        pending += [_Range(part.lo, mid, left, both), _Range(mid, part.hi, right, both)]
     return gone
 
 
@@ -340,9 +426,16 @@ def _gone_in(
     served = {str(row[key]) for page in api.scan_range(table, keyset, part.lo, part.hi, key)
               for row in page}  # fmt: skip
     missing = [k for k in stored.keys(part.lo, part.hi) if str(k) not in served]
+    return _confirmed_gone(api, table, keyset, missing)
+
+
+def _confirmed_gone(api: TableReader, table: str, keyset: Keyset, missing: list[Any]) -> list[Any]:
+    """Text keys are confirmed gone by an `in` request: a source that orders or compares text
+    otherwise than we do can cost requests, never a row."""
     if not keyset.quoted or not missing:
         return missing
-    found: set[str] = set()  # text keys: the source may order them otherwise than we do
+    key = keyset.key
+    found: set[str] = set()
     for start in range(0, len(missing), IN_LIST_KEYS):
         chunk = missing[start : start + IN_LIST_KEYS]
         found |= {str(row[key]) for page in api.scan_keys(table, keyset, chunk) for row in page}
@@ -360,7 +453,8 @@ def load_supabase_table(
     context.log.info(
         f"{table.source}.{table.name}: {counts['cursor']} ({counts['cursor_reason']}); "
         f"{counts['rows_read']} rows read, {counts['rows_inserted']} new, "
-        f"{counts['rows_updated']} updated, {counts['rows_deleted']} deleted; "
+        f"{counts['rows_updated']} updated, {counts['rows_deleted']} deleted (by "
+        f"{counts['deletion_method']}); "
         f"schema {counts['schema_changes']}"
     )
     counts["feeds"] = dg.MetadataValue.json(counts["feeds"])

@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from resources.supabase import TableShape
+from resources.supabase import Digests, KeyBuckets, TableShape
 
 
 @dataclass
@@ -157,6 +157,61 @@ class StoredKeys:
 
     def __init__(self, conn: psycopg.Connection, schema: str, table: str, key: str) -> None:
         self.conn, self.target, self.key = conn, sql.Identifier(schema, table), sql.Identifier(key)
+        self._key_name = key
+        self._buckets: KeyBuckets | None = None
+
+    @property
+    def buckets(self) -> KeyBuckets:
+        """How the key is cut into buckets, as the source cuts its own (its type read once)."""
+        if self._buckets is None:
+            self._buckets = KeyBuckets.of(
+                self.conn, self.target.as_string(self.conn), self._key_name
+            )
+        return self._buckets
+
+    def every(self, step: int) -> list[Any]:
+        """Every `step`-th live key in the buckets' order: the bounds of buckets of `step` keys."""
+        return self._bounds(sql.SQL("true"), sql.SQL("true"), [], step)
+
+    def refine(self, bounds: list[Any], buckets: list[int], step: int) -> list[Any]:
+        """Bounds cutting the given buckets into buckets of `step` keys; the buckets between
+        them merge (each agreed with the source, so their union does)."""
+        text = [str(b) for b in bounds]
+        uppers = [bounds[b] for b in buckets if b < len(bounds)]
+        bucket = self.buckets.bucket
+        within = sql.SQL("{} = ANY(%s)").format(bucket)
+        return self._bounds(bucket, within, [text, text, buckets], step, uppers)
+
+    def _bounds(
+        self,
+        part: sql.Composable,
+        within: sql.Composable,
+        params: list[Any],
+        step: int,
+        also: Sequence[Any] = (),
+    ) -> list[Any]:
+        """The first and then each `step`-th live key of each `part` where `within` holds, and
+        the keys `also`, in the buckets' order."""
+        kinds = self.buckets
+        query = sql.SQL(
+            "SELECT k FROM (SELECT {key} AS k, row_number() OVER (PARTITION BY {part}"
+            " ORDER BY {order}) AS n FROM {t} WHERE _deleted_at IS NULL AND {within}) s"
+            " WHERE n %% %s = 1 UNION SELECT unnest(%s::text[]::{type}[])"
+        ).format(key=self.key, part=part, order=kinds.sorted, t=self.target, within=within,
+                 type=sql.SQL(kinds.type))  # fmt: skip
+        order = sql.SQL('k COLLATE "C"') if kinds.collatable else sql.SQL("k")
+        ordered = sql.SQL("SELECT k FROM ({}) u ORDER BY {}").format(query, order)
+        rows = self.conn.execute(ordered, [*params, step, [str(v) for v in also]])
+        return [k for (k,) in rows]
+
+    def digests(self, bounds: list[str]) -> Digests:
+        """Each non-empty bucket's live keys: their count and digest, as the source computes."""
+        query = self.buckets.digests_sql(self.target, sql.SQL("_deleted_at IS NULL"))
+        return {b: (n, d) for b, n, d in self.conn.execute(query, [bounds])}
+
+    def bucket_keys(self, bounds: list[str], buckets: list[int]) -> list[Any]:
+        query = self.buckets.keys_sql(self.target, sql.SQL("_deleted_at IS NULL"))
+        return [k for (k,) in self.conn.execute(query, [bounds, buckets])]
 
     def _where(self, lo: Any, hi: Any) -> tuple[sql.Composable, list[Any]]:
         parts: list[sql.Composable] = [sql.SQL("_deleted_at IS NULL")]

@@ -48,6 +48,17 @@ TABLE_MISSING_CODES = frozenset({"PGRST205", "42P01"})
 # ranges side by side). Each holds one of the project's database connections while it runs, and a
 # small Supabase instance pools about 15 for the app and every reader together.
 IN_FLIGHT = 4
+# The optional function a project installs so that deletions are found in a few requests: per key
+# bucket a count and a digest of its keys (sql/source/warehouse_key_digest.sql). The direct path
+# runs the same computation as SQL (`digest_sql`), and so does the raw mirror.
+KEY_DIGEST = "warehouse_key_digest"
+KEY_DIGEST_FILE = f"sql/source/{KEY_DIGEST}.sql"
+INSTALL_KEY_DIGEST = (
+    f"to find deletions in a few requests, run {KEY_DIGEST_FILE} in the project's SQL editor, "
+    "then NOTIFY pgrst, 'reload schema'"
+)
+# bucket → (rows, digest): what a digest request answers for its non-empty buckets
+Digests = dict[int, tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -141,6 +152,17 @@ class TableReader(Protocol):
     def scan_keys(
         self, table: str, keyset: Keyset, keys: Sequence[Any]
     ) -> Iterator[list[dict[str, Any]]]: ...
+
+    def key_digests(self, table: str, keyset: Keyset, bounds: Sequence[str]) -> Digests: ...
+
+    def bucket_keys(
+        self, table: str, keyset: Keyset, bounds: Sequence[str], buckets: Sequence[int]
+    ) -> set[str]: ...
+
+
+class DigestUnavailable(Exception):
+    """The source cannot give key digests; the message says why (and, when the function is
+    missing, how to install it). Deletion detection then counts rows over key ranges."""
 
 
 class _LastResponse(threading.local):
@@ -318,6 +340,8 @@ class SupabaseProject:
         self._last = last
         self._rest = rest
         self.stats = ScanStats()
+        # the project's RPC functions, from its OpenAPI document (None: not read, or forbidden)
+        self.functions: frozenset[str] | None = None
 
     def server_now(self) -> datetime:
         """The project's clock: the `Date` of its last answer."""
@@ -350,6 +374,7 @@ class SupabaseProject:
             )
         body = _json_or_none(response)
         if response.status_code == 200 and isinstance(body, dict):
+            self.functions = rpc_functions(body)
             return parse_openapi(body)
         if isinstance(body, dict) and response.status_code not in RETRY_STATUSES:
             raise self._terminal("the schema", APIError(body))
@@ -456,6 +481,39 @@ class SupabaseProject:
             )
         return int(total)
 
+    def key_digests(self, table: str, keyset: Keyset, bounds: Sequence[str]) -> Digests:
+        """Each non-empty key bucket's rows and digest, from the project's KEY_DIGEST function:
+        one POST whatever the buckets, its answer one jsonb value (max-rows does not cap it)."""
+        answer = self._digest_call(table, keyset, bounds, None)
+        return {int(b): (int(n), int(d)) for b, n, d in answer}
+
+    def bucket_keys(
+        self, table: str, keyset: Keyset, bounds: Sequence[str], buckets: Sequence[int]
+    ) -> set[str]:
+        """The keys (as text) of the given buckets, from the same function."""
+        return {str(k) for k in self._digest_call(table, keyset, bounds, buckets)}
+
+    def _digest_call(
+        self, table: str, keyset: Keyset, bounds: Sequence[str], buckets: Sequence[int] | None
+    ) -> list[Any]:
+        if self.functions is not None and KEY_DIGEST not in self.functions:
+            raise DigestUnavailable(
+                f"the project has no function {KEY_DIGEST}: {INSTALL_KEY_DIGEST}"
+            )
+        params = {"table_name": table, "key_column": keyset.key, "bounds": list(bounds),
+                  "buckets": None if buckets is None else list(buckets)}  # fmt: skip
+
+        def call() -> list[Any]:
+            _send(self.client.rpc(KEY_DIGEST, params))
+            return self._page()
+
+        try:
+            return self._attempts(f"function {KEY_DIGEST}", call)
+        except SourceError as failed:  # a person's to mend; the counts still find every row
+            raise DigestUnavailable(
+                f"its function {KEY_DIGEST} failed ({failed.message}); mend it or drop it"
+            ) from None
+
     def _request(
         self,
         table: str,
@@ -463,18 +521,25 @@ class SupabaseProject:
         limit: int | None = None,
         read: Callable[[], Any] | None = None,
     ) -> Any:
+        def page() -> Any:
+            query = build(self.client.table(table).select)
+            _send(query.limit(limit or self.config.page_size))
+            return (read or self._page)()
+
+        return self._attempts(f"table {table}", page)
+
+    def _attempts(self, what: str, request: Callable[[], Any]) -> Any:
+        """`request`'s answer, retrying transient failures only, with capped backoff."""
         cfg = self.config
         for attempt in range(1, cfg.max_attempts + 1):
             self.stats.add(requests=1)
             try:
-                query = build(self.client.table(table).select)
-                _send(query.limit(limit or cfg.page_size))
-                return (read or self._page)()
+                return request()
             except vendor_json.BodyError as exc:  # a proxy's page, a cut body: retried
                 if attempt == cfg.max_attempts:
                     raise SourceError(
                         cfg.source,
-                        f"{cfg.source}: table {table} answered HTTP {self._last.status}, but "
+                        f"{cfg.source}: {what} answered HTTP {self._last.status}, but "
                         f"{exc} (after {attempt} attempts).",
                         transient=True,
                     ) from None
@@ -482,18 +547,18 @@ class SupabaseProject:
                 if attempt == cfg.max_attempts:
                     raise SourceError(
                         cfg.source,
-                        f"{cfg.source}: cannot read table {table} at {self.url_var} after "
+                        f"{cfg.source}: cannot read {what} at {self.url_var} after "
                         f"{attempt} attempts ({type(exc).__name__}). Check the URL and network.",
                         transient=True,
                     ) from None
             except APIError as exc:
                 status = self._last.status
                 if status not in RETRY_STATUSES:
-                    raise self._terminal(f"table {table}", exc) from None
+                    raise self._terminal(what, exc) from None
                 if attempt == cfg.max_attempts:
                     raise SourceError(
                         cfg.source,
-                        f"{cfg.source}: table {table} still answers HTTP {status} after "
+                        f"{cfg.source}: {what} still answers HTTP {status} after "
                         f"{attempt} attempts: {exc.message}",
                         transient=True,
                     ) from None
@@ -598,6 +663,12 @@ def _json_or_none(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+def rpc_functions(document: dict[str, Any]) -> frozenset[str]:
+    """The functions PostgREST's OpenAPI document lists (its `/rpc/<name>` paths)."""
+    return frozenset(p.removeprefix("/rpc/") for p in document.get("paths") or {}
+                     if p.startswith("/rpc/"))  # fmt: skip
 
 
 PK_MARK = "<pk/>"  # PostgREST's marker in a primary key column's OpenAPI description
@@ -734,6 +805,38 @@ class DirectProject:
         )
         return self._pages(table, query, [list(keys)])
 
+    def key_digests(self, table: str, keyset: Keyset, bounds: Sequence[str]) -> Digests:
+        """Same contract as `SupabaseProject.key_digests`, as one query on the database."""
+        rows = self._buckets(table, keyset, lambda b, rel: b.digests_sql(rel, sql.SQL("true")),
+                             [list(bounds)])  # fmt: skip
+        return {b: (n, d) for b, n, d in rows}
+
+    def bucket_keys(
+        self, table: str, keyset: Keyset, bounds: Sequence[str], buckets: Sequence[int]
+    ) -> set[str]:
+        rows = self._buckets(table, keyset, lambda b, rel: b.keys_sql(rel, sql.SQL("true")),
+                             [list(bounds), list(buckets)])  # fmt: skip
+        return {str(k) for (k,) in rows}
+
+    def _buckets(
+        self,
+        table: str,
+        keyset: Keyset,
+        query: Callable[[KeyBuckets, sql.Composable], sql.Composed],
+        params: list[Any],
+    ) -> list[tuple[Any, ...]]:
+        self.stats.add(requests=1)
+        relation = sql.Identifier("public", table)
+        try:
+            buckets = KeyBuckets.of(self.conn, relation.as_string(self.conn), keyset.key)
+            return self.conn.execute(query(buckets, relation), params).fetchall()
+        except psycopg.Error as exc:  # e.g. a role that may read rows but not run md5
+            raise DigestUnavailable(
+                f"its database refused the digest ({_first_line(exc)})"
+            ) from None
+        finally:
+            self.conn.rollback()
+
     def _pages(self, table: str, query: sql.Composed, params: list[Any]) -> Iterator[list[Any]]:
         self.stats.add(requests=1)
         try:
@@ -803,6 +906,55 @@ def _range_where(key: sql.Identifier, lo: Any, hi: Any) -> tuple[sql.Composed, l
         parts.append(sql.SQL("{} <= %s").format(key))
         params.append(hi)
     return sql.SQL(" AND ").join(parts), params
+
+
+_KEY_TYPE_SQL = """
+SELECT format_type(a.atttypid, a.atttypmod), t.typcollation <> 0
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND a.attnum > 0 AND NOT a.attisdropped
+"""
+
+
+@dataclass(frozen=True)
+class KeyBuckets:
+    """Key buckets cut by sorted bounds (bucket i holds keys in [bounds[i-1], bounds[i]), 0 those
+    below the first), as KEY_DIGEST cuts them: the direct path's source and the raw mirror run
+    the same SQL, so a bucket's digest is equal on both sides exactly when its keys are."""
+
+    key: str
+    type: str  # the key column's type as format_type writes it
+    collatable: bool  # text-like: sorted in byte order (COLLATE "C") on both sides
+
+    @classmethod
+    def of(cls, conn: psycopg.Connection, relation: str, key: str) -> KeyBuckets:
+        row = conn.execute(_KEY_TYPE_SQL, (relation, key)).fetchone()
+        if row is None:
+            raise DigestUnavailable(f"{relation} has no key column {key}")
+        return cls(key, row[0], row[1])
+
+    @property
+    def sorted(self) -> sql.Composable:
+        column = sql.Identifier(self.key)
+        return sql.SQL('{} COLLATE "C"').format(column) if self.collatable else column
+
+    @property
+    def bucket(self) -> sql.Composable:
+        """The key's bucket, the bounds bound as a text[] parameter."""
+        return sql.SQL("width_bucket({}, %s::text[]::{}[])").format(self.sorted, sql.SQL(self.type))
+
+    def digests_sql(self, relation: sql.Composable, where: sql.Composable) -> sql.Composed:
+        """(bucket, rows, digest) per non-empty bucket: the function's digest, an xor of the
+        first 64 bits of each key's md5 (order-independent, the same in every PostgreSQL)."""
+        return sql.SQL(
+            "SELECT {b}, count(*), bit_xor(('x' || left(md5({k}::text), 16))::bit(64)::bigint)"
+            " FROM {} WHERE {} GROUP BY 1"
+        ).format(relation, where, b=self.bucket, k=sql.Identifier(self.key))
+
+    def keys_sql(self, relation: sql.Composable, where: sql.Composable) -> sql.Composed:
+        """The keys of the buckets in a second parameter (an integer array)."""
+        return sql.SQL("SELECT {k} FROM {} WHERE {} AND {b} = ANY(%s)").format(
+            relation, where, b=self.bucket, k=sql.Identifier(self.key)
+        )
 
 
 def _columns_sql(columns: str) -> sql.Composable:

@@ -11,8 +11,10 @@ trees, `order`, `limit`/`offset`, `Range`), `Prefer: count=...`, the silent `max
 
 The texts follow PostgREST v13 (what Supabase runs): malformed JWT → PGRST301 "Expected 3 parts in
 JWT; got 1", wrong signature → PGRST301 "No suitable key or wrong key type", expired → PGRST303.
-Not simulated: writes (they fail like a read-only database), embedded resources, RPC, row-level
-security (every valid role reads everything).
+`POST /rest/v1/rpc/{function}` calls a function of the schema with named arguments from a JSON
+object (PGRST202 when none has those names), as PostgREST does, and the OpenAPI root lists the
+functions under `/rpc/<name>`. Not simulated: writes (they fail like a read-only database),
+embedded resources, GET calls of functions, row-level security (every valid role reads everything).
 """
 
 from __future__ import annotations
@@ -1208,6 +1210,48 @@ def _shared_parameters() -> dict[str, Any]:
     return params
 
 
+# The schema's functions and their named arguments (name, type), as PostgREST's schema cache
+# holds them: a call names every argument that has no default.
+_FUNCTIONS_SQL = """
+SELECT p.proname, p.oid::regprocedure::text, coalesce(array_agg(a.name ORDER BY a.n)
+       FILTER (WHERE a.name IS NOT NULL), '{}'), coalesce(array_agg(format_type(a.type, NULL)
+       ORDER BY a.n) FILTER (WHERE a.name IS NOT NULL), '{}'), p.pronargdefaults
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace ns ON ns.oid = p.pronamespace
+LEFT JOIN LATERAL unnest(p.proargnames, p.proargtypes::oid[]) WITH ORDINALITY AS a(name, type, n)
+       ON true
+WHERE ns.nspname = $1 AND p.prokind = 'f'
+GROUP BY p.oid, p.proname, p.pronargdefaults
+"""
+
+
+@dataclass(frozen=True)
+class _Function:
+    name: str
+    arguments: tuple[tuple[str, str], ...]  # (name, type), in order
+    defaults: int  # the last this many arguments may be left out
+
+    def accepts(self, given: set[str]) -> bool:
+        names = [n for n, _ in self.arguments]
+        return set(names[: len(names) - self.defaults]) <= given <= set(names)
+
+
+async def _functions(conn: psycopg.AsyncConnection[Any], schema: str) -> list[_Function]:
+    cur = await conn.execute(_FUNCTIONS_SQL, [schema])
+    return [_Function(name, tuple(zip(names, types, strict=True)), defaults)
+            for name, _, names, types, defaults in await cur.fetchall()]  # fmt: skip
+
+
+def _rpc_path_item(function: _Function) -> dict[str, Any]:
+    properties = {n: {"format": t, "type": swagger_type(t) or "string"}
+                  for n, t in function.arguments}  # fmt: skip
+    required = [n for n, _ in function.arguments[: len(function.arguments) - function.defaults]]
+    schema = {"properties": properties, "required": required, "type": "object"}
+    body = {"in": "body", "name": "args", "required": True, "schema": schema}
+    post = {"tags": [f"(rpc) {function.name}"], "produces": _MIME_TYPES, "parameters": [body]}
+    return {"post": post | {"responses": {"200": {"description": "OK"}}}}
+
+
 async def openapi(conn: psycopg.AsyncConnection[Any], schema: str, host: str) -> dict[str, Any]:
     """The document PostgREST 13 serves at its root for `schema`, built from the catalog now
     (so DDL shows at once, as Supabase's schema-reload trigger makes it)."""
@@ -1257,6 +1301,8 @@ async def openapi(conn: psycopg.AsyncConnection[Any], schema: str, host: str) ->
                 "in": "query",
                 "type": "string",
             }
+    for function in await _functions(conn, schema):
+        paths[f"/rpc/{function.name}"] = _rpc_path_item(function)
     title, _, rest = (schema_description or "").partition("\n")
     info = {
         "description": rest.lstrip("\n")
@@ -1338,6 +1384,53 @@ class PostgrestSimulator:
             return _from_psycopg(exc).response(self.gateway_headers())
         body = b"" if request.method == "HEAD" else orjson.dumps(spec)
         return Response(body, 200, self.gateway_headers(), OPENAPI_CONTENT_TYPE)
+
+    async def rpc(self, request: Request) -> Response:
+        """A function called with named arguments; its value is the body, as PostgREST answers
+        a function returning a scalar."""
+        try:
+            self._role(request)
+            negotiated = self._check_profile(request.headers.get("content-profile"))
+            arguments = _json_object(await request.body())
+            async with self.pool.connection() as conn:
+                body = await self._call(conn, request.path_params["function"], arguments)
+        except ApiError as err:
+            return err.response(self.gateway_headers())
+        except psycopg.Error as exc:
+            return _from_psycopg(exc).response(self.gateway_headers())
+        headers = self.gateway_headers()
+        if negotiated:
+            headers["Content-Profile"] = self.cache.schema
+        return Response(body.encode(), 200, headers, JSON_CONTENT_TYPE)
+
+    async def _call(
+        self, conn: psycopg.AsyncConnection[Any], name: str, arguments: dict[str, Any]
+    ) -> str:
+        schema, given = self.cache.schema, set(arguments)
+        matches = [f for f in await _functions(conn, schema) if f.name == name]
+        function = next((f for f in matches if f.accepts(given)), None)
+        if function is None:
+            listed = ", ".join(sorted(given))
+            raise pgrst_error(
+                404,
+                "PGRST202",
+                f"Could not find the function {schema}.{name}({listed}) in the schema cache",
+                f"Searched for the function {schema}.{name} with parameters {listed} or with a "
+                "single unnamed json/jsonb parameter, but no matches were found in the schema "
+                "cache.",
+            )
+        used = [(n, t) for n, t in function.arguments if n in given]
+        # the arguments' types are the catalog's; the values come from the body, bound
+        call = sql.SQL("SELECT to_json({}({}))::text FROM json_to_record($1::json) r({})").format(
+            sql.Identifier(schema, name),
+            sql.SQL(", ").join(sql.SQL("{} := r.{}").format(sql.Identifier(n), sql.Identifier(n))
+                               for n, _ in used),
+            sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t))
+                               for n, t in used),
+        )  # fmt: skip
+        cur = await conn.execute(call, [orjson.dumps(arguments).decode()])
+        (body,) = await cur.fetchone()  # type: ignore[misc]
+        return body
 
     def _role(self, request: Request) -> str:
         """The role a request runs as: an sb_ key's own (the gateway swaps it for a JWT of that
@@ -1575,6 +1668,16 @@ def _negotiate(accept: str | None) -> str:
     raise pgrst_error(406, "PGRST107", message)
 
 
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise pgrst_error(400, "PGRST102", "Empty or invalid json")
+    return value
+
+
 def content_range(lower: int, rows: int, total: int | None) -> str:
     """PostgREST's `Content-Range`: `0-999/5000`, `0-999/*`, `*/0`, `*/*`."""
     upper = lower + rows - 1
@@ -1605,6 +1708,7 @@ def create_postgrest_app(
     methods = ["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]
     routes = [
         Route("/rest/v1/", sim.root, methods=["GET", "HEAD"]),
+        Route("/rest/v1/rpc/{function}", sim.rpc, methods=["POST"]),
         Route("/rest/v1/{table}", sim.handle, methods=methods),
     ]
     app = Starlette(routes=routes)

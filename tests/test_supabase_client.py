@@ -5,6 +5,8 @@ one project failing leaves the other two loading; keys never reach the event log
 
 from __future__ import annotations
 
+import random
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -12,13 +14,31 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from assets.supabase import RecordStream, Start, find_deleted, prepare_table, sync_table
+from assets.supabase import (
+    COUNTS,
+    DIGESTS,
+    Deletions,
+    RecordStream,
+    Start,
+    find_deleted,
+    prepare_table,
+    sync_table,
+)
 from resources.canonical import CANONICAL_TABLES as SUPABASE_TABLES
 from resources.errors import SourceError
-from resources.supabase import BY_UPDATED_AT, SupabaseResource, supabase_resource
+from resources.sql_files import load_sql
+from resources.supabase import (
+    BY_UPDATED_AT,
+    INSTALL_KEY_DIGEST,
+    KEY_DIGEST,
+    KEY_DIGEST_FILE,
+    SupabaseResource,
+    supabase_resource,
+)
 from sandbox.stack import Sandbox
-from tests.conftest import FAST_SANDBOX, point_env_at, run_job, step_failures
+from tests.conftest import FAST_SANDBOX, SMALL_SANDBOX, point_env_at, run_job, step_failures
 
+SUPABASE_TABLES_BY_NAME = {t.name: t for t in SUPABASE_TABLES}
 TRAFFIC = supabase_resource("Traffic", "SUPABASE_TRAFFIC", backoff_seconds=0.01)
 MAIN = supabase_resource("Main", "SUPABASE_MAIN", backoff_seconds=0.01)
 KEYS = "SUPABASE_TRAFFIC_SERVICE_ROLE_KEY or SUPABASE_TRAFFIC_ANON_KEY"
@@ -335,30 +355,125 @@ def test_given_a_full_read_then_key_ranges_side_by_side_give_exactly_the_rows(sa
     assert {(r.method, "limit=1" in r.query) for r in counts} == {("GET", True)}
 
 
-def deletions(sandbox: Sandbox, warehouse, project: str, name: str) -> tuple[list, list, int, int]:
-    """Load a table, delete keys from the source (a run of 5 in key order, two apart), detect:
-    (keys found deleted, keys deleted, the requests detection took, the id scan's pages)."""
-    table = next(t for t in SUPABASE_TABLES if t.name == name)
-    resource = small_pages(project)
-    sync_table(warehouse, resource, table)
+def delete_some(sandbox: Sandbox, project: str, name: str, swap: bool = True) -> list:
+    """Delete from the source a run of 5 keys in key order and 5 at random; with `swap`, also
+    its largest key, adding a row keyed just above it (the same bucket: an equal count, another
+    digest; counts cannot see it). Return the keys deleted, as text."""
     target = sql.Identifier(name)
     with psycopg.connect(sandbox.dsn(project), autocommit=True) as conn:
         keys = [k for (k,) in conn.execute(sql.SQL("SELECT id FROM {} ORDER BY id").format(target))]
-        gone = [*keys[10:15], keys[len(keys) // 2], keys[-3]]
+        few = max(1, min(5, len(keys) // 8))  # a table of a dozen rows keeps most of them
+        start = len(keys) // 10
+        others = keys[:start] + keys[start + few : -1]
+        gone = [*keys[start : start + few], *random.Random(14).sample(others, few)]
         conn.execute("SET session_replication_role = replica")  # rows referencing them stay
+        if swap:
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {t} SELECT (jsonb_populate_record(NULL::{t}, to_jsonb(s)"
+                    " || jsonb_build_object('id', %s::text))).* FROM {t} s WHERE id = %s"
+                ).format(t=target),
+                (just_above(keys[-1]), keys[-1]),
+            )
+            gone.append(keys[-1])
         conn.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(target), (gone,))
+    return sorted(map(str, gone))
+
+
+def just_above(key: object) -> str:
+    """A key sorting right after `key`, in byte order."""
+    if isinstance(key, int):
+        return str(key + 1)
+    if isinstance(key, uuid.UUID):
+        return str(uuid.UUID(int=key.int + 1))
+    return f"{key}~"
+
+
+def detect(resource: SupabaseResource, warehouse, name: str) -> tuple[Deletions, int]:
+    """Deletion detection on a loaded table: what it found and the requests it took."""
+    table = next(t for t in SUPABASE_TABLES if t.name == name)
     with resource.open() as api:
         ready = prepare_table(warehouse, api, table)
         before = api.stats.requests
         found = find_deleted(api, warehouse, ready.plan, ready.spec)
-        spent = api.stats.requests - before
-    return sorted(map(str, found)), sorted(map(str, gone)), spent, -(-len(keys) // 7)
+        return found, api.stats.requests - before
 
 
-def test_given_rows_deleted_then_found_exactly_by_bisecting_counts(sandbox_env, warehouse):
-    found, gone, spent, id_scan = deletions(sandbox_env, warehouse, "main", "landing_leads")
-    assert found == gone
-    assert spent < id_scan / 2
+def load(resource: SupabaseResource, warehouse, name: str) -> None:
+    sync_table(warehouse, resource, next(t for t in SUPABASE_TABLES if t.name == name))
+
+
+def test_given_rows_deleted_then_each_method_finds_them_exactly(
+    sandbox_env, warehouse, monkeypatch
+):
+    """Main has the digest function, Traffic has not; the direct path needs none. Buckets of
+    a few keys, so that differing buckets are cut finer and their keys asked in chunks."""
+    monkeypatch.setattr("assets.supabase.DIGEST_BUCKETS", 64)
+    monkeypatch.setattr("assets.supabase.BUCKET_KEYS", 60)  # ~11 buckets of 40 keys: cut finer
+    load(small_pages("main"), warehouse, "landing_leads")
+    load(small_pages("traffic"), warehouse, "all_sales_tracking")
+    gone = delete_some(sandbox_env, "main", "landing_leads")
+    counted = delete_some(sandbox_env, "traffic", "all_sales_tracking", swap=False)
+    server = sandbox_env.servers["supabase_main"]
+    before = len(server.requests)
+    rest, rest_requests = detect(small_pages("main"), warehouse, "landing_leads")
+    assert (sorted(map(str, rest.keys)), rest.method, rest.note) == (gone, DIGESTS, None)
+    calls = [r for r in server.requests[before:] if r.path.endswith(f"/rpc/{KEY_DIGEST}")]
+    assert calls and {r.method for r in calls} == {"POST"} and len(calls) == rest_requests
+    # buckets of 40 keys, those that differ cut into 7s, their keys: the id scan at pages of 7 is
+    # over 300 requests, the counts' bisection over 60
+    assert rest_requests == 3
+    monkeypatch.setenv("SUPABASE_MAIN_DB_URL", sandbox_env.dsn("main"))
+    direct, _ = detect(small_pages("main"), warehouse, "landing_leads")
+    assert (sorted(map(str, direct.keys)), direct.method) == (gone, DIGESTS)
+    slow, _ = detect(small_pages("traffic"), warehouse, "all_sales_tracking")
+    assert (sorted(map(str, slow.keys)), slow.method) == (counted, COUNTS)
+    assert slow.note == (
+        f"deletions found by {COUNTS}, not digests: the project has no function {KEY_DIGEST}: "
+        f"{INSTALL_KEY_DIGEST}"
+    )
+    counts = sync_table(
+        warehouse, small_pages("traffic"), SUPABASE_TABLES_BY_NAME["all_sales_tracking"]
+    )
+    assert counts["deletion_method"] == COUNTS and INSTALL_KEY_DIGEST in counts["notes"]
+
+
+FAILING_FUNCTION = """CREATE OR REPLACE FUNCTION warehouse_key_digest(
+    table_name text, key_column text, bounds text[], buckets integer[] DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION '{message}' USING ERRCODE = '{code}'; END $$"""
+
+
+FAILURES = (  # (code, the function's error, None: dropped after the schema was read)
+    ("PGRST202", None),
+    ("42501", "permission denied for table landing_leads"),
+    ("42P01", 'relation "landing_leads" does not exist'),
+)
+
+
+def test_given_the_function_fails_then_counts_find_them_and_say_why(
+    monkeypatch, warehouse, pg_server
+):
+    with Sandbox(pg_server, prefix="digest_fails", **SMALL_SANDBOX) as sandbox:
+        point_env_at(monkeypatch, warehouse, sandbox)
+        load(MAIN, warehouse, "landing_leads")
+        gone = delete_some(sandbox, "main", "landing_leads", swap=False)
+        table = SUPABASE_TABLES_BY_NAME["landing_leads"]
+        for code, message in FAILURES:
+            with (
+                supabase_resource("Main", "SUPABASE_MAIN", page_size=100).open() as api,
+                psycopg.connect(sandbox.dsn("main"), autocommit=True) as conn,
+            ):
+                ready = prepare_table(warehouse, api, table)  # the schema lists the function
+                if message is None:
+                    conn.execute(f"DROP FUNCTION {KEY_DIGEST}")
+                else:
+                    conn.execute(FAILING_FUNCTION.format(message=message, code=code))
+                found = find_deleted(api, warehouse, ready.plan, ready.spec)
+                conn.execute(load_sql(KEY_DIGEST_FILE.removeprefix("sql/").removesuffix(".sql")))
+            assert (sorted(map(str, found.keys)), found.method) == (gone, COUNTS), code
+            assert found.note is not None and found.note.count(code) == 1, found.note
+            assert found.note.startswith(f"deletions found by {COUNTS}, not digests: its function")
 
 
 def emptied(sandbox: Sandbox, project: str, name: str) -> Callable[[], int]:
@@ -405,8 +520,17 @@ def test_given_an_empty_table_then_it_loads_and_its_first_rows_arrive_later(
 
 
 def test_given_uuid_and_text_keys_then_deletions_found_exactly(monkeypatch, warehouse, pg_server):
+    """A uuid key through the function (Tripwire has it), a text key by counts (Traffic has
+    not) and by the direct path's digests (text in byte order on both sides)."""
+    monkeypatch.setattr("assets.supabase.DIGEST_BUCKETS", 4)
     with Sandbox(pg_server, prefix="keys_del", variant="keys", **FAST_SANDBOX) as sandbox:
         point_env_at(monkeypatch, warehouse, sandbox)
         for project, name in (("tripwire", "tripwire_purchases"), ("traffic", "targetologists")):
-            found, gone, _, _ = deletions(sandbox, warehouse, project, name)
-            assert found == gone, name
+            load(small_pages(project), warehouse, name)
+            gone = delete_some(sandbox, project, name, swap=project == "tripwire")
+            found, _ = detect(small_pages(project), warehouse, name)
+            assert sorted(map(str, found.keys)) == gone, name
+            assert found.method == (DIGESTS if project == "tripwire" else COUNTS), name
+        monkeypatch.setenv("SUPABASE_TRAFFIC_DB_URL", sandbox.dsn("traffic"))
+        found, _ = detect(small_pages("traffic"), warehouse, "targetologists")
+        assert (sorted(map(str, found.keys)), found.method) == (gone, DIGESTS)
