@@ -223,6 +223,8 @@ def measure_supabase_incremental(
         "rows_deleted": hourly["rows_deleted"],
         "hourly_requests": hourly["requests"],
         "deletion_requests": hourly["deletion_requests"],
+        "deletion_method": hourly["deletion_method"],
+        "deletion_seconds": hourly["deletion_seconds"],
         "id_scan_requests": id_scan_requests,
         "x_id_scan_requests": round(hourly["deletion_requests"] / id_scan_requests, 3),
         "full_requests": full["requests"],
