@@ -131,6 +131,7 @@ def _counts(result: LoadResult, client: AmoCrmClient) -> dict[str, Any]:
         "rows_inserted": result.inserted,
         "rows_updated": result.updated,
         "rows_unchanged": result.unchanged,
+        "rows_skipped_by_hash": result.skipped,
         "rows_quarantined": result.quarantined,
         "rows_deleted": result.deleted,
         "requests": client.stats.requests,

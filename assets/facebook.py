@@ -493,6 +493,7 @@ def facebook_insights(
                 "rows_read": sum(r.rows_in for r in every),
                 "rows_inserted": sum(r.inserted for r in every),
                 "rows_updated": sum(r.updated for r in every),
+                "rows_skipped_by_hash": sum(r.skipped for r in every),
                 "rows_quarantined": sum(r.quarantined for r in every),
                 "account_days": sum(len(load.days) for load in results.values()),
                 "requests": client.stats.requests,

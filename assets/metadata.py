@@ -26,7 +26,7 @@ def table_metadata(
 ) -> dict[str, Any]:
     """`dagster/row_count`, `dagster/column_schema` (with each column's description from
     assets/columns.py) and `preview` of a warehouse table."""
-    hidden = set(hide) | {"_raw"}
+    hidden = set(hide) | {"_raw", "_row_hash"}
     columns = warehouse.fetch_all(
         "SELECT column_name, data_type FROM information_schema.columns"
         " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",

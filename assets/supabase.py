@@ -218,7 +218,8 @@ def prepare_table(
     changes, columns = _evolve_mirror(warehouse, plan)
     names = (*(c for c, _ in columns), "_raw")
     types = (*(t for _, t in columns), "jsonb")
-    spec = TableSpec(table.raw_schema, table.name, names, (plan.key.name,), types)
+    spec = TableSpec(table.raw_schema, table.name, names, (plan.key.name,), types,
+                     typed_from_raw=True)  # fmt: skip
     return Prepared(plan, columns, spec, changes)
 
 
@@ -267,6 +268,7 @@ def sync_table(
         "rows_inserted": result.inserted,
         "rows_updated": result.updated,
         "rows_unchanged": result.unchanged,
+        "rows_skipped_by_hash": result.skipped,
         "rows_quarantined": result.quarantined,
         "rows_deleted": result.deleted,
         "pages": api.stats.pages,

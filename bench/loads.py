@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 
 from bench.supabase_load import COLUMNS, LANDING, fresh_db, landing_rows
+from contract.config import DEFAULT_FILE
 from resources import embedded_pg
 from sandbox import supabase_db
 
@@ -231,6 +232,37 @@ def measure_supabase_incremental(
     }
 
 
+def _snapshot_contract() -> Path:
+    """The contract with landing_leads read by the snapshot strategy (no change column): each
+    load reads the whole table and marks deleted what it did not see."""
+    text = DEFAULT_FILE.read_text(encoding="utf-8")
+    assert "landing_leads: {}" in text, "contract.yaml's landing_leads entry moved"
+    path = PGDATA.parent / "bench-snapshot-contract.yaml"
+    path.write_text(text.replace("landing_leads: {}", "landing_leads: {cursor: snapshot}"))
+    return path
+
+
+def measure_supabase_reread(server: str, count: int) -> dict[str, Any]:
+    """The snapshot strategy's full load into an empty warehouse, then its next run with
+    nothing changed at the source: the whole table read again, every row's hash found equal."""
+    source = _source(server, count)
+    warehouse = _empty_warehouse(server)
+    with postgrest_process(source) as (url, key):
+        env = {"SUPABASE_MAIN_URL": url, "SUPABASE_MAIN_SERVICE_ROLE_KEY": key,
+               "CONTRACT_FILE": str(_snapshot_contract())}  # fmt: skip
+        full = _in_child(_load_once, warehouse, env)
+        again = _in_child(_load_once, warehouse, env)
+    assert again["rows_read"] == count and again["rows_unchanged"] == count, again
+    assert again["rows_deleted"] == 0, again
+    return {
+        "full_seconds": round(full["seconds"], 3),
+        "reread_seconds": round(again["seconds"], 3),
+        "x_full": round(again["seconds"] / full["seconds"], 3),
+        "rows_skipped_by_hash": again.get("rows_skipped_by_hash", 0),
+        "requests": again["requests"],
+    }
+
+
 def measure_supabase_deletions(server: str, count: int, clustered: bool) -> dict[str, Any]:
     """0.1 % of the rows deleted (and 1 % changed) before the hourly load."""
     return measure_supabase_incremental(server, count, 0.01, 0.001, clustered)
@@ -242,6 +274,7 @@ def main() -> None:
         "rest": measure_supabase_rest,
         "direct": measure_supabase_direct,
         "incremental": measure_supabase_incremental,
+        "reread": measure_supabase_reread,
         "deleted_scattered": lambda server, n: measure_supabase_deletions(server, n, False),
         "deleted_clustered": lambda server, n: measure_supabase_deletions(server, n, True),
     }

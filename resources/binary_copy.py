@@ -130,6 +130,7 @@ CONVERSIONS: dict[str, tuple[str, Convert]] = {
     "double precision": ("float8", _doubles),
     "text": ("text", _typed(frozenset({str, _NONE}))),
     "jsonb": ("bytea", _jsonb),
+    "bytea": ("bytea", _typed(frozenset({bytes, _NONE}))),
     "uuid": ("uuid", _parsed(_UUID, uuid.UUID)),
     "date": ("date", _parsed(_DATE, date.fromisoformat)),
     "timestamptz": ("timestamptz", _parsed(_STAMP_ZONED, datetime.fromisoformat, True)),

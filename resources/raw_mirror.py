@@ -60,12 +60,14 @@ def ensure_mirror(
         ]
         conn.execute(
             sql.SQL(
-                "CREATE TABLE {} ({}, _raw jsonb NOT NULL,"
+                "CREATE TABLE {} ({}, _raw jsonb NOT NULL, _row_hash bytea,"
                 " _loaded_at timestamptz NOT NULL DEFAULT now(), _deleted_at timestamptz)"
             ).format(target, sql.SQL(", ").join(defs))
         )
         changes.created = True
     else:
+        if "_row_hash" not in stored:  # a mirror made before the loader hashed rows
+            conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN _row_hash bytea").format(target))
         for name, wanted in columns:
             have = stored.get(name)
             if have is None:

@@ -72,6 +72,9 @@ class TableSpec:
     columns: tuple[str, ...]
     key: tuple[str, ...] = ("id",)
     types: tuple[str, ...] = ()  # the columns' stored types, when known: batches go as binary
+    # every typed column is its record's field of that name, all of it in `_raw` (a Supabase
+    # mirror): the row hash covers `_raw` alone; otherwise it covers every value of the row
+    typed_from_raw: bool = False
 
     @property
     def qualified(self) -> str:
@@ -84,6 +87,7 @@ class LoadResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    skipped: int = 0  # of `unchanged`: rows whose hash equalled the stored row's, never staged
     quarantined: int = 0
     deleted: int = 0
     cursor_before: Any = None
@@ -273,7 +277,7 @@ class WarehouseResource(dg.ConfigurableResource):
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock_key,))
             result.cursor_before = _read_cursor(conn, source, entity, lock=True)
             stream = rows(result.cursor_before) if callable(rows) else rows
-            rejected = _stage(conn, spec, stream, result)
+            rejected = _stage(conn, spec, stream, result, _StoredHashes.of(conn, spec))
             _quarantine(conn, source, entity, rejected)
             result.quarantined = len(rejected)
             if before_merge:
@@ -669,16 +673,20 @@ def _stage(
     spec: TableSpec,
     rows: Iterable[Sequence[Any] | Rejected],
     result: LoadResult,
+    stored: _StoredHashes | None,
 ) -> list[Rejected]:
-    """COPY rows into a temp table shaped like the target; `_seq` lets the last copy win.
+    """COPY rows into a temp table shaped like the target; `_seq` lets the last copy win. A row
+    the target already holds, live and with the same hash, is staged by its key alone
+    (`_unchanged`): a snapshot saw it, and a later copy of its key still wins.
     Returns the records rejected before (validation) and by PostgreSQL (see the docstring)."""
     target = sql.Identifier(spec.schema, spec.name)
     conn.execute(
         sql.SQL(
-            "CREATE TEMP TABLE _staging ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
+            "CREATE TEMP TABLE _staging ON COMMIT DROP AS SELECT {}, _row_hash FROM {} WITH NO DATA"
         ).format(sql.SQL(", ").join(map(sql.Identifier, spec.columns)), target)
     )
-    conn.execute("ALTER TABLE _staging ADD COLUMN _seq bigint")
+    conn.execute("ALTER TABLE _staging ADD COLUMN _seq bigint, ADD COLUMN _unchanged boolean")
+    hashed = row_hasher(spec)
     rejected: list[Rejected] = []
     batch: list[tuple[Any, ...]] = []
     for row in rows:
@@ -686,13 +694,87 @@ def _stage(
             rejected.append(row)
             continue
         result.rows_in += 1
-        batch.append((*row, result.rows_in))
+        batch.append((*row, hashed(row), result.rows_in))
         if len(batch) == BATCH_ROWS:
-            rejected += _copy_batch(conn, spec, batch)
+            rejected += _copy_batch(conn, spec, _changed(conn, stored, batch, result))
             batch = []
-    rejected += _copy_batch(conn, spec, batch)
+    rejected += _copy_batch(conn, spec, _changed(conn, stored, batch, result))
     result.rows_in -= sum(1 for r in rejected if r.refused)
     return rejected
+
+
+def row_hasher(spec: TableSpec) -> Callable[[Sequence[Any]], bytes]:
+    """The hash of a row as received (blake2b-128), keyed by the spec's columns and types, so
+    that a mirror whose shape changed rewrites its rows once."""
+    shape = repr((spec.columns, spec.types, spec.typed_from_raw)).encode()
+    key = hashlib.blake2b(shape, digest_size=32).digest()
+    if spec.typed_from_raw:
+        raw = spec.columns.index("_raw")
+        # surrogatepass: a lone surrogate hashes too (COPY refuses that row later)
+        return lambda row: hashlib.blake2b(
+            row[raw].encode("utf-8", "surrogatepass"), digest_size=16, key=key
+        ).digest()
+    return lambda row: hashlib.blake2b(
+        repr(tuple(row)).encode("utf-8", "surrogatepass"), digest_size=16, key=key
+    ).digest()
+
+
+class _StoredHashes:
+    """One statement per batch that finds the rows the target holds live with the same hash
+    and stages their keys (flat in memory: the lookup is by the batch's keys, in the database)."""
+
+    def __init__(self, statement: sql.Composed, key_at: list[int]) -> None:
+        self.statement, self.key_at = statement, key_at
+
+    @classmethod
+    def of(cls, conn: psycopg.Connection, spec: TableSpec) -> _StoredHashes | None:
+        """None when the target holds no row (nothing to compare)."""
+        target = sql.Identifier(spec.schema, spec.name)
+        if conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(target)
+                        ).fetchone() == (True,):  # fmt: skip
+            return None
+        types: dict[str, str] = dict(conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = %s::regclass AND attname = ANY(%s)",
+            (target.as_string(conn), list(spec.key))).fetchall())  # fmt: skip
+        keys = [sql.Identifier(k) for k in spec.key]
+        arrays = [sql.SQL("%s::text[]::{}[]").format(sql.SQL(types[k])) for k in spec.key]
+        stored = sql.SQL(", ").join(sql.SQL("t.{}").format(k) for k in keys)
+        given = sql.SQL(", ").join(sql.SQL("u.{}").format(k) for k in keys)
+        statement = sql.SQL(
+            "INSERT INTO _staging ({keys}, _seq, _unchanged)"
+            " SELECT {stored}, u._seq, true"
+            " FROM unnest({arrays}, %s::bytea[], %s::int8[]) AS u({keys}, _row_hash, _seq)"
+            " JOIN {target} t ON ({stored}) = ({given}) AND t._row_hash = u._row_hash"
+            " WHERE t._deleted_at IS NULL RETURNING _seq"
+        ).format(keys=sql.SQL(", ").join(keys), stored=stored, given=given,
+                 arrays=sql.SQL(", ").join(arrays), target=target)  # fmt: skip
+        return cls(statement, [spec.columns.index(k) for k in spec.key])
+
+    def unchanged(self, conn: psycopg.Connection, batch: list[tuple[Any, ...]]) -> set[int]:
+        """The `_seq` of the batch's rows staged as unchanged (none if a key is refused: the
+        whole batch is then staged, and COPY finds the refused row)."""
+        keys = [[None if r[i] is None else str(r[i]) for r in batch] for i in self.key_at]
+        params = [*keys, [r[-2] for r in batch], [r[-1] for r in batch]]
+        try:
+            with conn.transaction():
+                return {seq for (seq,) in conn.execute(self.statement, params)}
+        except REFUSED:
+            return set()
+
+
+def _changed(
+    conn: psycopg.Connection,
+    stored: _StoredHashes | None,
+    batch: list[tuple[Any, ...]],
+    result: LoadResult,
+) -> list[tuple[Any, ...]]:
+    """The batch without the rows staged as unchanged (counted as skipped)."""
+    if stored is None or not batch:
+        return batch
+    same = stored.unchanged(conn, batch)
+    result.skipped += len(same)
+    return [r for r in batch if r[-1] not in same] if same else batch
 
 
 def _copy_batch(
@@ -701,8 +783,8 @@ def _copy_batch(
     """COPY `batch` under a savepoint; what PostgreSQL refuses is halved down to its rows."""
     if not batch:
         return []
-    columns = sql.SQL(", ").join(map(sql.Identifier, (*spec.columns, "_seq")))
-    if spec.types and _copied_binary(conn, columns, (*spec.types, "bigint"), batch):
+    columns = sql.SQL(", ").join(map(sql.Identifier, (*spec.columns, "_row_hash", "_seq")))
+    if spec.types and _copied_binary(conn, columns, (*spec.types, "bytea", "bigint"), batch):
         return []
     try:
         with conn.transaction(), conn.cursor() as cur:
@@ -800,16 +882,19 @@ def _change_stamp(conn: psycopg.Connection) -> datetime:
 
 
 def _merge(conn: psycopg.Connection, spec: TableSpec, stamp: datetime) -> tuple[int, int, int]:
-    """Upsert the staged rows; a row equal to the stored one is left alone (not 'updated').
+    """Upsert the staged rows; a row whose hash equals the stored one's is left alone (not
+    'updated'). A stored row without a hash (loaded before rows were hashed) gets one; if its
+    columns equal the staged ones it keeps its `_loaded_at` and counts as unchanged.
 
     Returns (distinct keys staged, inserted, updated).
     """
     target = sql.Identifier(spec.schema, spec.name)
     key = sql.SQL(", ").join(map(sql.Identifier, spec.key))
-    cols = sql.SQL(", ").join(map(sql.Identifier, spec.columns))
+    cols = sql.SQL(", ").join(map(sql.Identifier, (*spec.columns, "_row_hash")))
     non_key = [c for c in spec.columns if c not in spec.key]
     assignments = sql.SQL(", ").join(
-        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in non_key
+        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
+        for c in (*non_key, "_row_hash")
     )
     old = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in non_key)
     new = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in non_key)
@@ -823,20 +908,23 @@ def _merge(conn: psycopg.Connection, spec: TableSpec, stamp: datetime) -> tuple[
         source = sql.Identifier("_staging_keys")
         conn.execute(
             sql.SQL(
-                "CREATE TEMP TABLE _staging_keys ON COMMIT DROP AS"
-                " SELECT DISTINCT ON ({key}) {cols} FROM _staging ORDER BY {key}, _seq DESC"
+                "CREATE TEMP TABLE _staging_keys ON COMMIT DROP AS SELECT DISTINCT ON ({key})"
+                " {cols}, _unchanged FROM _staging ORDER BY {key}, _seq DESC"
             ).format(key=key, cols=cols)
         )
     # counted in the database: a million merged rows are not a million Python tuples
     merged = conn.execute(
         sql.SQL(
             "WITH m AS (INSERT INTO {target} AS t ({cols}, _loaded_at)"
-            " SELECT {cols}, %s FROM {source}"
-            " ON CONFLICT ({key}) DO UPDATE SET {assignments}, _loaded_at = EXCLUDED._loaded_at,"
-            " _deleted_at = NULL"
-            " WHERE ({old}, t._deleted_at) IS DISTINCT FROM ({new}, NULL)"
-            " RETURNING (xmax = 0) AS inserted)"
-            " SELECT count(*) FILTER (WHERE inserted), count(*) FROM m"
+            " SELECT {cols}, %(stamp)s FROM {source} WHERE _unchanged IS NULL"
+            " ON CONFLICT ({key}) DO UPDATE SET {assignments}, _deleted_at = NULL,"
+            " _loaded_at = CASE WHEN t._row_hash IS NULL AND t._deleted_at IS NULL"
+            "  AND ({old}) IS NOT DISTINCT FROM ({new}) THEN t._loaded_at"
+            "  ELSE EXCLUDED._loaded_at END"
+            " WHERE t._row_hash IS DISTINCT FROM EXCLUDED._row_hash OR t._deleted_at IS NOT NULL"
+            " RETURNING (xmax = 0) AS inserted, _loaded_at = %(stamp)s AS changed)"
+            " SELECT count(*) FILTER (WHERE inserted),"
+            " count(*) FILTER (WHERE changed AND NOT inserted) FROM m"
         ).format(
             target=target,
             cols=cols,
@@ -846,27 +934,30 @@ def _merge(conn: psycopg.Connection, spec: TableSpec, stamp: datetime) -> tuple[
             new=new,
             source=source,
         ),  # fmt: skip
-        (stamp,),
+        {"stamp": stamp},
     ).fetchone()
     assert merged is not None
-    inserted, total = merged
-    return distinct, inserted, total - inserted
+    inserted, updated = merged
+    return distinct, inserted, updated
 
 
 def _mark_absent(
     conn: psycopg.Connection, spec: TableSpec, stamp: datetime, quarantined: list[str]
 ) -> int:
-    key = sql.SQL(", ").join(map(sql.Identifier, spec.key))
+    """Mark deleted the live rows whose key was not staged (an unchanged row's key was)."""
     stored = [sql.SQL("t.{}").format(sql.Identifier(k)) for k in spec.key]
+    same = sql.SQL(" AND ").join(
+        sql.SQL("s.{k} = t.{k}").format(k=sql.Identifier(k)) for k in spec.key
+    )
+    # an anti join, not NOT IN: a hashed NOT IN needs every staged key in memory
     return conn.execute(
         sql.SQL(
             "UPDATE {} AS t SET _deleted_at = %s WHERE t._deleted_at IS NULL"
-            " AND ({}) NOT IN (SELECT {} FROM _staging)"
+            " AND NOT EXISTS (SELECT 1 FROM _staging s WHERE {})"
             " AND concat_ws('/', {}) <> ALL(%s)"
         ).format(
             sql.Identifier(spec.schema, spec.name),
-            sql.SQL(", ").join(stored),
-            key,
+            same,
             sql.SQL(", ").join(sql.SQL("{}::text").format(s) for s in stored),
         ),
         (stamp, quarantined),

@@ -17,6 +17,7 @@ FIGURES = [
     "direct-database path full load",
     "deletion detection, 0.1 % deleted",
     "incremental Supabase load, 1 % changed",
+    "full re-read with nothing changed",
     "AmoCRM full load at the 7 req/s limit",
     "model rebuild after one hour, 2 years",
     "model rebuild, nothing changed",
