@@ -269,6 +269,7 @@ def sync_table(
         "rows_updated": result.updated,
         "rows_unchanged": result.unchanged,
         "rows_skipped_by_hash": result.skipped,
+        "rows_copied_direct": result.direct,
         "rows_quarantined": result.quarantined,
         "rows_deleted": result.deleted,
         "pages": api.stats.pages,

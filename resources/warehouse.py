@@ -88,6 +88,7 @@ class LoadResult:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0  # of `unchanged`: rows whose hash equalled the stored row's, never staged
+    direct: int = 0  # of `inserted`: rows a first load COPYed straight into the empty table
     quarantined: int = 0
     deleted: int = 0
     cursor_before: Any = None
@@ -277,16 +278,27 @@ class WarehouseResource(dg.ConfigurableResource):
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock_key,))
             result.cursor_before = _read_cursor(conn, source, entity, lock=True)
             stream = rows(result.cursor_before) if callable(rows) else rows
-            rejected = _stage(conn, spec, stream, result, _StoredHashes.of(conn, spec))
+            empty = _holds_no_row(conn, spec)
+            # a first load COPYs into the table itself: its rows are stamped as they go in, so
+            # the changes lock is held (shared) from its first row, not only for a merge
+            direct = _change_stamp(conn) if empty and before_merge is None else None
+            into = _Destination(conn, spec, direct)
+            stored = None if empty else _StoredHashes.of(conn, spec)
+            rejected = _stage(spec, stream, result, stored, into)
             _quarantine(conn, source, entity, rejected)
             result.quarantined = len(rejected)
             if before_merge:
                 conn.execute(load_sql(before_merge).encode())
-            stamp = _change_stamp(conn)
-            distinct, result.inserted, result.updated = _merge(conn, spec, stamp)
-            # duplicates of a key inside one stream collapse into one row before the merge
-            result.unchanged = distinct - result.inserted - result.updated
-            if snapshot:  # a quarantined row is not gone from the source
+            stamp = direct or _change_stamp(conn)
+            distinct, inserted, updated = _merge(conn, spec, stamp) if into.staged else (0, 0, 0)
+            result.direct = into.direct_rows
+            if direct is None:
+                # duplicates of a key inside one stream collapse into one row before the merge
+                result.inserted, result.updated = inserted, updated
+                result.unchanged = distinct - inserted - updated
+            else:  # every key is new: a staged copy of one copied straight in is not a row more
+                result.inserted = into.direct_rows + inserted
+            if snapshot and not empty:  # a quarantined row is not gone from the source
                 kept = [r.key for r in rejected if r.key is not None]
                 result.deleted = _mark_absent(conn, spec, stamp, kept)
             result.cursor_after = result.cursor_before
@@ -669,23 +681,16 @@ def _write_cursor(conn: psycopg.Connection, source: str, entity: str, value: Any
 
 
 def _stage(
-    conn: psycopg.Connection,
     spec: TableSpec,
     rows: Iterable[Sequence[Any] | Rejected],
     result: LoadResult,
     stored: _StoredHashes | None,
+    into: _Destination,
 ) -> list[Rejected]:
-    """COPY rows into a temp table shaped like the target; `_seq` lets the last copy win. A row
+    """COPY rows in batches `into` the target or staging; `_seq` lets the last copy win. A row
     the target already holds, live and with the same hash, is staged by its key alone
     (`_unchanged`): a snapshot saw it, and a later copy of its key still wins.
     Returns the records rejected before (validation) and by PostgreSQL (see the docstring)."""
-    target = sql.Identifier(spec.schema, spec.name)
-    conn.execute(
-        sql.SQL(
-            "CREATE TEMP TABLE _staging ON COMMIT DROP AS SELECT {}, _row_hash FROM {} WITH NO DATA"
-        ).format(sql.SQL(", ").join(map(sql.Identifier, spec.columns)), target)
-    )
-    conn.execute("ALTER TABLE _staging ADD COLUMN _seq bigint, ADD COLUMN _unchanged boolean")
     hashed = row_hasher(spec)
     rejected: list[Rejected] = []
     batch: list[tuple[Any, ...]] = []
@@ -696,11 +701,75 @@ def _stage(
         result.rows_in += 1
         batch.append((*row, hashed(row), result.rows_in))
         if len(batch) == BATCH_ROWS:
-            rejected += _copy_batch(conn, spec, _changed(conn, stored, batch, result))
+            rejected += into.copy(_changed(into.conn, stored, batch, result))
             batch = []
-    rejected += _copy_batch(conn, spec, _changed(conn, stored, batch, result))
+    rejected += into.copy(_changed(into.conn, stored, batch, result))
     result.rows_in -= sum(1 for r in rejected if r.refused)
     return rejected
+
+
+def _holds_no_row(conn: psycopg.Connection, spec: TableSpec) -> bool:
+    """Whether the target holds no row at all, live or deleted (read under the load's lock)."""
+    found = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
+        sql.Identifier(spec.schema, spec.name))).fetchone()  # fmt: skip
+    return found == (True,)
+
+
+@dataclass(frozen=True)
+class _Into:
+    """A COPY's table and its last column, which takes each batch row's last value."""
+
+    table: sql.Identifier
+    last: str
+    last_type: str
+
+
+STAGING = _Into(sql.Identifier("_staging"), "_seq", "bigint")
+
+
+class _Destination:
+    """Where batches go. Into the target itself while it was empty when the load began (its
+    first load, which then writes each row once; `_loaded_at` is the load's stamp); else, and
+    from the first batch holding a key already copied (a key read twice: its last copy must
+    win), into `_staging`, for the merge."""
+
+    def __init__(self, conn: psycopg.Connection, spec: TableSpec, stamp: datetime | None) -> None:
+        self.conn, self.spec = conn, spec
+        self.stamp = None if stamp is None else stamp.isoformat()  # as binary COPY takes it
+        self.direct_rows, self.staged = 0, False
+        if stamp is None:
+            self._create_staging()
+
+    def copy(self, batch: list[tuple[Any, ...]]) -> list[Rejected]:
+        if self.stamp is not None and batch:
+            target = _Into(sql.Identifier(self.spec.schema, self.spec.name), "_loaded_at",
+                           "timestamptz")  # fmt: skip
+            rows = [(*r[:-1], self.stamp) for r in batch]
+            try:
+                with self.conn.transaction():  # a unique violation undoes the whole batch
+                    refused = _copy_batch(self.conn, self.spec, rows, target)
+                self.direct_rows += len(rows) - len(refused)
+                return refused
+            except psycopg.errors.UniqueViolation:
+                self.stamp = None
+                self._create_staging()
+        return _copy_batch(self.conn, self.spec, batch, STAGING)
+
+    def _create_staging(self) -> None:
+        """A temp table shaped like the target's loaded columns, plus `_seq` and `_unchanged`."""
+        self.conn.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE _staging ON COMMIT DROP AS"
+                " SELECT {}, _row_hash FROM {} WITH NO DATA"
+            ).format(
+                sql.SQL(", ").join(map(sql.Identifier, self.spec.columns)),
+                sql.Identifier(self.spec.schema, self.spec.name),
+            )  # fmt: skip
+        )
+        self.conn.execute(
+            "ALTER TABLE _staging ADD COLUMN _seq bigint, ADD COLUMN _unchanged boolean"
+        )
+        self.staged = True
 
 
 def row_hasher(spec: TableSpec) -> Callable[[Sequence[Any]], bytes]:
@@ -727,12 +796,8 @@ class _StoredHashes:
         self.statement, self.key_at = statement, key_at
 
     @classmethod
-    def of(cls, conn: psycopg.Connection, spec: TableSpec) -> _StoredHashes | None:
-        """None when the target holds no row (nothing to compare)."""
+    def of(cls, conn: psycopg.Connection, spec: TableSpec) -> _StoredHashes:
         target = sql.Identifier(spec.schema, spec.name)
-        if conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(target)
-                        ).fetchone() == (True,):  # fmt: skip
-            return None
         types: dict[str, str] = dict(conn.execute(
             "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
             " WHERE attrelid = %s::regclass AND attname = ANY(%s)",
@@ -778,17 +843,18 @@ def _changed(
 
 
 def _copy_batch(
-    conn: psycopg.Connection, spec: TableSpec, batch: list[tuple[Any, ...]]
+    conn: psycopg.Connection, spec: TableSpec, batch: list[tuple[Any, ...]], into: _Into
 ) -> list[Rejected]:
     """COPY `batch` under a savepoint; what PostgreSQL refuses is halved down to its rows."""
     if not batch:
         return []
-    columns = sql.SQL(", ").join(map(sql.Identifier, (*spec.columns, "_row_hash", "_seq")))
-    if spec.types and _copied_binary(conn, columns, (*spec.types, "bytea", "bigint"), batch):
+    columns = sql.SQL(", ").join(map(sql.Identifier, (*spec.columns, "_row_hash", into.last)))
+    types = (*spec.types, "bytea", into.last_type)
+    if spec.types and _copied_binary(conn, into.table, columns, types, batch):
         return []
     try:
         with conn.transaction(), conn.cursor() as cur:
-            statement = sql.SQL("COPY _staging ({}) FROM STDIN").format(columns)
+            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(into.table, columns)
             # a writer thread sends while this one formats the next rows
             with cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy:
                 for row in batch:
@@ -798,11 +864,12 @@ def _copy_batch(
         if len(batch) == 1:
             return [_refused(spec, batch[0], exc)]
     half = len(batch) // 2
-    return _copy_batch(conn, spec, batch[:half]) + _copy_batch(conn, spec, batch[half:])
+    return _copy_batch(conn, spec, batch[:half], into) + _copy_batch(conn, spec, batch[half:], into)
 
 
 def _copied_binary(
     conn: psycopg.Connection,
+    table: sql.Identifier,
     columns: sql.Composable,
     types: tuple[str, ...],
     batch: list[tuple[Any, ...]],
@@ -815,7 +882,7 @@ def _copied_binary(
         return False
     try:
         with conn.transaction(), conn.cursor() as cur:
-            statement = sql.SQL("COPY _staging ({}) FROM STDIN (FORMAT BINARY)").format(columns)
+            statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(table, columns)
             with cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy:
                 set_types(copy, types)
                 for row in rows:

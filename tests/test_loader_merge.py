@@ -1,19 +1,28 @@
-"""The loader's row hash against a real PostgreSQL: a re-read row whose hash equals the stored
-live row's is staged by its key alone and never rewritten; changed rows (in a typed column or
-only inside `_raw`), rows stored before hashing, snapshot deletions and revivals, the last copy of
-a key read twice, and the key types of real users' tables (bigint, integer, uuid, text)."""
+"""The loader's server side against a real PostgreSQL.
+
+The row hash: a re-read row whose hash equals the stored live row's is staged by its key alone
+and never rewritten; changed rows (in a typed column or only inside `_raw`), rows stored before
+hashing, snapshot deletions and revivals, the last copy of a key read twice, and the key types
+of real users' tables (bigint, integer, uuid, text).
+
+A first load into an empty table COPYs straight into it (no staging, no merge): counts exact, a
+key read twice still ends as its last copy (its batch and the later ones go through staging and
+the merge), the changes lock held while rows go in, a failed stream leaving nothing behind.
+Refused rows on that path: tests/test_warehouse.py's hostile and binary tests load empty tables."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from resources import vendor_json
+from resources import warehouse as loader
 from resources.raw_mirror import ensure_mirror
-from resources.warehouse import LoadResult, Rejected, TableSpec, WarehouseResource
+from resources.warehouse import CHANGES_LOCK, LoadResult, Rejected, TableSpec, WarehouseResource
 
 T0 = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 COLUMNS = [("id", "bigint"), ("name", "text"), ("updated_at", "timestamptz")]
@@ -151,3 +160,66 @@ def test_given_a_mirror_made_before_hashing_when_evolved_then_it_gains_the_hash(
         ensure_mirror(conn, SPEC.schema, SPEC.name, COLUMNS, "id")
     load(warehouse, [record(1)])
     assert all(v[3] for v in versions(warehouse).values())
+
+
+def first_load(warehouse: WarehouseResource, data: Any, **options: Any) -> LoadResult:
+    return warehouse.load(SPEC, data, source="test", entity="prooftest_leads", **options)
+
+
+def names(warehouse: WarehouseResource) -> dict[int, str]:
+    return dict(warehouse.fetch_all("SELECT id, name FROM raw_supabase_main.prooftest_leads"))
+
+
+def test_given_an_empty_table_when_loaded_then_copied_straight_in_and_next_load_merges(mirror):
+    result = first_load(mirror, iter([record(i) for i in range(1, 11)]), snapshot=True)
+    assert counts(result) == (10, 10, 0, 0, 0, 0) and result.direct == 10
+    stamps = {v[1] for v in versions(mirror).values()}
+    assert len(stamps) == 1 and all(v[3] for v in versions(mirror).values())
+    again = first_load(mirror, iter([record(i) for i in range(1, 12)]), snapshot=True)
+    assert counts(again) == (11, 1, 0, 10, 10, 0) and again.direct == 0
+
+
+@pytest.mark.parametrize(
+    ("ids", "direct"),
+    [
+        ([1, 2, 3, 4, 5, 6, 7, 5, 8, 9, 10], 4),  # twice in one batch: it and the next staged
+        ([1, 2, 3, 4, 5, 6, 7, 8, 2, 9, 10], 8),  # again in a later batch than its first copy
+    ],
+)
+def test_given_a_key_read_twice_in_a_first_load_when_loaded_then_its_last_copy_wins(
+    mirror, monkeypatch, ids, direct
+):
+    monkeypatch.setattr(loader, "BATCH_ROWS", 4)
+    seen: set[int] = set()
+    data = []
+    for i in ids:
+        data.append(record(i, name="last" if i in seen else "n"))
+        seen.add(i)
+    result = first_load(mirror, iter(data))
+    assert counts(result) == (11, 10, 0, 0, 0, 0) and result.direct == direct
+    twice = next(i for i in ids if ids.count(i) == 2)
+    assert names(mirror) == {i: f"{'last' if i == twice else 'n'}{i}" for i in range(1, 11)}
+
+
+def test_given_a_first_load_when_rows_go_in_then_the_changes_lock_is_held(mirror):
+    held: list[int] = []
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        yield record(1)
+        held.append(mirror.fetch_all(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s"
+            " AND mode = 'ShareLock' AND granted", (CHANGES_LOCK,))[0][0])  # fmt: skip
+
+    first_load(mirror, rows())
+    assert held == [1]
+
+
+def test_given_a_first_load_failing_mid_stream_when_loaded_then_nothing_stored(mirror):
+    def failing() -> Iterator[tuple[Any, ...]]:
+        yield from (record(i) for i in range(1, 8))
+        raise ConnectionError("vendor went away mid-scan")
+
+    with pytest.raises(ConnectionError):
+        first_load(mirror, failing(), new_cursor=lambda old: {"id": 7})
+    assert names(mirror) == {}
+    assert mirror.get_cursor("test", "prooftest_leads") is None
