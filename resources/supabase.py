@@ -392,12 +392,7 @@ class SupabaseProject:
         PostgREST silently caps a response at max-rows, so a short page is not the end: only an
         empty one is. Offsets are never used: they shift under concurrent writes.
         """
-        with fewer_collections():
-            yield from self._scan(table, keyset, dict(after) if after else None, columns)
-
-    def _scan(
-        self, table: str, keyset: Keyset, position: dict[str, Any] | None, columns: str
-    ) -> Iterator[list[dict[str, Any]]]:
+        position = dict(after) if after else None
         while True:
             page = self._request(
                 table, partial(_keyset_page, keyset=keyset, after=position, columns=columns)
@@ -432,8 +427,7 @@ class SupabaseProject:
                 cuts.append(cut)
         bounds = list(zip([None, *cuts], [*cuts, None], strict=True))
         ranges = [partial(self.scan_range, table, ranged, lo, hi, columns) for lo, hi in bounds]
-        with fewer_collections():
-            yield from ranges[0]() if len(ranges) == 1 else fan_in(ranges, 2 * IN_FLIGHT)
+        yield from ranges[0]() if len(ranges) == 1 else fan_in(ranges, 2 * IN_FLIGHT)
 
     def scan_range(
         self, table: str, keyset: Keyset, lo: Any, hi: Any, columns: str = "*"
@@ -841,6 +835,9 @@ class DirectProject:
         self.stats.add(requests=1)
         try:
             cursor = self.conn.cursor(name=f"scan_{table}", binary=True)
+            # fewer collections, as for AmoCRM's pages; not for the REST scan, where the
+            # raised threshold kept httpx's garbage cycles longer: 196 → 236 MiB peak at 200k
+            # rows with no CPU gain above the noise
             with fewer_collections(), cursor as cur:
                 # each row's JSON text as the UTF-8 bytes it comes in, joined into one JSON
                 # array per page: one parse, no decoding and re-encoding per row
