@@ -24,6 +24,9 @@ from sandbox.world import World, school_rates, school_scale
 
 SMALL_SCALE = 0.06  # about a thousand leads over the default 30 days
 PAGE_SAMPLES = 30
+# the first page of a world builds the simulator's index over all its leads: at a million leads
+# on a busy machine that took longer than httpx's 5 s default, and the section failed
+INDEX_TIMEOUT = httpx.Timeout(600.0)
 ROAS_RANGE = (1.5, 6.0)  # what a course seller's dashboard shows, not the test world's ~100
 
 
@@ -38,7 +41,12 @@ def _p50s_ms(servers: list[tuple[str, str, World]]) -> list[float]:
     """Each server's p50 of its world's last page, the servers asked in turn (a busy moment of
     the machine slows them alike)."""
     clients = [
-        (httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}), world)
+        (
+            httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=INDEX_TIMEOUT
+            ),
+            world,
+        )
         for url, token, world in servers
     ]
     samples: list[list[float]] = [[] for _ in clients]
