@@ -1,10 +1,7 @@
-"""Supabase projects (their Data API through postgrest-py): keyset scans with our own retry policy.
+"""Supabase projects (PostgREST through supabase-py): keyset scans with our own retry policy.
 
-One injected `httpx.Client` per project (timeouts, pooling, keep-alive); postgrest-py's own retry
-is off because it also sleeps on errors we classify as terminal and never backs off with jitter.
-postgrest-py directly, not supabase-py's `create_client`: the loader reads tables only, and
-supabase-py imports its auth, storage, realtime and functions clients (0.4 s of every command's
-start, `make run`'s included) to build a PostgREST client with the same two key headers.
+One injected `httpx.Client` per project (timeouts, pooling, keep-alive); supabase-py's own retry is
+off because it also sleeps on errors we classify as terminal and never backs off with jitter.
 API facts: ../shared/apis/supabase.md.
 """
 
@@ -23,12 +20,12 @@ from typing import Any, Protocol
 
 import httpx
 import psycopg
-from postgrest import SyncPostgrestClient
 from postgrest.exceptions import APIError, APIErrorFromJSON, generate_default_error_message
 from postgrest.types import CountMethod
 from psycopg import sql
 from psycopg.types.string import ByteaBinaryLoader
 from pydantic import ValidationError
+from supabase import ClientOptions, create_client
 
 from resources import vendor_json
 from resources.errors import ConfigError, SourceError, require_setting
@@ -289,11 +286,8 @@ class SupabaseResource(SettingsResource):
             event_hooks={"response": [remember]},
         )
         try:
-            client = SyncPostgrestClient(
-                f"{url.rstrip('/')}/rest/v1",
-                headers={"apiKey": key, "Authorization": f"Bearer {key}"},
-                http_client=http,
-                retry_enabled=False,
+            client = create_client(
+                url, key, options=ClientOptions(httpx_client=http, postgrest_client_retry=False)
             )
             yield SupabaseProject(self, client, url_var, key_var, last, _Rest(http, url, key))
         finally:
