@@ -518,7 +518,9 @@ class AmoCrmSimulator:
 
     def issue_authorization_code(self) -> str:
         """A one-time code for the `authorization_code` grant, as the install redirect gives."""
-        code = secrets.token_urlsafe(24)
+        # shaped as AmoCRM's own (hex after "def50200"): a url-safe random code could begin with
+        # "-", which the authorize command's argument parser takes for an option
+        code = "def50200" + secrets.token_hex(32)
         with self._lock:
             self._codes.add(code)
         return code
