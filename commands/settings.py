@@ -3,14 +3,16 @@ variables it reads and those unset (from the environment and the settings file),
 Exit 0; it touches no network and no database."""
 
 from definitions import resources
+from resources.embedded_pg import STANDS_IN_FOR
 from resources.environment import load_settings_file
 from resources.settings import settings_line
 
 
 def main() -> int:
     load_settings_file()
+    stand_ins = dict.fromkeys(STANDS_IN_FOR, "the embedded PostgreSQL")
     for key, resource in resources.items():
-        print(settings_line(key, resource))
+        print(settings_line(key, resource, stand_ins))
     return 0
 
 

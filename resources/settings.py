@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
-from resources.embedded_pg import STANDS_IN_FOR
 from resources.errors import ConfigError, require_setting
 
 DEFAULT_REPORTING_TZ = "Asia/Almaty"
@@ -144,11 +143,14 @@ def bound_variables(resource: dg.ConfigurableResource) -> dict[str, str]:
     return {name: value.env_var_name for name, value in fields if isinstance(value, dg.EnvVar)}
 
 
-def settings_line(key: str, resource: dg.ConfigurableResource) -> str:
+def settings_line(
+    key: str, resource: dg.ConfigurableResource, stand_ins: Mapping[str, str] | None = None
+) -> str:
     """What `make settings` says of a resource: the variables it reads, and which of them are
-    blank or unset (never a value)."""
+    blank or unset (never a value), each with what stands in for it if something does."""
     variables = list(bound_variables(resource).values())
-    unset = [name + (" (the embedded PostgreSQL stands in)" if name in STANDS_IN_FOR else "")
+    stand_ins = stand_ins or {}
+    unset = [name + (f" ({stand_ins[name]} stands in)" if name in stand_ins else "")
              for name in variables if env(name) is None]  # fmt: skip
     return (f"Resource {key} ({type(resource).__name__}) reads {', '.join(variables)}; "
             f"unset: {', '.join(unset) or 'none'}.")  # fmt: skip
