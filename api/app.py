@@ -7,8 +7,10 @@ token; PostgreSQL resolves it and row-level security limits the rows to what it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from functools import cache
+from typing import Annotated, Any, get_type_hints
 
 import dagster as dg
 import orjson
@@ -239,10 +241,9 @@ async def _unless_unauthorized(request: Request, refusal: Response) -> Response:
     """A bad parameter is answered only to a caller its token admits: 401 comes before 422, as
     if the token were checked first. Checked here, on the error path alone, so that a good
     request keeps its one round trip (the token travels with its queries, `_read`)."""
-    route = request.scope.get("route")
-    dependant = getattr(route, "dependant", None)
-    if dependant is None or not any(d.call is _bearer_of for d in dependant.dependencies):
-        return refusal  # a path without a token (health)
+    endpoint = getattr(request.scope.get("route"), "endpoint", None)
+    if endpoint is None or not _takes_token(endpoint):
+        return refusal  # a path without a token (health, the dashboard's pages)
     try:
         token = _bearer(request.headers.get("authorization"))
     except HTTPException as unauthorized:
@@ -251,6 +252,12 @@ async def _unless_unauthorized(request: Request, refusal: Response) -> Response:
         unknown = _unauthorized("token not accepted: unknown, expired or revoked")
         return await http_exception_handler(request, unknown)
     return refusal
+
+
+@cache
+def _takes_token(endpoint: Callable[..., Any]) -> bool:
+    """Whether the endpoint takes a `Db` (a token), read from its signature as FastAPI reads it."""
+    return Bearer in get_type_hints(endpoint).values()
 
 
 def _error_handlers(app: FastAPI) -> None:

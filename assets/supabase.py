@@ -112,16 +112,18 @@ class RecordStream:
             yield from row_values.page(page)
             # the largest value seen: a full read's pages come in key order, range by range
             seen = [r.get(track) for r in page if isinstance(r, dict) and r.get(track) is not None]
+            if self.position is not None:
+                seen.append(self.position)
             if seen:
-                self.position = max([*seen, *([self.position] if self.position is not None
-                                                else [])], key=self._order)  # fmt: skip
+                self.position = self._largest(seen)
 
-    def _order(self, value: Any) -> Any:
-        """A cursor value as it sorts: a timestamp by its time (its text may lack fractions)."""
-        if self.plan.cursor.kind == "timestamp":
-            at = datetime.fromisoformat(str(value))
-            return at.replace(tzinfo=None) if at.tzinfo is None else at.astimezone(UTC)
-        return value
+    def _largest(self, values: list[Any]) -> Any:
+        """The largest cursor value: a timestamp by its time (its text may lack fractions)."""
+        if self.plan.cursor.kind != "timestamp":
+            return max(values)
+        # a column's times are all zoned (compared as instants) or all wall times
+        times = list(map(datetime.fromisoformat, map(str, values)))
+        return values[times.index(max(times))]
 
     def cursor(self, old: dict[str, Any] | None) -> dict[str, Any]:
         kind, column = self.plan.cursor.kind, self.plan.cursor.column

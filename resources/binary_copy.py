@@ -17,6 +17,7 @@ from operator import attrgetter, itemgetter
 from typing import Any
 
 from psycopg import Copy
+from psycopg.types.string import BytesBinaryDumper
 
 Column = Sequence[Any]
 # a column's values as binary COPY takes them, or None: the batch goes as text
@@ -153,5 +154,8 @@ def binary_rows(types: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> list[t
 
 
 def set_types(copy: Copy, types: Sequence[str]) -> None:
-    """A binary COPY's column types, as `binary_rows` holds their values."""
+    """A binary COPY's column types, as `binary_rows` holds their values. A bytea column's
+    values go through psycopg's own bytes dumper (in C): by the type's oid psycopg finds the
+    dumper of its DB-API `Binary` wrapper, written in Python."""
+    copy.cursor.adapters.register_dumper(None, BytesBinaryDumper)
     copy.set_types([CONVERSIONS[t][0] for t in types])

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
+from operator import itemgetter
 from typing import Any, ClassVar
 
 import dagster as dg
@@ -776,16 +777,23 @@ def row_hasher(spec: TableSpec) -> Callable[[Sequence[Any]], bytes]:
     """The hash of a row as received (blake2b-128), keyed by the spec's columns and types, so
     that a mirror whose shape changed rewrites its rows once."""
     shape = repr((spec.columns, spec.types, spec.typed_from_raw)).encode()
-    key = hashlib.blake2b(shape, digest_size=32).digest()
-    if spec.typed_from_raw:
-        raw = spec.columns.index("_raw")
+    # a copy of the keyed hash per row skips hashing the key's own block again
+    keyed = hashlib.blake2b(digest_size=16, key=hashlib.blake2b(shape, digest_size=32).digest())
+    text: Callable[[Sequence[Any]], str] = (
+        itemgetter(spec.columns.index("_raw")) if spec.typed_from_raw else _row_text
+    )
+
+    def hashed(row: Sequence[Any]) -> bytes:
+        digest = keyed.copy()
         # surrogatepass: a lone surrogate hashes too (COPY refuses that row later)
-        return lambda row: hashlib.blake2b(
-            row[raw].encode("utf-8", "surrogatepass"), digest_size=16, key=key
-        ).digest()
-    return lambda row: hashlib.blake2b(
-        repr(tuple(row)).encode("utf-8", "surrogatepass"), digest_size=16, key=key
-    ).digest()
+        digest.update(text(row).encode("utf-8", "surrogatepass"))
+        return digest.digest()
+
+    return hashed
+
+
+def _row_text(row: Sequence[Any]) -> str:
+    return repr(tuple(row))
 
 
 class _StoredHashes:
