@@ -27,8 +27,8 @@ from resources.raw_mirror import (
     MirrorChanges,
     StoredKeys,
     ensure_mirror,
+    ensure_view,
     record_served,
-    stored_columns,
 )
 from resources.supabase import (
     DigestUnavailable,
@@ -176,7 +176,8 @@ def _evolve_mirror(
     warehouse: WarehouseResource, plan: TablePlan
 ) -> tuple[MirrorChanges, list[tuple[str, str]]]:
     """Evolve the raw mirror, regenerate the staging view and record the shape, in one
-    transaction; return the changes and the served columns with their stored types."""
+    transaction; return the changes and the served columns with their stored types. Each step
+    writes only what would differ: an hour of an unchanged table writes nothing here."""
     table = plan.entry.canonical
     indexed = [f.source.name for f in plan.feeds if f.canonical.indexed and f.source]
     with warehouse.connection() as conn:
@@ -184,10 +185,9 @@ def _evolve_mirror(
                      (f"load:{table.raw_schema}.{table.name}",))  # fmt: skip
         served = raw_columns(plan.shape)
         changes = ensure_mirror(conn, table.raw_schema, table.name, served, plan.key.name, indexed)
-        stored = stored_columns(conn, table.raw_schema, table.name)
-        conn.execute(view_sql(plan, stored))
+        ensure_view(conn, table.staging_schema, table.name, view_sql(plan, changes.stored))
         record_served(conn, table.source, table.name, plan.shape, plan_summary(plan))
-    return changes, [(name, stored[name]) for name, _ in served]
+    return changes, [(name, changes.stored[name]) for name, _ in served]
 
 
 def plan_summary(plan: TablePlan) -> dict[str, Any]:
@@ -354,30 +354,28 @@ def _by_digests(api: TableReader, stored: StoredKeys, table: str, keyset: Keyset
     if not live:
         return []
     step = -(-live // DIGEST_BUCKETS)
-    bounds = stored.every(step)
+    bounds = [str(b) for b in stored.every(step)]  # as both sides take them
     while True:
         differ = _differing(api, stored, table, keyset, bounds)
         held = sum(differ.values())
         finer = -(-held // DIGEST_BUCKETS)
         if held <= BUCKET_KEYS or finer >= step:
             break
-        step, bounds = finer, stored.refine(bounds, sorted(differ), finer)
-    text = [str(b) for b in bounds]
+        step, bounds = finer, [str(b) for b in stored.refine(bounds, sorted(differ), finer)]
     missing: list[Any] = []
     for chunk in _chunks(differ, BUCKET_KEYS):
-        served = api.bucket_keys(table, keyset, text, chunk)
-        missing += [k for k in stored.bucket_keys(text, chunk) if str(k) not in served]
+        served = api.bucket_keys(table, keyset, bounds, chunk)
+        missing += [k for k in stored.bucket_keys(bounds, chunk) if str(k) not in served]
     return _confirmed_gone(api, table, keyset, missing)
 
 
 def _differing(
-    api: TableReader, stored: StoredKeys, table: str, keyset: Keyset, bounds: list[Any]
+    api: TableReader, stored: StoredKeys, table: str, keyset: Keyset, bounds: list[str]
 ) -> dict[int, int]:
     """The buckets holding stored keys whose count or digest the source does not match, and
     how many stored keys each holds (a bucket of the source's new rows alone has none to lose)."""
-    text = [str(b) for b in bounds]
-    theirs = api.key_digests(table, keyset, text)
-    ours = stored.digests(text)
+    theirs = api.key_digests(table, keyset, bounds)
+    ours = stored.digests(bounds)
     return {b: rows for b, (rows, digest) in ours.items() if theirs.get(b) != (rows, digest)}
 
 

@@ -534,3 +534,28 @@ def test_given_uuid_and_text_keys_then_deletions_found_exactly(monkeypatch, ware
         monkeypatch.setenv("SUPABASE_TRAFFIC_DB_URL", sandbox.dsn("traffic"))
         found, _ = detect(small_pages("traffic"), warehouse, "targetologists")
         assert (sorted(map(str, found.keys)), found.method) == (gone, DIGESTS)
+
+
+def test_given_an_unchanged_table_when_prepared_again_then_nothing_is_rewritten(
+    monkeypatch, shared_sandbox, warehouse
+):
+    """An hour of an unchanged table writes no catalog row and no shape row before its rows
+    (each write would cost a WAL flush at commit); a view replaced otherwise is made again."""
+    point_env_at(monkeypatch, warehouse, shared_sandbox)  # read only: the source is not changed
+    table = SUPABASE_TABLES_BY_NAME["landing_leads"]
+    versions = (
+        "SELECT (SELECT xmin::text FROM pg_rewrite WHERE ev_class = 'stg_supabase_main."
+        "landing_leads'::regclass), (SELECT xmin::text FROM ops.source_schemas"
+        " WHERE entity = 'landing_leads')"
+    )
+    with MAIN.open() as api:
+        prepare_table(warehouse, api, table)
+        before = warehouse.fetch_all(versions)
+        again = prepare_table(warehouse, api, table)
+        assert warehouse.fetch_all(versions) == before
+        assert again.changes.summary == "unchanged"
+        assert again.columns == prepare_table(warehouse, api, table).columns
+        with warehouse.connection() as conn:
+            conn.execute("COMMENT ON VIEW stg_supabase_main.landing_leads IS NULL")
+        prepare_table(warehouse, api, table)
+    assert warehouse.fetch_all(versions)[0][0] != before[0][0]
