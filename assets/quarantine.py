@@ -20,9 +20,9 @@ from datetime import datetime
 from typing import Any
 
 from resources import vendor_json
-from resources.warehouse import Rejected, TableSpec, WarehouseResource
+from resources.warehouse import Columns, Rejected, TableSpec, WarehouseResource
 
-Rows = Iterable[tuple[Any, ...] | Rejected]
+Rows = Iterable[tuple[Any, ...] | Columns | Rejected]
 
 
 @dataclass(frozen=True)

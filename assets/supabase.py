@@ -38,7 +38,7 @@ from resources.supabase import (
     TableReader,
     TableShape,
 )
-from resources.warehouse import Rejected, TableSpec, WarehouseResource
+from resources.warehouse import Columns, Rejected, TableSpec, WarehouseResource
 
 # Rows re-read behind the stored cursor on every run: a source transaction that commits late
 # carries an updated_at older than rows we already saw. Re-reading them is a no-op merge.
@@ -105,7 +105,7 @@ class RecordStream:
         self.clock = clock
         self.position: Any = None
 
-    def __iter__(self) -> Iterator[tuple[Any, ...] | Rejected]:
+    def __iter__(self) -> Iterator[Columns | Rejected]:
         track = self.plan.cursor.column or self.plan.key.name
         row_values = RowValues(self.columns, self.plan)
         for page in self.pages:

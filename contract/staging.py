@@ -16,7 +16,7 @@ from resources import vendor_json
 from resources.canonical import canonical_view
 from resources.raw_mirror import short_type
 from resources.supabase import SourceColumn, TableShape
-from resources.warehouse import Rejected
+from resources.warehouse import Columns, Rejected
 
 # Source types the raw mirror stores as they are (in PostgreSQL's short names); the aliases are
 # stored as their usual type, and any other type (enums, inet, ranges...) as the text PostgREST
@@ -43,8 +43,8 @@ def raw_columns(shape: TableShape) -> list[tuple[str, str]]:
 
 
 class RowValues:
-    """Served records as COPY values for the raw mirror's (name, stored type) columns, then
-    `_raw`: a jsonb column's value, and any object or array, as JSON text.
+    """Served records as COPY values (`Columns`) for the raw mirror's (name, stored type)
+    columns, then `_raw`: a jsonb column's value, and any object or array, as JSON text.
 
     A page is converted a column at a time (a map in C per column, no Python call per record);
     a page where some record may fail the plan's check, or is not an object, goes record by
@@ -56,7 +56,7 @@ class RowValues:
         self.jsonb = [stored == "jsonb" for _, stored in columns]
         self.plan = plan
 
-    def page(self, records: list[Any]) -> Sequence[tuple[Any, ...] | Rejected]:
+    def page(self, records: list[Any]) -> Sequence[Columns | Rejected]:
         """The page's rows, a bad record's reason in its place."""
         if not records or set(map(type, records)) != {dict}:
             return [self._one(r) for r in records]
@@ -65,7 +65,7 @@ class RowValues:
             return [self._one(r) for r in records]
         return self._rows(records, columns)
 
-    def _one(self, record: Any) -> tuple[Any, ...] | Rejected:
+    def _one(self, record: Any) -> Columns | Rejected:
         if not isinstance(record, dict):
             return not_an_object(record)
         reason = self.plan.check(record)
@@ -73,9 +73,9 @@ class RowValues:
             return Rejected(record_key(record, self.plan.key.name), reason, record)
         return self._rows([record], _Columns([record]))[0]
 
-    def _rows(self, records: list[dict[str, Any]], columns: _Columns) -> list[tuple[Any, ...]]:
+    def _rows(self, records: list[dict[str, Any]], columns: _Columns) -> list[Columns]:
         values = [_as_json(columns(n), j) for n, j in zip(self.names, self.jsonb, strict=True)]
-        return list(zip(*values, vendor_json.dumps_all(records), strict=True))
+        return [Columns([*values, vendor_json.dumps_all(records)])]
 
 
 class _Columns:

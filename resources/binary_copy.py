@@ -139,18 +139,18 @@ CONVERSIONS: dict[str, tuple[str, Convert]] = {
 }
 
 
-def binary_rows(types: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> list[tuple] | None:
-    """`rows` (values in `types`' order) as binary COPY takes them, or None if any column
-    cannot go as binary (its type, or one of its values)."""
-    if not rows or any(t not in CONVERSIONS for t in types):
+def binary_rows(types: Sequence[str], columns: Sequence[Column]) -> list[tuple] | None:
+    """The rows of `columns` (each column's values, in `types`' order) as binary COPY takes
+    them, or None if any column cannot go as binary (its type, or one of its values)."""
+    if not columns or not columns[0] or any(t not in CONVERSIONS for t in types):
         return None
-    columns = []
-    for stored, values in zip(types, zip(*rows, strict=True), strict=True):
-        converted = CONVERSIONS[stored][1](values)
-        if converted is None:
+    converted = []
+    for stored, values in zip(types, columns, strict=True):
+        column = CONVERSIONS[stored][1](values)
+        if column is None:
             return None
-        columns.append(converted)
-    return list(zip(*columns, strict=True))
+        converted.append(column)
+    return list(zip(*converted, strict=True))
 
 
 def set_types(copy: Copy, types: Sequence[str]) -> None:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
-from operator import itemgetter
+from itertools import chain, compress
 from typing import Any, ClassVar
 
 import dagster as dg
@@ -106,6 +106,25 @@ class Rejected:
     reason: str
     record: Any  # the record as the vendor sent it (usually an object; any JSON value)
     refused: bool = False  # by PostgreSQL at COPY (it was counted as a row in)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Rows given a column at a time: each of the spec's columns' values, in its order. A page
+    converted a column at a time goes into COPY so, never cut into tuples and put back."""
+
+    values: list[Sequence[Any]]
+
+    def __len__(self) -> int:
+        return len(self.values[0]) if self.values else 0
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        return list(zip(*self.values, strict=True))
+
+
+# A batch as it is copied: its columns' values (the spec's, then `_row_hash`, then the last:
+# `_seq` into staging, `_loaded_at` into the target)
+Batch = list[Sequence[Any]]
 
 
 @cache
@@ -250,8 +269,8 @@ class WarehouseResource(dg.ConfigurableResource):
     def load(
         self,
         spec: TableSpec,
-        rows: Iterable[Sequence[Any] | Rejected]
-        | Callable[[Any], Iterable[Sequence[Any] | Rejected]],
+        rows: Iterable[Sequence[Any] | Columns | Rejected]
+        | Callable[[Any], Iterable[Sequence[Any] | Columns | Rejected]],
         *,
         source: str,
         entity: str,
@@ -259,7 +278,8 @@ class WarehouseResource(dg.ConfigurableResource):
         snapshot: bool = False,
         before_merge: str | None = None,
     ) -> LoadResult:
-        """Stream `rows` (tuples in `spec.columns` order, or `Rejected`) into `spec`'s table.
+        """Stream `rows` (tuples in `spec.columns` order, `Columns`, or `Rejected`) into `spec`'s
+        table.
 
         `rows` may be a function of the stored cursor, called once this load holds the table's
         lock: an incremental read whose window starts there never re-reads what a load it
@@ -683,7 +703,7 @@ def _write_cursor(conn: psycopg.Connection, source: str, entity: str, value: Any
 
 def _stage(
     spec: TableSpec,
-    rows: Iterable[Sequence[Any] | Rejected],
+    rows: Iterable[Sequence[Any] | Columns | Rejected],
     result: LoadResult,
     stored: _StoredHashes | None,
     into: _Destination,
@@ -692,21 +712,61 @@ def _stage(
     the target already holds, live and with the same hash, is staged by its key alone
     (`_unchanged`): a snapshot saw it, and a later copy of its key still wins.
     Returns the records rejected before (validation) and by PostgreSQL (see the docstring)."""
-    hashed = row_hasher(spec)
+    hashes = row_hashes(spec)
+    batcher = _Batcher(len(spec.columns))
     rejected: list[Rejected] = []
-    batch: list[tuple[Any, ...]] = []
-    for row in rows:
-        if isinstance(row, Rejected):
-            rejected.append(row)
+
+    def copy() -> None:
+        batch = batcher.take()
+        first = result.rows_in - len(batch[0]) + 1
+        batch += [hashes(batch), range(first, result.rows_in + 1)]
+        rejected.extend(into.copy(_changed(into.conn, stored, batch, result)))
+
+    for item in rows:
+        if isinstance(item, Rejected):
+            rejected.append(item)
             continue
-        result.rows_in += 1
-        batch.append((*row, hashed(row), result.rows_in))
-        if len(batch) == BATCH_ROWS:
-            rejected += into.copy(_changed(into.conn, stored, batch, result))
-            batch = []
-    rejected += into.copy(_changed(into.conn, stored, batch, result))
+        result.rows_in += batcher.add(item)
+        if batcher.count >= BATCH_ROWS:
+            copy()
+    if batcher.count:
+        copy()
     result.rows_in -= sum(1 for r in rejected if r.refused)
     return rejected
+
+
+class _Batcher:
+    """Rows and `Columns` gathered into one batch's columns, in the order they came."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.parts: list[Sequence[Sequence[Any]]] = []
+        self.run: list[Sequence[Any]] = []
+        self.count = 0
+
+    def add(self, item: Sequence[Any] | Columns) -> int:
+        """Add a row or `Columns`; how many rows that was."""
+        if isinstance(item, Columns):
+            self._close_run()
+            self.parts.append(item.values)
+            added = len(item)
+        else:
+            self.run.append(item)
+            added = 1
+        self.count += added
+        return added
+
+    def take(self) -> Batch:
+        self._close_run()
+        parts, self.parts, self.count = self.parts, [], 0
+        if len(parts) == 1:
+            return list(parts[0])
+        return [list(chain.from_iterable(p[i] for p in parts)) for i in range(self.width)]
+
+    def _close_run(self) -> None:
+        if self.run:
+            self.parts.append(list(zip(*self.run, strict=True)))
+            self.run = []
 
 
 def _holds_no_row(conn: psycopg.Connection, spec: TableSpec) -> bool:
@@ -741,15 +801,15 @@ class _Destination:
         if stamp is None:
             self._create_staging()
 
-    def copy(self, batch: list[tuple[Any, ...]]) -> list[Rejected]:
-        if self.stamp is not None and batch:
+    def copy(self, batch: Batch) -> list[Rejected]:
+        if self.stamp is not None and batch[-1]:
             target = _Into(sql.Identifier(self.spec.schema, self.spec.name), "_loaded_at",
                            "timestamptz")  # fmt: skip
-            rows = [(*r[:-1], self.stamp) for r in batch]
+            stamped = [*batch[:-1], [self.stamp] * len(batch[-1])]
             try:
                 with self.conn.transaction():  # a unique violation undoes the whole batch
-                    refused = _copy_batch(self.conn, self.spec, rows, target)
-                self.direct_rows += len(rows) - len(refused)
+                    refused = _copy_batch(self.conn, self.spec, stamped, target)
+                self.direct_rows += len(batch[-1]) - len(refused)
                 return refused
             except psycopg.errors.UniqueViolation:
                 self.stamp = None
@@ -773,27 +833,25 @@ class _Destination:
         self.staged = True
 
 
-def row_hasher(spec: TableSpec) -> Callable[[Sequence[Any]], bytes]:
-    """The hash of a row as received (blake2b-128), keyed by the spec's columns and types, so
-    that a mirror whose shape changed rewrites its rows once."""
+def row_hashes(spec: TableSpec) -> Callable[[Batch], list[bytes]]:
+    """The hashes of a batch's rows as received (blake2b-128), keyed by the spec's columns and
+    types, so that a mirror whose shape changed rewrites its rows once: of `_raw` where the
+    typed columns come from it, else of every value."""
     shape = repr((spec.columns, spec.types, spec.typed_from_raw)).encode()
     # a copy of the keyed hash per row skips hashing the key's own block again
     keyed = hashlib.blake2b(digest_size=16, key=hashlib.blake2b(shape, digest_size=32).digest())
-    text: Callable[[Sequence[Any]], str] = (
-        itemgetter(spec.columns.index("_raw")) if spec.typed_from_raw else _row_text
-    )
 
-    def hashed(row: Sequence[Any]) -> bytes:
+    def hashed(text: str) -> bytes:
         digest = keyed.copy()
         # surrogatepass: a lone surrogate hashes too (COPY refuses that row later)
-        digest.update(text(row).encode("utf-8", "surrogatepass"))
+        digest.update(text.encode("utf-8", "surrogatepass"))
         return digest.digest()
 
-    return hashed
-
-
-def _row_text(row: Sequence[Any]) -> str:
-    return repr(tuple(row))
+    if spec.typed_from_raw:
+        raw = spec.columns.index("_raw")
+        return lambda batch: list(map(hashed, batch[raw]))
+    width = len(spec.columns)
+    return lambda batch: [hashed(repr(row)) for row in zip(*batch[:width], strict=True)]
 
 
 class _StoredHashes:
@@ -824,11 +882,11 @@ class _StoredHashes:
                  arrays=sql.SQL(", ").join(arrays), target=target)  # fmt: skip
         return cls(statement, [spec.columns.index(k) for k in spec.key])
 
-    def unchanged(self, conn: psycopg.Connection, batch: list[tuple[Any, ...]]) -> set[int]:
+    def unchanged(self, conn: psycopg.Connection, batch: Batch) -> set[int]:
         """The `_seq` of the batch's rows staged as unchanged (none if a key is refused: the
         whole batch is then staged, and COPY finds the refused row)."""
-        keys = [[None if r[i] is None else str(r[i]) for r in batch] for i in self.key_at]
-        params = [*keys, [r[-2] for r in batch], [r[-1] for r in batch]]
+        keys = [[None if v is None else str(v) for v in batch[i]] for i in self.key_at]
+        params = [*keys, list(batch[-2]), list(batch[-1])]
         try:
             with conn.transaction():
                 return {seq for (seq,) in conn.execute(self.statement, params)}
@@ -837,42 +895,56 @@ class _StoredHashes:
 
 
 def _changed(
-    conn: psycopg.Connection,
-    stored: _StoredHashes | None,
-    batch: list[tuple[Any, ...]],
-    result: LoadResult,
-) -> list[tuple[Any, ...]]:
+    conn: psycopg.Connection, stored: _StoredHashes | None, batch: Batch, result: LoadResult
+) -> Batch:
     """The batch without the rows staged as unchanged (counted as skipped)."""
-    if stored is None or not batch:
+    if stored is None or not batch[-1]:
         return batch
     same = stored.unchanged(conn, batch)
     result.skipped += len(same)
-    return [r for r in batch if r[-1] not in same] if same else batch
+    if not same:
+        return batch
+    keep = [seq not in same for seq in batch[-1]]
+    return [list(compress(values, keep)) for values in batch]
 
 
 def _copy_batch(
-    conn: psycopg.Connection, spec: TableSpec, batch: list[tuple[Any, ...]], into: _Into
+    conn: psycopg.Connection, spec: TableSpec, batch: Batch, into: _Into
 ) -> list[Rejected]:
-    """COPY `batch` under a savepoint; what PostgreSQL refuses is halved down to its rows."""
-    if not batch:
+    """COPY `batch` under a savepoint: in binary if its values allow, else as text rows."""
+    if not batch[-1]:
         return []
     columns = sql.SQL(", ").join(map(sql.Identifier, (*spec.columns, "_row_hash", into.last)))
     types = (*spec.types, "bytea", into.last_type)
     if spec.types and _copied_binary(conn, into.table, columns, types, batch):
         return []
+    return _copy_rows(conn, spec, list(zip(*batch, strict=True)), into, columns)
+
+
+def _copy_rows(
+    conn: psycopg.Connection,
+    spec: TableSpec,
+    rows: list[tuple[Any, ...]],
+    into: _Into,
+    columns: sql.Composable,
+) -> list[Rejected]:
+    """COPY `rows` as text under a savepoint; what PostgreSQL refuses is halved down to its
+    rows."""
     try:
         with conn.transaction(), conn.cursor() as cur:
             statement = sql.SQL("COPY {} ({}) FROM STDIN").format(into.table, columns)
             # a writer thread sends while this one formats the next rows
             with cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy:
-                for row in batch:
+                for row in rows:
                     copy.write_row(row)
         return []
     except REFUSED as exc:
-        if len(batch) == 1:
-            return [_refused(spec, batch[0], exc)]
-    half = len(batch) // 2
-    return _copy_batch(conn, spec, batch[:half], into) + _copy_batch(conn, spec, batch[half:], into)
+        if len(rows) == 1:
+            return [_refused(spec, rows[0], exc)]
+    half = len(rows) // 2
+    return _copy_rows(conn, spec, rows[:half], into, columns) + _copy_rows(
+        conn, spec, rows[half:], into, columns
+    )
 
 
 def _copied_binary(
@@ -880,7 +952,7 @@ def _copied_binary(
     table: sql.Identifier,
     columns: sql.Composable,
     types: tuple[str, ...],
-    batch: list[tuple[Any, ...]],
+    batch: Batch,
 ) -> bool:
     """COPY `batch` in binary under a savepoint, if its values allow (see `binary_copy`);
     False when they do not or PostgreSQL refuses one: the batch then goes as text, which

@@ -178,7 +178,8 @@ def test_given_typed_spec_when_pages_loaded_then_binary_copy_stores_what_text_co
     ]
     clean = [(i, SERVED_AT, SERVED_AT, text, None, f'{{"id": {i}}}')
              for i, text in enumerate(HOSTILE, start=1)]  # fmt: skip
-    assert binary_rows((*TYPED.types, "bigint"), [(*r, 1) for r in clean]) is not None
+    columns = [*zip(*clean, strict=True), [1] * len(clean)]
+    assert binary_rows((*TYPED.types, "bigint"), columns) is not None
     outcomes = []
     for spec in (SPEC, TYPED):
         for batch in (clean, refused):
@@ -214,5 +215,5 @@ def test_given_typed_spec_when_pages_loaded_then_binary_copy_stores_what_text_co
 def test_given_value_binary_could_read_otherwise_when_batched_then_batch_goes_as_text(
     stored, value
 ):
-    assert binary_rows((stored, "bigint"), [(None, 1), (value, 2)]) is None
+    assert binary_rows((stored, "bigint"), [(None, value), (1, 2)]) is None
     assert binary_rows(("timestamptz",), [(SERVED_AT,)]) is not None
