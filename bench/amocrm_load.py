@@ -6,13 +6,13 @@ answering would count as the loader's time."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from multiprocessing.connection import Connection
 from typing import NamedTuple
 
 from assets.amocrm import sync_leads
+from bench import SPAWN
 from bench.facebook_backfill import fresh_warehouse
 from bench.figures import Figure, Target, median_of
 from resources.amocrm import DEFAULT_RATE, AmoCrmResource
@@ -69,10 +69,8 @@ def scan(server: str, url: str) -> Scan:
 def measure(server: str, share: float, runs: int) -> Figure:
     """The full leads scan at the real limit, the median of `runs` by requests/s, in a world
     of `share` of the full scale's leads."""
-    ours, theirs = multiprocessing.Pipe()
-    process = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(FULL_SCALE * min(1.0, share), VENDOR_RATE, theirs)
-    )
+    ours, theirs = SPAWN.Pipe()
+    process = SPAWN.Process(target=_serve, args=(FULL_SCALE * min(1.0, share), VENDOR_RATE, theirs))
     process.start()
     try:
         url = ours.recv()

@@ -13,7 +13,6 @@ from it by the project's own model files.
 
 from __future__ import annotations
 
-import multiprocessing
 import statistics
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import httpx
 from api.access import issue_token
 from api.reader import Query, Reader
 from api.settings import as_reader
+from bench import SPAWN
 from bench.facebook_backfill import fresh_warehouse
 from bench.figures import Figure, Target
 from contract.model_params import model_params
@@ -153,7 +153,7 @@ def measure(server: str, leads: int, days: int, requests: int) -> Figure:
     tokens = {"admin": issue_token(warehouse, targetologist=None).token,
               "targetologist": issue_token(warehouse, targetologist="t03").token}  # fmt: skip
     port = free_port()
-    api = multiprocessing.get_context("spawn").Process(target=_serve, args=(url, port))
+    api = SPAWN.Process(target=_serve, args=(url, port))
     api.start()
     # (SQL p95, endpoint and token, HTTP p95, session p95) of each request kind
     rows: list[tuple[float, str, float, float]] = []

@@ -7,7 +7,6 @@ process, as a real project would be; the baseline is a bare COPY of the same row
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import random
 import resource
@@ -22,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bench import SPAWN
 from bench.supabase_load import COLUMNS, LANDING, fresh_db, landing_rows
 from contract.config import DEFAULT_FILE
 from resources import embedded_pg
@@ -30,7 +30,6 @@ from sandbox import supabase_db
 PGDATA = Path(__file__).resolve().parent.parent / ".local" / "bench-pgdata"
 SECRET = "bench-secret"
 SOURCE_DB, WAREHOUSE_DB, BASELINE_DB = "bench_source", "bench_warehouse", "bench_baseline"
-_SPAWN = multiprocessing.get_context("spawn")
 
 
 def _copy_into(dsn: str, count: int) -> float:
@@ -78,7 +77,7 @@ def postgrest_process(dsn: str) -> Iterator[tuple[str, str]]:
 
     key = make_jwt(SECRET, "service_role", int(time.time()) + 3600)
     port = free_port()
-    process = _SPAWN.Process(target=_serve, args=(dsn, port, key), daemon=True)
+    process = SPAWN.Process(target=_serve, args=(dsn, port, key), daemon=True)
     process.start()
     url = f"http://127.0.0.1:{port}"
     try:
@@ -120,7 +119,7 @@ def _load_once(warehouse_url: str, env: dict[str, str]) -> dict[str, Any]:
 
 
 def _in_child(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    with ProcessPoolExecutor(1, mp_context=_SPAWN) as pool:
+    with ProcessPoolExecutor(1, mp_context=SPAWN) as pool:
         return pool.submit(function, *args).result()
 
 

@@ -20,8 +20,8 @@ import random
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -70,42 +70,67 @@ AUTHORIZE = (
 class RateLimiter:
     """Our own limiter: the limit is per integration and the vendor punishes bursts (429, then a
     403 block). Starts average `rate` (a token bucket that lends back up to BUCKET_STARTS a slow
-    answer left unused, so one slow page does not lower the rate for good), and never more than
-    VENDOR_PER_SECOND fall in any window of WINDOW_SECONDS (a second plus a margin for jitter
-    in arrival), which is what the vendor counts. A start is counted when its caller actually
-    leaves `wait`, not when it was due: a thread that wakes late from its sleep (a busy CPU)
-    must not bunch its request with the next ones inside the vendor's second."""
+    answer left unused, so one slow page does not lower the rate for good), and never lets a
+    request reach AmoCRM within a second of VENDOR_PER_SECOND others, which is what the vendor
+    counts, at its end: arrivals, not our starts. A request's arrival is bounded by its answer
+    (AmoCRM cannot answer what has not arrived) once `start` has seen it, and until then by its
+    start plus ARRIVAL_JITTER_SECONDS; a new request starts only when at most VENDOR_PER_SECOND - 1
+    of those bounds fall within the second before it. A start is counted when its caller
+    actually leaves `wait`, not when it was due: a thread that wakes late from its sleep (a busy
+    CPU) must not bunch its request with the next ones inside the vendor's second."""
 
     BUCKET_STARTS = 2
     VENDOR_PER_SECOND = 7
-    WINDOW_SECONDS = 1.05
+    VENDOR_WINDOW_SECONDS = 1.0
+    # How much later than the requests sent after it a request still unanswered may reach AmoCRM:
+    # network jitter of tens of ms is normal, and a lost packet costs a retransmission (200 ms at
+    # least on Linux). It costs a scan nothing: a scan sends one request at a time, so the one
+    # VENDOR_PER_SECOND back is answered (its answer bounds it) before the next one starts; only
+    # VENDOR_PER_SECOND + 1 requests in flight at once would be held to VENDOR_PER_SECOND in
+    # every second plus this.
+    ARRIVAL_JITTER_SECONDS = 0.25
 
     def __init__(self, rate: float) -> None:
         self.interval = 1.0 / rate
         self._tokens = 1.0
         self._refilled = time.monotonic()
-        self._starts: deque[float] = deque(maxlen=self.VENDOR_PER_SECOND)
+        self._arrived_by: list[float] = []  # each recent start's latest possible arrival
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    @contextmanager
+    def start(self) -> Iterator[None]:
+        """Waits for the request's turn, then bounds its arrival by the moment its answer (or
+        its failure) came back."""
+        slot = self._wait()
+        try:
+            yield
+        finally:
+            with self._lock:
+                if slot in self._arrived_by:  # else already out of every window that counts
+                    self._arrived_by[self._arrived_by.index(slot)] = min(slot, time.monotonic())
+
+    def _wait(self) -> float:
         while True:
             with self._lock:
                 now = time.monotonic()
                 elapsed = now - self._refilled
                 tokens = min(self.BUCKET_STARTS, self._tokens + elapsed / self.interval)
                 start = now + max(0.0, 1.0 - tokens) * self.interval
-                if len(self._starts) == self.VENDOR_PER_SECOND:
-                    start = max(start, self._starts[0] + self.WINDOW_SECONDS)
+                window = now - self.VENDOR_WINDOW_SECONDS
+                self._arrived_by = [b for b in self._arrived_by if b > window]
+                if len(self._arrived_by) >= self.VENDOR_PER_SECOND:
+                    latest = sorted(self._arrived_by)[-self.VENDOR_PER_SECOND]
+                    start = max(start, latest + self.VENDOR_WINDOW_SECONDS)
                 if start <= now:
                     self._tokens, self._refilled = tokens - 1.0, now
-                    self._starts.append(now)
-                    return
+                    slot = now + self.ARRIVAL_JITTER_SECONDS
+                    self._arrived_by.append(slot)
+                    return slot
             time.sleep(start - now)
 
 
-# 7 requests/s per integration is the vendor's limit, which the limiter's window keeps (7 starts
-# in any 1.05 s: 50 ms of arrival jitter to spare); the average the window allows is the default
-DEFAULT_RATE = round(RateLimiter.VENDOR_PER_SECOND / RateLimiter.WINDOW_SECONDS, 2)
+# the average the vendor allows: the limiter's bounds on arrival keep every second at or under it
+DEFAULT_RATE = float(RateLimiter.VENDOR_PER_SECOND)
 
 
 @dataclass
@@ -349,12 +374,12 @@ class AmoCrmClient:
         refreshed = False
         for attempt in range(1, MAX_ATTEMPTS + 1):
             access = self._access_token()
-            self.limiter.wait()
             self.stats.requests += 1
             try:
-                response = self.http.get(
-                    path, params=params, headers={"Authorization": f"Bearer {access}"}
-                )
+                with self.limiter.start():
+                    response = self.http.get(
+                        path, params=params, headers={"Authorization": f"Bearer {access}"}
+                    )
             except httpx.TransportError as exc:
                 self._retry_or_fail(attempt, f"{type(exc).__name__} on {path}")
                 continue
@@ -494,10 +519,10 @@ class AmoCrmClient:
         }
         failed = False  # an attempt of this grant failed on the way: AmoCRM may have spent it
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            self.limiter.wait()
             self.stats.requests += 1
             try:
-                response = self.http.post(TOKEN_PATH, json=body)
+                with self.limiter.start():
+                    response = self.http.post(TOKEN_PATH, json=body)
             except httpx.TransportError as exc:
                 failed = True
                 self._retry_or_fail(attempt, f"{type(exc).__name__} on {TOKEN_PATH}")
