@@ -26,6 +26,7 @@ from resources.canonical import CANONICAL_TABLES, PII_COLUMNS, PROJECTS, Canonic
 from resources.raw_mirror import (
     MirrorChanges,
     StoredKeys,
+    analyze,
     ensure_mirror,
     ensure_view,
     record_served,
@@ -255,6 +256,11 @@ def sync_table(
         snapshot = plan.cursor.kind == "snapshot"
         result = warehouse.load(spec, stream, source=table.source, entity=table.name,
                                 new_cursor=stream.cursor, snapshot=snapshot)  # fmt: skip
+        if result.inserted > result.updated + result.unchanged:  # most rows new: a first load
+            # statistics now, not at autovacuum's leisure: planned on an empty table's, the next
+            # load's hash lookup scans the whole mirror for every batch of keys (a hash join)
+            with warehouse.connection() as conn:
+                analyze(conn, spec.schema, spec.name)
         requests_before, detection_started = api.stats.requests, time.perf_counter()
         gone = Deletions([], "none: a snapshot load marks what it did not see")
         if not snapshot:  # a snapshot load marked what it did not see, in its transaction

@@ -153,6 +153,11 @@ def record_served(
     )
 
 
+def analyze(conn: psycopg.Connection, schema: str, table: str) -> None:
+    """Refresh the table's planner statistics (a sample of its rows, not a scan)."""
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, table)))
+
+
 def _with_new(accepted: list[list[str]], served: list[list[str]]) -> list[list[str]]:
     """The accepted shape plus the served columns it does not name (schema evolution)."""
     known = {name for name, _ in accepted}

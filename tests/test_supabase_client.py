@@ -559,3 +559,16 @@ def test_given_an_unchanged_table_when_prepared_again_then_nothing_is_rewritten(
             conn.execute("COMMENT ON VIEW stg_supabase_main.landing_leads IS NULL")
         prepare_table(warehouse, api, table)
     assert warehouse.fetch_all(versions)[0][0] != before[0][0]
+
+
+def test_given_a_first_load_then_the_mirror_is_analyzed_for_the_next_loads_plans(
+    monkeypatch, shared_sandbox, warehouse
+):
+    """Planned on an empty table's statistics, an hourly load's hash lookup would scan the
+    whole mirror once per batch of keys."""
+    point_env_at(monkeypatch, warehouse, shared_sandbox)  # read only: the source is not changed
+    counts = sync_table(warehouse, MAIN, SUPABASE_TABLES_BY_NAME["landing_leads"])
+    planned = warehouse.fetch_all(
+        "SELECT reltuples FROM pg_class WHERE oid = 'raw_supabase_main.landing_leads'::regclass"
+    )
+    assert planned == [(counts["rows_inserted"],)] and counts["rows_inserted"] > 0
