@@ -9,11 +9,14 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 
 from contract.amocrm_records import CustomField, CustomFieldValue, utm_values
+from resources.amocrm import RateLimiter
 from sandbox.amocrm import BODY_402, BODY_429, HTML_403, HTML_429
 from sandbox.stack import Sandbox
 from sandbox.truth import compare_amocrm
@@ -328,3 +331,36 @@ def test_utm_fields_by_code_then_name_then_override():
         None,
     ]
     assert utm_values(None, {}) == [None] * 5
+
+
+def _eighth_start_after_first(limiter: RateLimiter, answered: bool) -> float:
+    """Seconds from the first of seven requests to the eighth's start, the seven answered at once
+    or all still in flight."""
+    release, starts = threading.Event(), list[float]()
+
+    def request() -> None:
+        with limiter.start():
+            starts.append(time.monotonic())
+            if not answered:
+                release.wait()
+
+    threads = [threading.Thread(target=request) for _ in range(7)]
+    for thread in threads:
+        thread.start()
+        if answered:
+            thread.join()
+    while len(starts) < 7:
+        time.sleep(0.001)
+    with limiter.start():
+        eighth = time.monotonic()
+    release.set()
+    for thread in threads:
+        thread.join()
+    return eighth - starts[0]
+
+
+def test_given_seven_in_flight_then_the_eighth_waits_out_their_jitter_once_answered_a_second():
+    # an average far above the limit: the bounds on arrival alone hold the eighth back
+    jitter = RateLimiter.ARRIVAL_JITTER_SECONDS
+    assert 1.0 + jitter <= _eighth_start_after_first(RateLimiter(1000.0), answered=False)
+    assert 1.0 <= _eighth_start_after_first(RateLimiter(1000.0), answered=True) < 1.0 + jitter
