@@ -24,7 +24,6 @@ from assets.sources import raw_assets, source_freshness
 from checks.alerts import integration_alerts
 from checks.asset_checks import diagnostic_checks, report_vendor_checks
 from checks.integration_health import integration_health
-from checks.quality import quality_checks
 from resources.amocrm import AmoCrmResource
 from resources.canonical import PROJECTS
 from resources.facebook import FacebookResource
@@ -52,7 +51,7 @@ declare_unset()
 
 defs = dg.Definitions(
     assets=[*raw_assets, *model_assets, source_freshness, integration_health],
-    asset_checks=[*diagnostic_checks, *quality_checks],
+    asset_checks=diagnostic_checks,
     jobs=[
         *source_jobs,
         sources_job,

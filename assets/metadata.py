@@ -23,9 +23,13 @@ def table_metadata(
     hide: Iterable[str] = (),
     order_by: str = "1",
     counts: Mapping[str, Any] | None = None,
+    row_count: int | None = None,
+    unchanged: str | None = None,
 ) -> dict[str, Any]:
     """`dagster/row_count`, `dagster/column_schema` (with each column's description from
-    assets/columns.py) and `preview` of a warehouse table."""
+    assets/columns.py) and `preview` of a warehouse table. A caller that knows the row count
+    passes it (no count(*) over the table); one whose table did not change passes `unchanged`,
+    the sentence the preview then shows instead of reading rows."""
     hidden = set(hide) | {"_raw", "_row_hash"}
     columns = warehouse.fetch_all(
         "SELECT column_name, data_type FROM information_schema.columns"
@@ -40,31 +44,31 @@ def table_metadata(
         else sql.SQL("")
     )
     with warehouse.connection() as conn:
-        row_count = conn.execute(
-            sql.SQL("SELECT count(*) FROM {}{}").format(target, live)
-        ).fetchone()
-        preview = conn.execute(
-            sql.SQL("SELECT {} FROM {}{} ORDER BY {} DESC LIMIT {}").format(
-                sql.SQL(", ").join(map(sql.Identifier, shown)),
-                target,
-                live,
-                sql.SQL(order_by),  # a literal from our own code, never user input
-                sql.Literal(PREVIEW_ROWS),
-            )
-        ).fetchall()
+        if row_count is None:
+            found = conn.execute(sql.SQL("SELECT count(*) FROM {}{}").format(target, live))
+            row_count = (found.fetchone() or (0,))[0]
+        preview = unchanged
+        if preview is None:
+            rows = conn.execute(
+                sql.SQL("SELECT {} FROM {}{} ORDER BY {} DESC LIMIT {}").format(
+                    sql.SQL(", ").join(map(sql.Identifier, shown)),
+                    target,
+                    live,
+                    sql.SQL(order_by),  # a literal from our own code, never user input
+                    sql.Literal(PREVIEW_ROWS),
+                )
+            ).fetchall()
+            shortened = [[_short(v) for v in row] for row in rows]
+            preview = tabulate(shortened, headers=shown, tablefmt="github")
     metadata: dict[str, Any] = {
-        "dagster/row_count": dg.MetadataValue.int(row_count[0] if row_count else 0),
+        "dagster/row_count": dg.MetadataValue.int(row_count),
         "dagster/column_schema": dg.TableSchema(
             columns=[
                 dg.TableColumn(name, type_, description=column_description(schema, table, name))
                 for name, type_ in columns
             ]
         ),
-        "preview": dg.MetadataValue.md(
-            tabulate(
-                [[_short(v) for v in row] for row in preview], headers=shown, tablefmt="github"
-            )
-        ),
+        "preview": dg.MetadataValue.md(preview),
     }
     for key, value in (counts or {}).items():
         metadata[key] = value if not isinstance(value, dict) else dg.MetadataValue.json(value)

@@ -1,5 +1,6 @@
 """The diagnostics as Dagster asset checks on the assets they judge, one per entry of the
-registry (`checks.diagnostics.DIAGNOSTICS`), and each Supabase table's schema drift check: each
+registry (`checks.diagnostics.DIAGNOSTICS`), each Supabase table's schema drift check and the
+core tables' data quality suites (checks/quality.py): each
 runs after its asset loads, shows its details as metadata in the UI, and records its verdict in
 marts.integration_health. A failed check does not fail the run; the alert sensor reads check
 evaluations.
@@ -8,7 +9,8 @@ The checks of one asset share one step (a multi-asset check that can run any sub
 each keeping its own name, result, severity and metadata: a step costs the run about ten event
 writes and its start-up, and `make run` had 20 check steps for 11 assets. Not one step per
 source: a step waits for every asset it checks, so a source's one failed table would skip the
-checks of its other tables."""
+checks of its other tables. Nor one per model group: a failed blocking check (data quality) fails
+its whole step, which would hold back the marts of the other core table too."""
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +20,8 @@ import dagster as dg
 
 from checks.diagnostics import DIAGNOSTICS, Diagnostic, Inputs, Spec, Thresholds, evaluate
 from checks.integration_health import record
+from checks.quality import QUALITY_TABLES, quality_spec
+from checks.quality import check_result as quality_result
 from checks.schema_drift import drift_spec
 from checks.schema_drift import evaluate as drift_verdict
 from resources.canonical import CANONICAL_TABLES, CanonicalTable
@@ -96,6 +100,11 @@ def drift_check(table: CanonicalTable) -> Check:
                  lambda context: drift_verdict(context.resources.warehouse, table))  # fmt: skip
 
 
+def quality_check(table: str) -> Check:
+    return Check(quality_spec(table), frozenset({"warehouse"}),
+                 lambda context: quality_result(context.resources.warehouse, table))  # fmt: skip
+
+
 def check_step(asset: dg.AssetKey, checks: list[Check]) -> dg.AssetChecksDefinition:
     """One step for the checks of `asset`, any subset of them (the UI runs one alone). A check
     that raises fails the step after the others have reported theirs."""
@@ -131,9 +140,9 @@ def check_steps(checks: list[Check]) -> list[dg.AssetChecksDefinition]:
     return [check_step(asset, group) for asset, group in by_asset.items()]
 
 
-diagnostic_checks = check_steps(
-    [*map(diagnostic_check, DIAGNOSTICS), *map(drift_check, CANONICAL_TABLES)]
-)
+diagnostic_checks = check_steps([*map(diagnostic_check, DIAGNOSTICS),
+                                 *map(drift_check, CANONICAL_TABLES),
+                                 *map(quality_check, QUALITY_TABLES)])  # fmt: skip
 _reported: set[tuple[str, str]] = set()  # (run id, check): once per run, however many steps fail
 
 

@@ -18,8 +18,10 @@ from assets.jobs import (
     source_job_name,
     sources_job,
 )
+from assets.models import model_assets
 from assets.sources import SOURCE_ASSETS
 from checks.diagnostics import Thresholds
+from contract.model_params import model_params
 from definitions import defs, resources
 from resources.settings import declare_unset, fx_rates, not_configured, reporting_tz
 from resources.warehouse import WarehouseResource
@@ -35,6 +37,10 @@ DASHBOARD_TABLES = (
 # The run's full event log is in Dagster's storage (`make ui`); the terminal gets our own lines
 # only: a failed step's sentence is printed once per source below, its stack trace stays there.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# the checks on core and marts judged those tables' rows, which no run since has changed
+NOTHING_CHANGED = (
+    "not rebuilt: no raw row changed since their last build (their checks' last results stand)"
+)
 STEP_EVENTS = {
     dg.DagsterEventType.STEP_START,
     dg.DagsterEventType.STEP_SUCCESS,
@@ -62,16 +68,37 @@ def run_all(
         else:
             _line(source, False, spent, failure_line(messages, source, warehouse))
     if models:
-        started = time.perf_counter()
-        built = execute(models_job.name, instance)
-        outcome[models_job.name] = built.success
-        spent = time.perf_counter() - started
-        if built.success:
-            _line("core and marts", True, spent, rows_summary(built))
-        else:
-            why = failure_line(list(failure_messages(built).values()), None, warehouse)
-            _line("core and marts", False, spent, why)
+        outcome[models_job.name] = build_models(instance, warehouse)
     return outcome
+
+
+def build_models(instance: dg.DagsterInstance, warehouse: WarehouseResource | None) -> bool:
+    """The model rebuild's run, unless no model has anything to recompute: then no run (its
+    steps, checks and events cost a second even when every build rewrites nothing) and the line
+    says why. True when it succeeded or was not needed."""
+    started = time.perf_counter()
+    if not stale_models(warehouse or WarehouseResource.from_environment()):
+        _line("core and marts", True, time.perf_counter() - started, NOTHING_CHANGED)
+        return True
+    built = execute(models_job.name, instance)
+    spent = time.perf_counter() - started
+    if built.success:
+        _line("core and marts", True, spent, rows_summary(built))
+    else:
+        why = failure_line(list(failure_messages(built).values()), None, warehouse)
+        _line("core and marts", False, spent, why)
+    return built.success
+
+
+def stale_models(warehouse: WarehouseResource) -> list[str]:
+    """The models of the rebuild job a build would recompute something of; every one of them
+    when a model's parameters cannot be read (its run then fails with the sentence why)."""
+    tables = [".".join(key.path) for asset in model_assets for key in asset.keys]
+    try:
+        params = {table: model_params(warehouse, table) for table in tables}
+    except dg.Failure:
+        return tables
+    return warehouse.stale_models(params)
 
 
 def _line(what: str, ok: bool, seconds: float, said: str) -> None:

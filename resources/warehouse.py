@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -403,7 +403,7 @@ class WarehouseResource(dg.ConfigurableResource):
         """
         schema, name = table.split(".")
         params = params or {}
-        digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+        digest = _params_digest(params)
         inputs = declared_inputs(table)
         with self.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
@@ -413,25 +413,43 @@ class WarehouseResource(dg.ConfigurableResource):
             touched = None
             if day_column and not full and previous is not None:
                 touched = _touched(conn, table, inputs, previous, params)
-            rows, days = 0, None if touched is None else touched.days
+            rows, gone, days = 0, 0, None if touched is None else touched.days
             if touched is None or touched.changed:
                 model = load_sql(f"{schema}/{name}")
                 only = (day_column, None) if touched is None else touched.only(day_column)
-                rows, days = _rebuild(conn, schema, name, model, params, only, day_column)
-            _record_build(conn, table, _watermark(conn, inputs, stamp), digest, days, rows)
-        return ModelBuild(rows, None if days is None else len(days))
+                rows, gone, days = _rebuild(conn, schema, name, model, params, only, day_column)
+            count = _row_count(conn, table, previous, touched, rows, gone)
+            _record_build(conn, table, _watermark(conn, inputs, stamp), digest, days, rows, count)
+        return ModelBuild(rows, None if days is None else len(days), count)
+
+    def stale_models(self, params: Mapping[str, dict[str, Any]]) -> list[str]:
+        """The models of `params` ({model: its parameters}, upstream first) a build would
+        recompute something of: never built with these parameters, a raw input loaded or
+        deleted since its last build, or an input model stale or rebuilt since. Empty: every
+        build would rewrite nothing (index probes only, no model SQL)."""
+        stale: list[str] = []
+        with self.connection() as conn:
+            for table, values in params.items():
+                if _stale(conn, table, values, stale):
+                    stale.append(table)
+        return stale
 
 
 @dataclass(frozen=True)
 class PreviousBuild:
     watermark: datetime
     build_id: int
+    row_count: int | None
+
+
+def _params_digest(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
 
 
 def _previous_build(conn: psycopg.Connection, table: str, digest: str) -> PreviousBuild | None:
     """`table`'s last build, if it used these parameters (else everything is rebuilt)."""
     row = conn.execute(
-        "SELECT watermark, build_id FROM ops.model_builds"
+        "SELECT watermark, build_id, row_count FROM ops.model_builds"
         " WHERE model = %s AND params_hash = %s AND build_id IS NOT NULL"
         " AND watermark IS NOT NULL",
         (table, digest),
@@ -446,6 +464,7 @@ def _record_build(
     digest: str,
     days: list[date] | None,
     rows: int,
+    count: int,
 ) -> None:
     """Note the build, the days it rebuilt (for the models built from it to rebuild) and whether
     it rewrote rows, and forget the days every model has built past."""
@@ -457,11 +476,12 @@ def _record_build(
     )
     conn.execute(
         "INSERT INTO ops.model_builds AS b (model, watermark, params_hash, days_rebuilt,"
-        " rows_written, build_id, rewritten_build_id) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        " rows_written, build_id, rewritten_build_id, row_count)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (model) DO UPDATE SET watermark = EXCLUDED.watermark,"
         " params_hash = EXCLUDED.params_hash, built_at = now(),"
         " days_rebuilt = EXCLUDED.days_rebuilt, rows_written = EXCLUDED.rows_written,"
-        " build_id = EXCLUDED.build_id,"
+        " build_id = EXCLUDED.build_id, row_count = EXCLUDED.row_count,"
         " rewritten_build_id = coalesce(EXCLUDED.rewritten_build_id, b.rewritten_build_id)",
         (
             table,
@@ -471,6 +491,7 @@ def _record_build(
             rows,
             build_id,
             None if days == [] else build_id,
+            count,
         ),  # fmt: skip
     )
     conn.execute(
@@ -496,10 +517,56 @@ def _watermark(conn: psycopg.Connection, inputs: Sequence[str], stamp: datetime)
     return None if built < len(upstream) else min(stamp, earliest)
 
 
+def _row_count(
+    conn: psycopg.Connection,
+    table: str,
+    previous: PreviousBuild | None,
+    touched: Touched | None,
+    written: int,
+    deleted: int,
+) -> int:
+    """The rows `table` holds after this build: the rows written by a whole rebuild, the last
+    count moved by this build's inserts less its deletes, or a count(*) the first time a build
+    replaces some rows of a table no build has counted yet."""
+    if touched is None:
+        return written
+    if previous is not None and previous.row_count is not None:
+        return previous.row_count + written - deleted
+    target = sql.Identifier(*table.split("."))
+    return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(target)).fetchone()[0]  # type: ignore[index]
+
+
+def _stale(
+    conn: psycopg.Connection, table: str, params: dict[str, Any], stale: Sequence[str]
+) -> bool:
+    """Whether a build of `table` would recompute anything (see `stale_models`)."""
+    previous = _previous_build(conn, table, _params_digest(params))
+    if previous is None:
+        return True
+    inputs = declared_inputs(table)
+    upstream = [i for i in inputs if is_model(i)]
+    if set(upstream) & set(stale) or any(i.startswith("ops.") for i in inputs):
+        return True
+    if upstream and conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM ops.model_build_days WHERE model = ANY(%s)"
+        " AND build_id > %s)",
+        (upstream, previous.build_id),
+    ).fetchone() != (False,):
+        return True
+    # the raw tables themselves: a staging view may hide the rows deleted since
+    raw = [raw_table(i) for i in inputs if not is_model(i)]
+    return any(
+        conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,)).fetchone() == (True,)
+        and _changed_since(conn, relation, previous.watermark)
+        for relation in raw
+    )
+
+
 @dataclass(frozen=True)
 class ModelBuild:
     rows_written: int
     days_rebuilt: int | None  # None: the whole table; 0: nothing changed, nothing rewritten
+    row_count: int  # the rows the table holds after the build
 
 
 def _ensure_staging_views(conn: psycopg.Connection) -> None:
@@ -645,10 +712,11 @@ def _rebuild(
     params: dict[str, Any],
     only: tuple[str | None, list[Any] | None],
     day_column: str | None,
-) -> tuple[int, list[date] | None]:
+) -> tuple[int, int, list[date] | None]:
     """Replace the rows whose `only` column is among its values (all rows when None) with what
     the model, which applies that predicate itself (`%(days)s` or `%(keys)s`), selects; (rows
-    written, the days rewritten: None for all, the replaced rows' own days for a keyed one)."""
+    written, rows deleted, the days rewritten: None for all, the replaced rows' own days for a
+    keyed one)."""
     column, values = only
     keyed = column is not None and column != day_column
     params = {**params, "days": None if keyed else values, "keys": values if keyed else None}
@@ -682,8 +750,8 @@ def _rebuild(
         params,
     )
     if not keyed:
-        return cur.rowcount, values
-    return cur.rowcount, sorted(days | {day for (day,) in cur})
+        return cur.rowcount, gone.rowcount, values
+    return cur.rowcount, gone.rowcount, sorted(days | {day for (day,) in cur})
 
 
 def _read_cursor(conn: psycopg.Connection, source: str, entity: str, lock: bool) -> Any:

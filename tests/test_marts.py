@@ -1,6 +1,7 @@
 """Core models and the dashboard contract on real PostgreSQL, against the sandbox's ground truth:
 every mart exactly (money to the cent) after a full build, after time moves on and an
-incremental build, and after a full rebuild; the report's data problems (wrong pipeline,
+incremental build, and after a full rebuild; which models a build would change, and each build's
+own row count; the report's data problems (wrong pipeline,
 duplicate webhooks) counted once and flagged; the Almaty day boundary; the read-only role."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 from api.access import issue_token
 from assets.jobs import SOURCES
 from assets.models import DAY_COLUMNS
+from commands.runs import stale_models
 from contract.model_params import model_params
 from sandbox.truth import compare_marts
 from sandbox.world import FLAGSHIP_PIPELINE
@@ -32,6 +34,16 @@ def days_rebuilt(warehouse) -> dict[str, int | None]:
     return dict(warehouse.fetch_all("SELECT model, days_rebuilt FROM ops.model_builds"))
 
 
+def counted_rows(warehouse) -> dict[str, int]:
+    """Each model's rows as its last build counted them from its own statements."""
+    return dict(warehouse.fetch_all("SELECT model, row_count FROM ops.model_builds"))
+
+
+def actual_rows(warehouse) -> dict[str, int]:
+    return {model: warehouse.fetch_all(f"SELECT count(*) FROM {model}")[0][0]  # noqa: S608
+            for model in counted_rows(warehouse)}  # fmt: skip
+
+
 def build_models(warehouse, prefix: str) -> None:
     """The incremental builds of the models whose names start with `prefix`, in their order."""
     for table, day_column in DAY_COLUMNS.items():
@@ -47,8 +59,10 @@ def test_given_loads_when_built_then_incremental_and_full_rebuilds_equal_truth(
     run(dagster_instance, "rebuild_models")
     assert compare_marts(warehouse, sandbox.world) == []
     assert days_rebuilt(warehouse)["core.leads"] is None  # the first build is a full one
+    assert stale_models(warehouse) == []
     sandbox.advance(6)
     load_everything(dagster_instance, restate=True)
+    assert {"core.leads", "marts.leads_total"} <= set(stale_models(warehouse))
     run(dagster_instance, "rebuild_models")
     assert compare_marts(warehouse, sandbox.world) == []
     total_days = warehouse.fetch_all("SELECT count(*) FROM marts.leads_total")[0][0]
@@ -62,6 +76,7 @@ def test_given_loads_when_built_then_incremental_and_full_rebuilds_equal_truth(
     build_models(warehouse, "marts.")
     run(dagster_instance, "rebuild_models")
     assert compare_marts(warehouse, sandbox.world) == []
+    assert stale_models(warehouse) == [] and counted_rows(warehouse) == actual_rows(warehouse)
     before = {m: warehouse.fetch_all(f"SELECT * FROM marts.{m} ORDER BY 1, 2") for m in MARTS[:4]}  # noqa: S608
     run(dagster_instance, "full_rebuild_models")
     assert days_rebuilt(warehouse)["marts.targetologist_daily"] is None
