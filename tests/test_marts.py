@@ -14,7 +14,8 @@ import pytest
 from api.access import issue_token
 from assets.jobs import SOURCES
 from assets.models import DAY_COLUMNS
-from commands.runs import stale_models
+from commands.runs import NOTHING_CHANGED, stale_models
+from commands.runs import build_models as build_models_of_make_run
 from contract.model_params import model_params
 from sandbox.truth import compare_marts
 from sandbox.world import FLAGSHIP_PIPELINE
@@ -95,6 +96,18 @@ def test_given_a_mart_built_before_a_core_model_it_reads_then_its_next_build_has
         warehouse.run_model(table, model_params(warehouse, table), day_column=DAY_COLUMNS[table])
     run(dagster_instance, "rebuild_models")
     assert compare_marts(warehouse, sandbox.world) == []
+
+
+def test_given_nothing_loaded_since_the_build_when_make_run_reaches_the_models_then_no_run(
+    monkeypatch, loaded_warehouse, dagster_instance, capsys
+):
+    """`make run`'s model rebuild with no raw row changed: no run launched, the line says why."""
+    warehouse, sandbox = loaded_warehouse
+    point_env_at(monkeypatch, warehouse, sandbox, minimal=True)  # the settings it was built with
+    runs = dagster_instance.get_runs_count()
+    assert build_models_of_make_run(dagster_instance, warehouse)
+    assert NOTHING_CHANGED in capsys.readouterr().out
+    assert dagster_instance.get_runs_count() == runs
 
 
 def test_given_webhooks_on_the_wrong_pipeline_and_duplicated_then_each_sale_once_flagged(loaded):
