@@ -263,7 +263,11 @@ def sync_table(
                 analyze(conn, spec.schema, spec.name)
         requests_before, detection_started = api.stats.requests, time.perf_counter()
         gone = Deletions([], "none: a snapshot load marks what it did not see")
-        if not snapshot:  # a snapshot load marked what it did not see, in its transaction
+        if result.first:
+            # the mirror holds only what was read just now: a row deleted during the read is
+            # found by the next load, as one deleted just after it would be
+            gone = Deletions([], "none: the first load into an empty mirror")
+        elif not snapshot:  # a snapshot load marked what it did not see, in its transaction
             gone = find_deleted(api, warehouse, plan, spec)
             result.deleted = warehouse.mark_deleted(spec, gone.keys)
         detection = (api.stats.requests - requests_before, time.perf_counter() - detection_started)

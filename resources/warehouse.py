@@ -90,6 +90,7 @@ class LoadResult:
     unchanged: int = 0
     skipped: int = 0  # of `unchanged`: rows whose hash equalled the stored row's, never staged
     direct: int = 0  # of `inserted`: rows a first load COPYed straight into the empty table
+    first: bool = False  # the table held no row, live or deleted, when the load began
     quarantined: int = 0
     deleted: int = 0
     cursor_before: Any = None
@@ -299,7 +300,7 @@ class WarehouseResource(dg.ConfigurableResource):
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock_key,))
             result.cursor_before = _read_cursor(conn, source, entity, lock=True)
             stream = rows(result.cursor_before) if callable(rows) else rows
-            empty = _holds_no_row(conn, spec)
+            empty = result.first = _holds_no_row(conn, spec)
             # a first load COPYs into the table itself: its rows are stamped as they go in, so
             # the changes lock is held (shared) from its first row, not only for a merge
             direct = _change_stamp(conn) if empty and before_merge is None else None
