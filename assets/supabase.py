@@ -364,14 +364,14 @@ def _by_digests(api: TableReader, stored: StoredKeys, table: str, keyset: Keyset
     if not live:
         return []
     step = -(-live // DIGEST_BUCKETS)
-    bounds = [str(b) for b in stored.every(step)]  # as both sides take them
+    bounds = stored.every(step)
     while True:
         differ = _differing(api, stored, table, keyset, bounds)
         held = sum(differ.values())
         finer = -(-held // DIGEST_BUCKETS)
         if held <= BUCKET_KEYS or finer >= step:
             break
-        step, bounds = finer, [str(b) for b in stored.refine(bounds, sorted(differ), finer)]
+        step, bounds = finer, stored.refine(bounds, sorted(differ), finer)
     missing: list[Any] = []
     for chunk in _chunks(differ, BUCKET_KEYS):
         served = api.bucket_keys(table, keyset, bounds, chunk)
