@@ -119,9 +119,6 @@ class Columns:
     def __len__(self) -> int:
         return len(self.values[0]) if self.values else 0
 
-    def rows(self) -> list[tuple[Any, ...]]:
-        return list(zip(*self.values, strict=True))
-
 
 # A batch as it is copied: its columns' values (the spec's, then `_row_hash`, then the last:
 # `_seq` into staging, `_loaded_at` into the target)

@@ -41,7 +41,10 @@ def record(i: int, **changes: Any) -> dict[str, Any]:
 
 def rows(items: Sequence[Columns | Rejected]) -> list[Any]:
     """The page's rows (and reasons) in order, as the loader copies them."""
-    return [r for item in items for r in (item.rows() if isinstance(item, Columns) else [item])]
+    found: list[Any] = []
+    for item in items:
+        found += zip(*item.values, strict=True) if isinstance(item, Columns) else [item]
+    return found
 
 
 def one_by_one(values: RowValues, records: list[Any]) -> list[Any]:
