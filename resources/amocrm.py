@@ -32,6 +32,7 @@ import orjson
 
 from resources import vendor_json
 from resources.errors import ConfigError, SourceError
+from resources.http_body import read_body
 from resources.settings import SettingsResource, env, field_value, not_configured
 from resources.streams import read_ahead
 from resources.tls import tls_context
@@ -389,7 +390,7 @@ class AmoCrmClient:
                 return None
             if status == 200:
                 try:
-                    return vendor_json.loads_as(response.content, dict)
+                    return vendor_json.loads_as(read_body(response), dict)
                 except vendor_json.BodyError as exc:  # a proxy's page, a cut body: retried
                     self._retry_or_fail(attempt, f"HTTP 200 on {path}, but {exc}")
                     continue

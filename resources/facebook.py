@@ -22,6 +22,7 @@ import orjson
 
 from resources import vendor_json
 from resources.errors import ConfigError, SourceError
+from resources.http_body import read_body
 from resources.settings import SettingsResource, field_value
 from resources.tls import tls_context
 from resources.vendor_clock import VendorClock
@@ -316,7 +317,7 @@ class FacebookClient:
             self.clock.note(response)
             if response.status_code == 200:
                 try:
-                    return vendor_json.loads_as(response.content, dict)
+                    return vendor_json.loads_as(read_body(response), dict)
                 except vendor_json.BodyError as exc:  # a proxy's page, a cut body: retried
                     self._backoff_or_fail(attempt, f"HTTP 200 on {path}, but {exc}")
                     continue

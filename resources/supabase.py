@@ -29,6 +29,7 @@ from supabase import ClientOptions, create_client
 
 from resources import vendor_json
 from resources.errors import ConfigError, SourceError, require_setting
+from resources.http_body import read_body
 from resources.settings import SettingsResource, bind, field_value
 from resources.streams import fan_in, fewer_collections
 from resources.tls import tls_context
@@ -558,7 +559,7 @@ class SupabaseProject:
         """The page as the project sent it, parsed exactly: postgrest-py's own parse turns a
         body that is not JSON into its text and reads numbers beyond a double as infinity."""
         assert self._last.response is not None
-        return vendor_json.loads_as(self._last.response.content, list)
+        return vendor_json.loads_as(read_body(self._last.response), list)
 
     def _terminal(self, what: str, exc: APIError) -> SourceError:
         """One clear sentence per vendor error: what happened, which variable, what to do."""
