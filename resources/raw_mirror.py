@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from resources.supabase import Digests, KeyBuckets, TableShape
+from resources.supabase import PREPARE_BOUNDS, Digests, KeyBuckets, TableShape
 
 
 @dataclass
@@ -243,17 +243,18 @@ class StoredKeys:
                  type=sql.SQL(kinds.type))  # fmt: skip
         order = sql.SQL('k COLLATE "C"') if kinds.collatable else sql.SQL("k")
         ordered = sql.SQL("SELECT k FROM ({}) u ORDER BY {}").format(query, order)
-        rows = self.conn.execute(ordered, [*params, step, list(also)])
+        rows = self.conn.execute(ordered, [*params, step, list(also)], prepare=PREPARE_BOUNDS)
         return [str(k) for (k,) in rows]
 
     def digests(self, bounds: list[str]) -> Digests:
         """Each non-empty bucket's live keys: their count and digest, as the source computes."""
         query = self.buckets.digests_sql(self.target, sql.SQL("_deleted_at IS NULL"))
-        return {b: (n, d) for b, n, d in self.conn.execute(query, [bounds])}
+        rows = self.conn.execute(query, [bounds], prepare=PREPARE_BOUNDS)
+        return {b: (n, d) for b, n, d in rows}
 
     def bucket_keys(self, bounds: list[str], buckets: list[int]) -> list[Any]:
         query = self.buckets.keys_sql(self.target, sql.SQL("_deleted_at IS NULL"))
-        return [k for (k,) in self.conn.execute(query, [bounds, buckets])]
+        return [k for (k,) in self.conn.execute(query, [bounds, buckets], prepare=PREPARE_BOUNDS)]
 
     def _where(self, lo: Any, hi: Any) -> tuple[sql.Composable, list[Any]]:
         parts: list[sql.Composable] = [sql.SQL("_deleted_at IS NULL")]
