@@ -393,7 +393,10 @@ class SupabaseProject:
                 table, partial(_keyset_page, keyset=keyset, after=position, columns=columns)
             )
             if not page:
-                return
+                position = undated_phase(keyset, position)
+                if position is None:
+                    return
+                continue
             self.stats.add(pages=1, rows=len(page))
             yield page
             # the last row that has a key: a row without one is the loader's to quarantine
@@ -433,7 +436,10 @@ class SupabaseProject:
             build = partial(_range_query, keyset=keyset, lo=position, hi=hi, columns=columns)
             page = self._request(table, build)
             if not page:
-                return
+                position = undated_phase(keyset, position)
+                if position is None:
+                    return
+                continue
             self.stats.add(pages=1, rows=len(page))
             yield page
             position = page[-1].get(keyset.key)
@@ -604,8 +610,8 @@ def _send(query: Any) -> None:
 def _keyset_page(query: Any, keyset: Keyset, after: dict[str, Any] | None, columns: str) -> Any:
     """One page in keyset order (PostgREST sorts NULL timestamps last) strictly after `after`.
 
-    A position without a key (`{ts: T, key: None}`) starts at T inclusive; rows whose timestamp
-    is NULL come after every dated row, so a dated position always includes them.
+    A position without a key (`{ts: T, key: None}`) starts at T inclusive. A dated position
+    reads dated rows only, an undated one (`{ts: None, ...}`) the NULL rows: `undated_phase`.
     """
     query = query(columns)
     for column in keyset.columns:
@@ -617,13 +623,23 @@ def _keyset_page(query: Any, keyset: Keyset, after: dict[str, Any] | None, colum
         return query.gt(key, value)
     ts_column, ts = keyset.columns[0], after.get(keyset.columns[0])
     if ts is None:
-        return query.is_(ts_column, "null").gt(key, value)
+        query = query.is_(ts_column, "null")
+        return query if value is None else query.gt(key, value)
+    query = query.gte(ts_column, ts)
     if value is None:
-        return query.or_(f"{ts_column}.gte.{ts},{ts_column}.is.null")
+        return query
     quoted = _quote(value) if keyset.quoted else value
-    return query.or_(
-        f"{ts_column}.gt.{ts},{ts_column}.is.null,and({ts_column}.eq.{ts},{key}.gt.{quoted})"
-    )
+    return query.or_(f"{ts_column}.gt.{ts},{key}.gt.{quoted}")
+
+
+def undated_phase(keyset: Keyset, position: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Where a scan goes on once its dated rows are read: the rows whose timestamp is NULL
+    (sorted last), from the first. A filter "dated after T or NULL" would keep the database
+    from the change column's index: at 1M rows an hourly read's first page scanned the whole
+    index (358-854 ms instead of 0.3). None when no such phase follows."""
+    if keyset.mutable and position is not None and position.get(keyset.columns[0]) is not None:
+        return {keyset.columns[0]: None, keyset.key: None}
+    return None
 
 
 def _range_query(
@@ -746,7 +762,16 @@ class DirectProject:
     def scan(
         self, table: str, keyset: Keyset, after: dict[str, Any] | None, columns: str = "*"
     ) -> Iterator[list[dict[str, Any]]]:
-        """Same contract as `SupabaseProject.scan`: pages in keyset order after `after`."""
+        """Same contract as `SupabaseProject.scan`: pages in keyset order after `after`, the
+        dated rows' query, then the undated rows' (`undated_phase`)."""
+        yield from self._scan_phase(table, keyset, after, columns)
+        undated = undated_phase(keyset, after)
+        if undated is not None:
+            yield from self._scan_phase(table, keyset, undated, columns)
+
+    def _scan_phase(
+        self, table: str, keyset: Keyset, after: dict[str, Any] | None, columns: str
+    ) -> Iterator[list[dict[str, Any]]]:
         order = sql.SQL(", ").join(map(sql.Identifier, keyset.columns))
         where, params = _keyset_where(keyset, after)
         selected = (
@@ -878,14 +903,13 @@ def _keyset_where(keyset: Keyset, after: dict[str, Any] | None) -> tuple[sql.Com
     if not keyset.mutable:
         return sql.SQL("WHERE {} > %s").format(key), [value]
     ts, at = sql.Identifier("t", keyset.columns[0]), after.get(keyset.columns[0])
+    if at is None and value is None:
+        return sql.SQL("WHERE {} IS NULL").format(ts), []
     if at is None:
         return sql.SQL("WHERE {} IS NULL AND {} > %s").format(ts, key), [value]
     if value is None:
-        return sql.SQL("WHERE {ts} >= %s OR {ts} IS NULL").format(ts=ts), [at]
-    return sql.SQL("WHERE ({ts}, {k}) > (%s, %s) OR {ts} IS NULL").format(ts=ts, k=key), [
-        at,
-        value,
-    ]
+        return sql.SQL("WHERE {} >= %s").format(ts), [at]
+    return sql.SQL("WHERE ({}, {}) > (%s, %s)").format(ts, key), [at, value]
 
 
 def _range_where(key: sql.Identifier, lo: Any, hi: Any) -> tuple[sql.Composed, list[Any]]:
