@@ -436,10 +436,7 @@ class SupabaseProject:
             build = partial(_range_query, keyset=keyset, lo=position, hi=hi, columns=columns)
             page = self._request(table, build)
             if not page:
-                position = undated_phase(keyset, position)
-                if position is None:
-                    return
-                continue
+                return
             self.stats.add(pages=1, rows=len(page))
             yield page
             position = page[-1].get(keyset.key)
