@@ -6,6 +6,7 @@ regenerated → scan from the cursor → rows the models cannot use go to quaran
 with the cursor in one transaction → deletions marked → metadata saying what ran and why.
 """
 
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from resources.raw_mirror import (
     record_served,
 )
 from resources.supabase import (
+    PROXY_BODY_BYTES,
     DigestUnavailable,
     Keyset,
     SchemaForbidden,
@@ -326,6 +328,11 @@ class _Range:
 # differed and were cut finer round after round (13 requests, 112 s, each round scanning both
 # sides); buckets of 100 keys leave about 100k keys to cut once.
 DIGEST_BUCKETS = 10_000
+# The most bytes of bounds a request carries, so that with the buckets it asks (up to about
+# 120 kB of numbers) its body stays within what a proxy takes. A refine round's bounds are up
+# to 2 × DIGEST_BUCKETS: as uuids about 0.78 MB, within it; longer text keys get fewer, wider
+# buckets instead of a 413.
+DIGEST_BODY_BYTES = PROXY_BODY_BYTES - 224 * 1024
 # Keys the source answers per request for the buckets that differ (about 0.8 MB of uuids); more
 # than that in differing buckets, and they are cut finer first (one request more, fewer bytes).
 BUCKET_KEYS = 20_000
@@ -367,19 +374,27 @@ def _by_digests(api: TableReader, stored: StoredKeys, table: str, keyset: Keyset
     if not live:
         return []
     step = -(-live // DIGEST_BUCKETS)
-    bounds = stored.every(step)
+    bounds = _within_body(stored.every(step))
     while True:
         differ = _differing(api, stored, table, keyset, bounds)
         held = sum(differ.values())
         finer = -(-held // DIGEST_BUCKETS)
         if held <= BUCKET_KEYS or finer >= step:
             break
-        step, bounds = finer, stored.refine(bounds, sorted(differ), finer)
+        step, bounds = finer, _within_body(stored.refine(bounds, sorted(differ), finer))
     missing: list[Any] = []
     for chunk in _chunks(differ, BUCKET_KEYS):
         served = api.bucket_keys(table, keyset, bounds, chunk)
         missing += [k for k in stored.bucket_keys(bounds, chunk) if str(k) not in served]
     return _confirmed_gone(api, table, keyset, missing)
+
+
+def _within_body(bounds: list[str]) -> list[str]:
+    """Every k-th bound, k the least that keeps them within DIGEST_BODY_BYTES as JSON (any
+    sorted subset of bounds cuts valid buckets, only wider ones)."""
+    size = sum(len(json.dumps(b)) + 1 for b in bounds)  # escaped: never fewer bytes than sent
+    every = -(-size // DIGEST_BODY_BYTES)
+    return bounds[every - 1 :: every] if every > 1 else bounds
 
 
 def _differing(

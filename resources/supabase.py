@@ -51,6 +51,8 @@ IN_FLIGHT = 4
 # runs the same computation as SQL (`digest_sql`), and so does the raw mirror.
 KEY_DIGEST = "warehouse_key_digest"
 KEY_DIGEST_FILE = f"sql/source/{KEY_DIGEST}.sql"
+# A request body a proxy in front of PostgREST commonly takes (nginx's client_max_body_size)
+PROXY_BODY_BYTES = 1 << 20
 INSTALL_KEY_DIGEST = (
     f"to find deletions in a few requests, run {KEY_DIGEST_FILE} in the project's SQL editor, "
     "then NOTIFY pgrst, 'reload schema'"
@@ -502,6 +504,13 @@ class SupabaseProject:
         try:
             return self._attempts(f"function {KEY_DIGEST}", call)
         except SourceError as failed:  # a person's to mend; the counts still find every row
+            if self._last.status == 413 and self._last.response is not None:
+                sent = self._last.response.request.headers.get("content-length", "?")
+                raise DigestUnavailable(
+                    f"a proxy in front of {self.url_var} refused its {sent}-byte request body "
+                    f"(HTTP 413); raise its limit to {PROXY_BODY_BYTES >> 20} MiB (nginx: "
+                    "client_max_body_size 1m)"
+                ) from None
             raise DigestUnavailable(
                 f"its function {KEY_DIGEST} failed ({failed.message}); mend it or drop it"
             ) from None

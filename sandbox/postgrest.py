@@ -13,8 +13,10 @@ The texts follow PostgREST v13 (what Supabase runs): malformed JWT → PGRST301 
 JWT; got 1", wrong signature → PGRST301 "No suitable key or wrong key type", expired → PGRST303.
 `POST /rest/v1/rpc/{function}` calls a function of the schema with named arguments from a JSON
 object (PGRST202 when none has those names), as PostgREST does, and the OpenAPI root lists the
-functions under `/rpc/<name>`. Not simulated: writes (they fail like a read-only database),
-embedded resources, GET calls of functions, row-level security (every valid role reads everything).
+functions under `/rpc/<name>`. `max_body_bytes` plays a proxy in front (a self-hosted project's
+nginx) refusing a larger request body with its own 413 page. Not simulated: writes (they fail
+like a read-only database), embedded resources, GET calls of functions, row-level security
+(every valid role reads everything).
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ POOL_SIZE = 4
 # The query string of a page of whole rows (`select=*`), for a fault aimed at pages only: a
 # loader's counts and cut probes select the key column alone.
 WHOLE_ROWS_QUERY = r"(^|&)select=(\*|%2A)(&|$)"
+# nginx's answer to a body beyond its client_max_body_size, byte for byte
+NGINX_TOO_LARGE = (
+    "<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n"
+    "<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
 
 # ----------------------------------------------------------------------------------------------
 # Errors
@@ -1357,6 +1365,7 @@ class PostgrestSimulator:
         self.max_rows = max_rows
         self.pool = ConnectionPool(dsn)
         self.cache = SchemaCache(schema)
+        self.max_body_bytes: int | None = None  # a proxy's limit in front; None: none
 
     def gateway_headers(self) -> dict[str, str]:
         return {
@@ -1388,10 +1397,13 @@ class PostgrestSimulator:
     async def rpc(self, request: Request) -> Response:
         """A function called with named arguments; its value is the body, as PostgREST answers
         a function returning a scalar."""
+        sent = await request.body()
+        if self.max_body_bytes is not None and len(sent) > self.max_body_bytes:
+            return Response(NGINX_TOO_LARGE, 413, media_type="text/html")
         try:
             self._role(request)
             negotiated = self._check_profile(request.headers.get("content-profile"))
-            arguments = _json_object(await request.body())
+            arguments = _json_object(sent)
             async with self.pool.connection() as conn:
                 body = await self._call(conn, request.path_params["function"], arguments)
         except ApiError as err:

@@ -540,6 +540,36 @@ def test_given_uuid_and_text_keys_then_deletions_found_exactly(monkeypatch, ware
         assert (sorted(map(str, found.keys)), found.method) == (gone, DIGESTS)
 
 
+def test_given_a_proxy_taking_small_bodies_then_digests_fit_it_or_say_what_to_raise(
+    monkeypatch, warehouse, pg_server
+):
+    """A self-hosted project's nginx refuses bodies beyond its limit: the bounds are thinned to
+    what we send (here about 10 uuids, as 1M rows of long text keys would be), and a proxy that
+    takes less still loses no row: counts find them, and the note says what to raise."""
+    monkeypatch.setattr("assets.supabase.DIGEST_BUCKETS", 64)
+    monkeypatch.setattr("assets.supabase.DIGEST_BODY_BYTES", 400)
+    with Sandbox(pg_server, prefix="body_limit", variant="keys", **FAST_SANDBOX) as sandbox:
+        point_env_at(monkeypatch, warehouse, sandbox)
+        load(small_pages("tripwire"), warehouse, "tripwire_purchases")
+        gone = delete_some(sandbox, "tripwire", "tripwire_purchases")
+        proxy, server = sandbox.postgrest["tripwire"], sandbox.servers["supabase_tripwire"]
+        proxy.max_body_bytes, before = 1024, len(server.requests)
+        found, _ = detect(small_pages("tripwire"), warehouse, "tripwire_purchases")
+        assert (sorted(map(str, found.keys)), found.method, found.note) == (gone, DIGESTS, None)
+        calls = [r for r in server.requests[before:] if r.path.endswith(f"/rpc/{KEY_DIGEST}")]
+        assert calls and {r.status for r in calls} == {200}
+        assert max(int(r.headers["content-length"]) for r in calls) <= 1024
+        proxy.max_body_bytes, before = 300, len(server.requests)
+        found, _ = detect(small_pages("tripwire"), warehouse, "tripwire_purchases")
+        assert (sorted(map(str, found.keys)), found.method) == (gone, COUNTS)
+        refused = next(r for r in server.requests[before:] if r.status == 413)
+        assert found.note == (
+            f"deletions found by {COUNTS}, not digests: a proxy in front of SUPABASE_TRIPWIRE_URL "
+            f"refused its {refused.headers['content-length']}-byte request body (HTTP 413); "
+            "raise its limit to 1 MiB (nginx: client_max_body_size 1m)"
+        )
+
+
 def test_given_an_unchanged_table_when_prepared_again_then_nothing_is_rewritten(
     monkeypatch, shared_sandbox, warehouse
 ):
