@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 
 from contract.amocrm_records import CustomField, CustomFieldValue, utm_values
-from resources.amocrm import RateLimiter
+from resources.amocrm import RateLimiter, account_limiter
 from sandbox.amocrm import BODY_402, BODY_429, HTML_403, HTML_429
 from sandbox.stack import Sandbox
 from sandbox.truth import compare_amocrm
@@ -357,6 +357,19 @@ def _eighth_start_after_first(limiter: RateLimiter, answered: bool) -> float:
     for thread in threads:
         thread.join()
     return eighth - starts[0]
+
+
+def test_given_clients_of_one_account_one_after_another_then_their_requests_share_its_second():
+    """A run's assets open a client each: the next one's first request counts the last one's."""
+    url = "https://school.amocrm.ru"
+    first, started = account_limiter(url, 1000.0), time.monotonic()
+    for _ in range(7):
+        with first.start():
+            pass
+    with account_limiter("https://other.amocrm.ru", 1000.0).start():
+        assert time.monotonic() - started < 1.0  # another account's second is its own
+    with account_limiter(url, 1000.0).start():
+        assert time.monotonic() - started >= 1.0
 
 
 def test_given_seven_in_flight_then_the_eighth_waits_out_their_jitter_once_answered_a_second():
