@@ -920,12 +920,20 @@ def row_hashes(spec: TableSpec) -> Callable[[Batch], list[bytes]]:
     return lambda batch: [hashed(repr(row)) for row in zip(*batch[:width], strict=True)]
 
 
+# After a batch whose rows were mostly changed (an incremental read's), the next batches are
+# staged whole, not looked up: the lookup would probe each key once before the merge probes it
+# again, to find nothing (about 0.09 s a batch of 5000 at 1M stored rows, a quarter of an hourly
+# load). Every PROBE_EVERY-th batch is looked up again, should the rows turn to ones held.
+PROBE_EVERY = 4
+
+
 class _StoredHashes:
     """One statement per batch that finds the rows the target holds live with the same hash
     and stages their keys (flat in memory: the lookup is by the batch's keys, in the database)."""
 
     def __init__(self, statement: sql.Composed, key_at: list[int]) -> None:
         self.statement, self.key_at = statement, key_at
+        self.skip = 0  # batches left to stage without a lookup
 
     @classmethod
     def of(cls, conn: psycopg.Connection, spec: TableSpec) -> _StoredHashes:
@@ -949,7 +957,18 @@ class _StoredHashes:
         return cls(statement, [spec.columns.index(k) for k in spec.key])
 
     def unchanged(self, conn: psycopg.Connection, batch: Batch) -> set[int]:
-        """The `_seq` of the batch's rows staged as unchanged (none if a key is refused: the
+        """The `_seq` of the batch's rows staged as unchanged; none when the batch is not
+        looked up (PROBE_EVERY)."""
+        if self.skip:
+            self.skip -= 1
+            return set()
+        same = self._lookup(conn, batch)
+        if 2 * len(same) < len(batch[-1]):
+            self.skip = PROBE_EVERY - 1
+        return same
+
+    def _lookup(self, conn: psycopg.Connection, batch: Batch) -> set[int]:
+        """The `_seq` of the rows found held and staged by key; none if a key is refused (the
         whole batch is then staged, and COPY finds the refused row)."""
         keys = [[None if v is None else str(v) for v in batch[i]] for i in self.key_at]
         params = [*keys, list(batch[-2]), list(batch[-1])]

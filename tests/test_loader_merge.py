@@ -70,6 +70,23 @@ def test_given_nothing_changed_when_reread_then_nothing_staged_and_nothing_writt
     assert versions(mirror) == before
 
 
+def test_given_a_batch_mostly_changed_then_the_next_are_staged_whole_and_still_not_rewritten(
+    mirror, monkeypatch
+):
+    """An incremental read's rows are changed: after a batch that found none held, the next
+    PROBE_EVERY - 1 batches skip the lookup (the merge compares their hashes anyway), and the
+    one after is looked up again."""
+    monkeypatch.setattr(loader, "BATCH_ROWS", 10)
+    monkeypatch.setattr(loader, "PROBE_EVERY", 3)
+    load(mirror, [record(i) for i in range(1, 101)])
+    before = versions(mirror)
+    data = [record(i, name="changed") if i <= 10 else record(i) for i in range(1, 101)]
+    # batch 1 looked up (none held), 2 and 3 staged whole, 4 to 10 looked up (70 held)
+    assert counts(load(mirror, data)) == (100, 0, 10, 90, 70, 0)
+    after = versions(mirror)
+    assert [i for i in before if before[i] != after[i]] == list(range(1, 11))
+
+
 def test_given_one_column_or_only_raw_changed_when_reread_then_exactly_that_row_updated(mirror):
     load(mirror, [record(i) for i in range(1, 11)])
     before = versions(mirror)
