@@ -509,7 +509,7 @@ class SupabaseProject:
                 raise DigestUnavailable(
                     f"a proxy in front of {self.url_var} refused its {sent}-byte request body "
                     f"(HTTP 413); raise its limit to {PROXY_BODY_BYTES >> 20} MiB (nginx: "
-                    "client_max_body_size 1m)"
+                    f"client_max_body_size {PROXY_BODY_BYTES >> 20}m)"
                 ) from None
             raise DigestUnavailable(
                 f"its function {KEY_DIGEST} failed ({failed.message}); mend it or drop it"
